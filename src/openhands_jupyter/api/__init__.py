@@ -1,0 +1,45 @@
+"""Transport, models, errors and the V1/V0 backends: everything that speaks HTTP to OpenHands."""
+
+from .backend import Backend, EventCursor, StartRequest
+from .errors import (
+    APIConnectionError,
+    AuthenticationError,
+    BadRequestError,
+    ConcurrencyLimitError,
+    ConflictError,
+    GoneError,
+    InputError,
+    InvalidResponseError,
+    NotFoundError,
+    OpenHandsError,
+    RateLimitError,
+    ServerError,
+    UnsupportedError,
+)
+from .models import ConversationInfo, Event, StartTask
+from .secrets import Secret
+from .transport import Transport
+
+__all__ = [
+    "APIConnectionError",
+    "AuthenticationError",
+    "Backend",
+    "BadRequestError",
+    "ConcurrencyLimitError",
+    "ConflictError",
+    "ConversationInfo",
+    "Event",
+    "EventCursor",
+    "GoneError",
+    "InputError",
+    "InvalidResponseError",
+    "NotFoundError",
+    "OpenHandsError",
+    "RateLimitError",
+    "Secret",
+    "ServerError",
+    "StartRequest",
+    "StartTask",
+    "Transport",
+    "UnsupportedError",
+]

@@ -1,0 +1,95 @@
+"""The small interface both API generations implement, and what a start request carries."""
+
+from __future__ import annotations
+
+import abc
+import contextvars
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .models import ConversationInfo, Event, StartTask
+from .transport import Transport
+
+#: A coroutine the tracker installs for its own requests (the request budget); awaited before
+#: every request made in that context.
+request_gate: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar(
+    "openhands_request_gate", default=None
+)
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """What to start: the task text and where the agent works."""
+
+    task: str
+    repository: str | None = None
+    branch: str | None = None
+    git_provider: str | None = None
+    title: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EventCursor:
+    """Where an incremental event tail stands for one conversation."""
+
+    last_timestamp: str | None = None
+    seen_at_last: set[str] = field(default_factory=set)
+    next_start_id: int = 0
+
+
+class Backend(abc.ABC):
+    """One API generation. Every method sends real requests through the shared transport."""
+
+    version: str = ""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    async def call(self, method: str, url: str, **kwargs: Any) -> Any:
+        gate = request_gate.get()
+        if gate is not None:
+            kwargs.setdefault("retries", 0)
+            await gate()
+        return await self.transport.request(method, url, **kwargs)
+
+    @abc.abstractmethod
+    async def start(self, request: StartRequest) -> StartTask: ...
+
+    @abc.abstractmethod
+    def stream_start(self, request: StartRequest) -> AsyncIterator[StartTask]: ...
+
+    @abc.abstractmethod
+    async def start_tasks(self, ids: list[str]) -> list[StartTask | None]: ...
+
+    @abc.abstractmethod
+    async def conversations(
+        self, ids: list[str], has_run: frozenset[str] = frozenset()
+    ) -> list[ConversationInfo | None]: ...
+
+    @abc.abstractmethod
+    async def search(self, limit: int = 20) -> list[ConversationInfo]: ...
+
+    @abc.abstractmethod
+    async def count(self) -> int: ...
+
+    @abc.abstractmethod
+    async def events(
+        self, info: ConversationInfo, cursor: EventCursor, max_pages: int = 5
+    ) -> list[Event]: ...
+
+    @abc.abstractmethod
+    async def send(self, info: ConversationInfo, text: str) -> None: ...
+
+    @abc.abstractmethod
+    async def pause(self, info: ConversationInfo) -> None: ...
+
+    @abc.abstractmethod
+    async def resume(self, info: ConversationInfo) -> None: ...
+
+    @abc.abstractmethod
+    async def delete(self, conversation_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def download(self, conversation_id: str) -> bytes: ...

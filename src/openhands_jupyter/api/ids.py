@@ -1,0 +1,59 @@
+"""Identifier and timestamp normalisation shared by both API generations."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import InputError
+
+
+def normalize_id(value: str) -> str:
+    """Return a conversation or start-task id as 32-char lowercase hex; raise on anything else."""
+    text = str(value).strip()
+    if text.startswith("task-"):
+        text = text[5:]
+    try:
+        return uuid.UUID(text).hex
+    except (ValueError, AttributeError):
+        raise InputError(
+            f"Not a conversation id: {text[:60]!r} (expected 32 hex digits, dashes optional)"
+        ) from None
+
+
+def lenient_id(value: Any) -> str | None:
+    """Normalise an id from a server response; keep unknown formats as they are."""
+    if value is None or value == "":
+        return None
+    try:
+        return uuid.UUID(str(value)).hex
+    except ValueError:
+        return str(value)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Read an ISO-8601 timestamp with or without zone (naive means UTC) and 0-9 fraction digits."""
+    if not value or not isinstance(value, str):
+        return None
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    if "." in text:
+        head, _, rest = text.partition(".")
+        digits = ""
+        i = 0
+        while i < len(rest) and rest[i].isdigit():
+            digits += rest[i]
+            i += 1
+        text = f"{head}.{(digits + '000000')[:6]}{rest[i:]}"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def format_time(moment: datetime) -> str:
+    """ISO-8601 without zone, as OpenHands' event filters take it."""
+    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat()

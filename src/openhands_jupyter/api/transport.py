@@ -1,0 +1,241 @@
+"""HTTP transport over httpx: auth headers, timeouts, retries with backoff, 429 and non-JSON guards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+
+from .errors import (
+    APIConnectionError,
+    InvalidResponseError,
+    OpenHandsError,
+    RateLimitError,
+    ServerError,
+    error_from_response,
+)
+from .secrets import Secret, package_logger
+
+log = package_logger("openhands_jupyter.api")
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+STREAM_TIMEOUT = httpx.Timeout(30.0, connect=5.0, read=900.0)
+
+
+def backoff_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
+    """Exponential backoff with full jitter: a random delay in [base*2^n / 2, base*2^n]."""
+    ceiling = float(min(cap, base * (2**attempt)))
+    return ceiling / 2 + random.random() * ceiling / 2
+
+
+class Transport:
+    """One per client. Holds one ``httpx.AsyncClient`` per event loop that uses it."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: Secret | None = None,
+        session_api_key: Secret | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = 3,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_request: Callable[[], Any] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._session_api_key = session_api_key
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._mock = transport
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self._lock = threading.Lock()
+        self.on_request = on_request
+
+    def __repr__(self) -> str:
+        auth = "bearer" if self._api_key else "session-key" if self._session_api_key else "none"
+        return f"Transport({self.base_url!r}, auth={auth})"
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": "openhands-jupyter/0.1"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key.get()}"
+        if self._session_api_key:
+            headers["X-Session-API-Key"] = self._session_api_key.get()
+        return headers
+
+    def _client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._clients.get(loop)
+            if client is None or client.is_closed:
+                client = httpx.AsyncClient(
+                    base_url=self.base_url,
+                    headers=self._headers(),
+                    timeout=self.timeout,
+                    transport=self._mock,
+                    follow_redirects=False,
+                )
+                self._clients[loop] = client
+            return client
+
+    async def aclose(self) -> None:
+        """Close the client that belongs to the running loop (others close with their loops)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._clients.pop(loop, None)
+        if client is not None:
+            await client.aclose()
+
+    def forget_loop(self, loop: asyncio.AbstractEventLoop) -> httpx.AsyncClient | None:
+        with self._lock:
+            return self._clients.pop(loop, None)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Any = None,
+        json_body: Any = None,
+        idempotent: bool | None = None,
+        retries: int | None = None,
+        headers: dict[str, str] | None = None,
+        expect_json: bool = True,
+    ) -> Any:
+        """Send one request and return its decoded JSON (or raw bytes when ``expect_json`` is off).
+
+        Requests that are safe to repeat are retried on connect errors, timeouts and 502/503/504;
+        any request is retried on a connect error (nothing was sent) and on a plain 429 after the
+        server's wait. ``retries=0`` turns retries off, for callers that schedule their own.
+        """
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD", "DELETE")
+        budget = self.max_retries if retries is None else retries
+        attempt = 0
+        while True:
+            try:
+                return await self._send_once(method, url, params, json_body, headers, expect_json)
+            except RateLimitError as exc:
+                if attempt >= budget:
+                    raise
+                delay = exc.retry_after if exc.retry_after is not None else backoff_delay(attempt)
+            except APIConnectionError as exc:
+                if attempt >= budget or not (idempotent or getattr(exc, "not_sent", False)):
+                    raise
+                delay = backoff_delay(attempt)
+            except ServerError as exc:
+                if attempt >= budget or not idempotent or exc.status_code not in RETRY_STATUSES:
+                    raise
+                delay = backoff_delay(attempt)
+            attempt += 1
+            log.debug("retrying %s %s in %.2fs (attempt %d)", method, url, delay, attempt)
+            await asyncio.sleep(delay)
+
+    async def _send_once(
+        self,
+        method: str,
+        url: str,
+        params: Any,
+        json_body: Any,
+        headers: dict[str, str] | None,
+        expect_json: bool,
+    ) -> Any:
+        client = self._client()
+        if self.on_request is not None:
+            self.on_request()
+        try:
+            response = await client.request(
+                method, url, params=params, json=json_body, headers=headers
+            )
+        except httpx.ConnectError as exc:
+            err = APIConnectionError(f"Cannot connect to {self.base_url}: {_reason(exc)}")
+            err.not_sent = True  # type: ignore[attr-defined]
+            raise err from None
+        except httpx.TimeoutException as exc:
+            raise APIConnectionError(
+                f"Timed out talking to {self.base_url}: {_reason(exc)}"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise APIConnectionError(
+                f"Connection to {self.base_url} failed: {_reason(exc)}"
+            ) from None
+        log.debug("%s %s -> %s", method, response.request.url.path, response.status_code)
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        if not expect_json:
+            return response.content
+        return decode_json(response)
+
+    async def stream_json_array(
+        self, method: str, url: str, *, json_body: Any = None
+    ) -> AsyncIterator[Any]:
+        """Yield each element of a JSON array body as it arrives (OpenHands' stream-start)."""
+        client = self._client()
+        if self.on_request is not None:
+            self.on_request()
+        decoder = json.JSONDecoder()
+        try:
+            async with client.stream(
+                method, url, json=json_body, timeout=STREAM_TIMEOUT
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise error_from_response(response)
+                _check_json_type(response)
+                buffer = ""
+                async for chunk in response.aiter_text():
+                    buffer += chunk
+                    while True:
+                        buffer = buffer.lstrip(" \t\r\n[,]")
+                        if not buffer:
+                            break
+                        try:
+                            item, end = decoder.raw_decode(buffer)
+                        except json.JSONDecodeError:
+                            break
+                        buffer = buffer[end:]
+                        yield item
+        except httpx.ConnectError as exc:
+            raise APIConnectionError(f"Cannot connect to {self.base_url}: {_reason(exc)}") from None
+        except httpx.HTTPError as exc:
+            raise APIConnectionError(
+                f"Stream from {self.base_url} failed: {_reason(exc)}"
+            ) from None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def _check_json_type(response: httpx.Response) -> None:
+    ctype = response.headers.get("content-type", "")
+    if "json" not in ctype.lower():
+        raise InvalidResponseError(
+            f"{response.request.method} {response.request.url.path} answered "
+            f"{ctype.split(';')[0] or 'no content type'} instead of JSON: is the base URL right, "
+            "and does this server offer this API?",
+            status_code=response.status_code,
+        )
+
+
+def decode_json(response: httpx.Response) -> Any:
+    """Decode a 2xx body, refusing HTML pages and malformed JSON with a clear error."""
+    _check_json_type(response)
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        raise InvalidResponseError(
+            f"{response.request.method} {response.request.url.path} returned malformed JSON.",
+            status_code=response.status_code,
+        ) from None
+
+
+__all__ = ["OpenHandsError", "Transport", "backoff_delay"]

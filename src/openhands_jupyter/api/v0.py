@@ -1,0 +1,148 @@
+"""The V0 backend (``/api/conversations``) for self-hosted OpenHands servers up to 1.6."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urljoin
+
+from .backend import Backend, EventCursor, StartRequest
+from .errors import InvalidResponseError, NotFoundError
+from .models import ConversationInfo, Event, StartTask, event_from_v0
+
+P = "/api/conversations"
+
+
+class V0Backend(Backend):
+    version = "v0"
+
+    def _runtime(self, info: ConversationInfo) -> tuple[str, dict[str, str]]:
+        """Base URL and headers for calls bound to the conversation's runtime."""
+        url = info.conversation_url or f"{P}/{info.id}"
+        if not url.startswith(("http://", "https://")):
+            url = urljoin(self.transport.base_url + "/", url.lstrip("/"))
+        headers = {}
+        if info.session_api_key is not None:
+            headers["X-Session-API-Key"] = info.session_api_key.get()
+        return url.rstrip("/"), headers
+
+    async def start(self, request: StartRequest) -> StartTask:
+        body: dict[str, Any] = {"initial_user_msg": request.task}
+        if request.repository:
+            body["repository"] = request.repository
+        if request.branch:
+            body["selected_branch"] = request.branch
+        if request.git_provider:
+            body["git_provider"] = request.git_provider
+        body.update(request.extra)
+        data = await self.call("POST", P, json_body=body, idempotent=False)
+        if not isinstance(data, dict) or not data.get("conversation_id"):
+            raise InvalidResponseError("The server's create answer has no conversation_id.")
+        cid = str(data["conversation_id"])
+        return StartTask.from_json({"id": cid, "status": "READY", "app_conversation_id": cid})
+
+    async def stream_start(self, request: StartRequest) -> AsyncIterator[StartTask]:
+        yield await self.start(request)
+
+    async def start_tasks(self, ids: list[str]) -> list[StartTask | None]:
+        return [
+            StartTask.from_json({"id": i, "status": "READY", "app_conversation_id": i}) for i in ids
+        ]
+
+    async def _agent_state(self, info: ConversationInfo) -> str | None:
+        url, headers = self._runtime(info)
+        data = await self.call(
+            "GET",
+            f"{url}/events",
+            params={"start_id": 0, "limit": 20, "reverse": "true"},
+            headers=headers,
+        )
+        for raw in data.get("events", []) if isinstance(data, dict) else []:
+            if isinstance(raw, dict) and raw.get("observation") == "agent_state_changed":
+                state = (raw.get("extras") or {}).get("agent_state")
+                return str(state) if state else None
+        return None
+
+    async def conversations(
+        self, ids: list[str], has_run: frozenset[str] = frozenset()
+    ) -> list[ConversationInfo | None]:
+        out: list[ConversationInfo | None] = []
+        for cid in ids:
+            data = await self.call("GET", f"{P}/{cid}")
+            if not isinstance(data, dict):
+                out.append(None)
+                continue
+            info = ConversationInfo.from_v0(data, None)
+            state = None
+            if str(data.get("status", "")).upper() == "RUNNING":
+                state = await self._agent_state(info)
+            out.append(ConversationInfo.from_v0(data, state))
+        return out
+
+    async def search(self, limit: int = 20) -> list[ConversationInfo]:
+        found: list[ConversationInfo] = []
+        page: str | None = None
+        while len(found) < limit:
+            params: dict[str, Any] = {"limit": min(100, limit - len(found))}
+            if page:
+                params["page_id"] = page
+            data = await self.call("GET", P, params=params)
+            if not isinstance(data, dict):
+                raise InvalidResponseError("Unexpected list response.")
+            found.extend(ConversationInfo.from_v0(i, None) for i in data.get("results", []))
+            page = data.get("next_page_id")
+            if not page:
+                break
+        return found[:limit]
+
+    async def count(self) -> int:
+        return len(await self.search(limit=1000))
+
+    async def events(
+        self, info: ConversationInfo, cursor: EventCursor, max_pages: int = 5
+    ) -> list[Event]:
+        url, headers = self._runtime(info)
+        out: list[Event] = []
+        for _ in range(max_pages):
+            data = await self.call(
+                "GET",
+                f"{url}/events",
+                params={"start_id": cursor.next_start_id, "limit": 100, "reverse": "false"},
+                headers=headers,
+            )
+            if not isinstance(data, dict):
+                raise InvalidResponseError("Unexpected events response.")
+            for raw in data.get("events", []):
+                if not isinstance(raw, dict):
+                    continue
+                eid = raw.get("id")
+                if isinstance(eid, int):
+                    cursor.next_start_id = max(cursor.next_start_id, eid + 1)
+                event = event_from_v0(raw)
+                if event is not None:
+                    out.append(event)
+            if not data.get("has_more"):
+                break
+        return out
+
+    async def send(self, info: ConversationInfo, text: str) -> None:
+        url, headers = self._runtime(info)
+        await self.call(
+            "POST", f"{url}/message", json_body={"message": text}, headers=headers, idempotent=False
+        )
+
+    async def pause(self, info: ConversationInfo) -> None:
+        await self.call("POST", f"{P}/{info.id}/stop", idempotent=True)
+
+    async def resume(self, info: ConversationInfo) -> None:
+        await self.call(
+            "POST", f"{P}/{info.id}/start", json_body={"providers_set": None}, idempotent=True
+        )
+
+    async def delete(self, conversation_id: str) -> None:
+        ok = await self.call("DELETE", f"{P}/{conversation_id}")
+        if ok is False:
+            raise NotFoundError(f"Conversation {conversation_id} not found.")
+
+    async def download(self, conversation_id: str) -> bytes:
+        raise NotFoundError("V0 servers offer no conversation download.")

@@ -1,0 +1,179 @@
+"""The V1 backend (``/api/v1/...``): OpenHands Cloud and self-hosted servers from 1.7 on."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .backend import Backend, EventCursor, StartRequest
+from .errors import ConflictError, InvalidResponseError, NotFoundError, UnsupportedError
+from .models import ConversationInfo, Event, StartTask, event_from_v1
+
+BATCH = 99
+P = "/api/v1/app-conversations"
+
+
+def _chunks(ids: list[str], size: int) -> list[list[str]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def start_body(request: StartRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "initial_message": {
+            "role": "user",
+            "content": [{"type": "text", "text": request.task}],
+            "run": True,
+        },
+        "trigger": "openhands_api",
+    }
+    if request.repository:
+        body["selected_repository"] = request.repository
+    if request.branch:
+        body["selected_branch"] = request.branch
+    if request.git_provider:
+        body["git_provider"] = request.git_provider
+    if request.title:
+        body["title"] = request.title
+    body.update(request.extra)
+    return body
+
+
+class V1Backend(Backend):
+    version = "v1"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._events_path: str | None = None  # "new" or "old", learnt on first use
+
+    async def start(self, request: StartRequest) -> StartTask:
+        data = await self.call("POST", P, json_body=start_body(request), idempotent=False)
+        return StartTask.from_json(_expect(data, dict, "start"))
+
+    async def stream_start(self, request: StartRequest) -> AsyncIterator[StartTask]:
+        async for item in self.transport.stream_json_array(
+            "POST", f"{P}/stream-start", json_body=start_body(request)
+        ):
+            if isinstance(item, dict):
+                yield StartTask.from_json(item)
+
+    async def start_tasks(self, ids: list[str]) -> list[StartTask | None]:
+        out: list[StartTask | None] = []
+        for chunk in _chunks(ids, 100):
+            data = await self.call("GET", f"{P}/start-tasks", params={"ids": chunk})
+            out.extend(
+                StartTask.from_json(d) if isinstance(d, dict) else None
+                for d in _expect(data, list, "start-tasks")
+            )
+        return out
+
+    async def conversations(
+        self, ids: list[str], has_run: frozenset[str] = frozenset()
+    ) -> list[ConversationInfo | None]:
+        out: list[ConversationInfo | None] = []
+        for chunk in _chunks(ids, BATCH):
+            data = await self.call("GET", P, params={"ids": chunk})
+            items = _expect(data, list, "conversations")
+            for cid, item in zip(chunk, items):
+                out.append(
+                    ConversationInfo.from_v1(item, has_run=cid in has_run)
+                    if isinstance(item, dict)
+                    else None
+                )
+        return out
+
+    async def search(self, limit: int = 20) -> list[ConversationInfo]:
+        found: list[ConversationInfo] = []
+        page: str | None = None
+        while len(found) < limit:
+            params: dict[str, Any] = {"limit": min(100, limit - len(found))}
+            if page:
+                params["page_id"] = page
+            data = _expect(await self.call("GET", f"{P}/search", params=params), dict, "search")
+            found.extend(ConversationInfo.from_v1(i, has_run=True) for i in data.get("items", []))
+            page = data.get("next_page_id")
+            if not page:
+                break
+        return found[:limit]
+
+    async def count(self) -> int:
+        return int(await self.call("GET", f"{P}/count"))
+
+    async def _events_page(self, cid: str, params: dict[str, Any]) -> dict[str, Any]:
+        new = (f"/api/v1/conversation/{cid}/events/search", params)
+        old = ("/api/v1/events/search", {**params, "conversation_id__eq": cid})
+        order = [("new", new), ("old", old)] if self._events_path != "old" else [("old", old)]
+        last_exc: Exception | None = None
+        for name, (url, query) in order:
+            try:
+                data = await self.call("GET", url, params=query)
+            except (NotFoundError, InvalidResponseError) as exc:
+                last_exc = exc
+                if self._events_path == name:
+                    raise
+                continue
+            self._events_path = name
+            page: dict[str, Any] = _expect(data, dict, "events")
+            return page
+        raise UnsupportedError(f"This server offers no V1 events search: {last_exc}")
+
+    async def events(
+        self, info: ConversationInfo, cursor: EventCursor, max_pages: int = 5
+    ) -> list[Event]:
+        params: dict[str, Any] = {"sort_order": "TIMESTAMP", "limit": 100}
+        if cursor.last_timestamp:
+            params["timestamp__gte"] = cursor.last_timestamp
+        out: list[Event] = []
+        for _ in range(max_pages):
+            data = await self._events_page(info.id, params)
+            for raw in data.get("items", []):
+                if not isinstance(raw, dict):
+                    continue
+                eid = str(raw.get("id"))
+                stamp = raw.get("timestamp")
+                if stamp == cursor.last_timestamp and eid in cursor.seen_at_last:
+                    continue
+                if isinstance(stamp, str) and stamp != cursor.last_timestamp:
+                    cursor.last_timestamp = stamp
+                    cursor.seen_at_last = set()
+                cursor.seen_at_last.add(eid)
+                event = event_from_v1(raw)
+                if event is not None:
+                    out.append(event)
+            page = data.get("next_page_id")
+            if not page:
+                break
+            params = {**params, "page_id": page}
+        return out
+
+    async def send(self, info: ConversationInfo, text: str) -> None:
+        body = {"role": "user", "content": [{"type": "text", "text": text}], "run": True}
+        try:
+            await self.call("POST", f"{P}/{info.id}/send-message", json_body=body, idempotent=False)
+        except InvalidResponseError:
+            raise UnsupportedError(
+                "This server has no send-message endpoint (added April 2026); upgrade it."
+            ) from None
+
+    async def _sandbox(self, info: ConversationInfo, action: str) -> None:
+        if not info.sandbox_id:
+            raise ConflictError(f"Conversation {info.id} has no sandbox to {action}.")
+        await self.call("POST", f"/api/v1/sandboxes/{info.sandbox_id}/{action}", idempotent=True)
+
+    async def pause(self, info: ConversationInfo) -> None:
+        await self._sandbox(info, "pause")
+
+    async def resume(self, info: ConversationInfo) -> None:
+        await self._sandbox(info, "resume")
+
+    async def delete(self, conversation_id: str) -> None:
+        await self.call("DELETE", f"{P}/{conversation_id}")
+
+    async def download(self, conversation_id: str) -> bytes:
+        data = await self.call("GET", f"{P}/{conversation_id}/download", expect_json=False)
+        return bytes(data)
+
+
+def _expect(data: Any, kind: type, what: str) -> Any:
+    if not isinstance(data, kind):
+        raise InvalidResponseError(f"Unexpected {what} response: {type(data).__name__}")
+    return data

@@ -1,0 +1,354 @@
+"""``AsyncOpenHands`` and ``OpenHands``: configuration, start/get/list, and one tracker each."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Coroutine, Iterable
+import builtins
+from typing import Any, TypeVar
+
+import httpx
+
+from .api import status as st
+from .api.backend import Backend, StartRequest
+from .api.errors import AuthenticationError, NotFoundError
+from .api.ids import normalize_id
+from .api.probe import backend_for, is_cloud, probe_version
+from .api.secrets import Secret, as_secret
+from .api.transport import DEFAULT_TIMEOUT, Transport
+from .api.validate import (
+    check_api_version,
+    check_base_url,
+    check_branch,
+    check_task,
+    normalize_repository,
+)
+from .conversation import Conversation
+from .progress import ProgressPrinter
+from .tracking import Tracked, Tracker, TrackerConfig
+from .tracking.loops import BackgroundLoop
+
+T = TypeVar("T")
+CLOUD_URL = "https://app.all-hands.dev"
+
+
+def in_kernel() -> bool:
+    """Whether this runs inside a Jupyter kernel (where widgets show progress instead of text)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class AsyncOpenHands:
+    """An OpenHands client for ``await``. Configuration comes from the arguments, else from
+    ``OPENHANDS_API_KEY``, ``OPENHANDS_BASE_URL`` (default the Cloud) and
+    ``OPENHANDS_SESSION_API_KEY``."""
+
+    def __init__(
+        self,
+        api_key: str | Secret | None = None,
+        base_url: str | None = None,
+        *,
+        session_api_key: str | Secret | None = None,
+        api_version: str | None = None,
+        allow_insecure: bool = False,
+        poll_interval: float = 5.0,
+        budget_per_minute: int = 60,
+        max_concurrent: int | None = None,
+        progress: bool | None = None,
+        tracker_config: TrackerConfig | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        max_retries: int = 3,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        env = os.environ
+        self.base_url = check_base_url(
+            base_url or env.get("OPENHANDS_BASE_URL") or CLOUD_URL, allow_insecure=allow_insecure
+        )
+        self.api_version = check_api_version(api_version or env.get("OPENHANDS_API_VERSION"))
+        self._api_key = as_secret(api_key if api_key is not None else env.get("OPENHANDS_API_KEY"))
+        self._session_api_key = as_secret(
+            session_api_key if session_api_key is not None else env.get("OPENHANDS_SESSION_API_KEY")
+        )
+        config = tracker_config or TrackerConfig(
+            poll_interval=poll_interval,
+            budget_per_minute=budget_per_minute,
+            max_concurrent=max_concurrent,
+        )
+        self.transport = Transport(
+            self.base_url,
+            api_key=self._api_key,
+            session_api_key=self._session_api_key,
+            timeout=httpx.Timeout(timeout)
+            if isinstance(timeout, (int, float))
+            else (timeout or DEFAULT_TIMEOUT),
+            max_retries=max_retries,
+            transport=transport,
+        )
+        self.progress = (not in_kernel()) if progress is None else progress
+        self.tracker = Tracker(self.backend, config, web_url=self.web_url)
+        self._backend: Backend | None = None
+        self._version: str | None = None if self.api_version == "auto" else self.api_version
+        self._portal: BackgroundLoop | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "none"
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, api_key={key}, "
+            f"api_version={self._version or self.api_version!r})"
+        )
+
+    @property
+    def has_api_key(self) -> bool:
+        return self._api_key is not None
+
+    # -- plumbing -------------------------------------------------------------------------------
+    async def backend(self) -> Backend:
+        """The backend for this server, probing the API generation once when set to auto."""
+        if self._backend is not None:
+            return self._backend
+        if self._api_key is None and is_cloud(self.base_url):
+            raise AuthenticationError(
+                "No API key for OpenHands Cloud: create one under Settings › API Keys and set "
+                "OPENHANDS_API_KEY (or pass api_key=...)."
+            )
+        version = self._version or await probe_version(self.transport)
+        self._version = version
+        self._backend = backend_for(version, self.transport)
+        return self._backend
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine to completion from synchronous code, on the client's I/O thread."""
+        with self._lock:
+            if self._portal is None or not self._portal.running:
+                self._portal = BackgroundLoop("openhands-io")
+            portal = self._portal
+        return portal.run(coro)
+
+    def web_url(self, tracked: Tracked) -> str | None:
+        if tracked.conversation_id:
+            return f"{self.base_url}/conversations/{tracked.conversation_id}"
+        if tracked.start_task_id:
+            return f"{self.base_url}/conversations/task-{tracked.start_task_id}"
+        return None
+
+    def _handle(self, tracked: Tracked, progress: bool = True) -> Conversation:
+        conv = Conversation(self, tracked)
+        if self.progress and progress:
+            label = (tracked.request.task if tracked.request else None) or tracked.title or ""
+            self.tracker.subscribe(tracked, ProgressPrinter(label), visible=False)
+        return conv
+
+    @staticmethod
+    def build_request(
+        task: str,
+        repository: str | None = None,
+        branch: str | None = None,
+        title: str | None = None,
+        **extra: Any,
+    ) -> StartRequest:
+        """Check the inputs and build a start request; raises ``InputError`` on bad input."""
+        task = check_task(task)
+        repo, provider = normalize_repository(repository)
+        branch = check_branch(branch)
+        if branch and not repo:
+            from .api.errors import InputError
+
+            raise InputError("A branch needs a repository (repository='owner/repo').")
+        title = title.strip() if title and title.strip() else None
+        return StartRequest(task, repo, branch, extra.pop("git_provider", provider), title, extra)
+
+    # -- public API -----------------------------------------------------------------------------
+    async def start(
+        self,
+        task: str,
+        repository: str | None = None,
+        branch: str | None = None,
+        title: str | None = None,
+        **extra: Any,
+    ) -> Conversation:
+        """Start a conversation and follow it; returns at once with a handle."""
+        request = self.build_request(task, repository, branch, title, **extra)
+        tracked = Tracked(request=request)
+        self.tracker._ensure_loop()
+        await self.tracker.launch(tracked)
+        return self._handle(tracked)
+
+    async def start_many(self, tasks: Iterable[Any]) -> list[Conversation]:
+        """Start many conversations through the launch queue. Each item is a task string, a dict
+        with ``task`` (and ``repository``, ``branch``, ``title``), or a DataFrame row."""
+        requests = [self.build_request(**_as_kwargs(item)) for item in _rows(tasks)]
+        out = []
+        for request in requests:
+            tracked = Tracked(request=request)
+            self.tracker._ensure_loop()
+            await self.tracker.launch(tracked)
+            out.append(self._handle(tracked))
+        return out
+
+    async def get(self, conversation_id: str, *, track: bool = True) -> Conversation:
+        """Attach to an existing conversation by id (e.g. after a kernel restart)."""
+        cid = normalize_id(conversation_id)
+        backend = await self.backend()
+        [info] = await backend.conversations([cid], frozenset([cid]))
+        if info is None:
+            raise NotFoundError(f"Conversation {cid} not found on {self.base_url}.")
+        tracked = Tracked(
+            conversation_id=cid,
+            info=info,
+            status=info.status,
+            seen=True,
+            has_run=True,
+            start_phase=None,
+        )
+        conv = self._handle(tracked)
+        if track:
+            self.tracker._ensure_loop()
+            self.tracker.track(tracked)
+        return conv
+
+    async def list(self, limit: int = 20) -> builtins.list[Conversation]:
+        """The most recent conversations, newest first (not tracked until you ``track()`` one)."""
+        if int(limit) < 1:
+            from .api.errors import InputError
+
+            raise InputError(f"limit must be at least 1, got {limit!r}.")
+        backend = await self.backend()
+        infos = await backend.search(limit=int(limit))
+        return [
+            Conversation(
+                self,
+                Tracked(conversation_id=i.id, info=i, status=i.status, seen=True, has_run=True),
+            )
+            for i in infos
+        ]
+
+    async def count(self) -> int:
+        backend = await self.backend()
+        return await backend.count()
+
+    @property
+    def tracked(self) -> builtins.list[Conversation]:
+        """Handles for every conversation the tracker follows (including queued ones)."""
+        return [Conversation(self, t) for t in list(self.tracker.entries.values())]
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop tracking and release threads and connections."""
+        self.tracker.close()
+        if self._portal is not None:
+            self._portal.stop()
+            self._portal = None
+
+    async def __aenter__(self) -> AsyncOpenHands:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class OpenHands:
+    """The blocking client: the same methods as :class:`AsyncOpenHands`, without ``await``.
+
+    Tracking still runs in the background (on the kernel's loop in a notebook, on a daemon
+    thread elsewhere); in a script each status change is printed unless ``progress=False``.
+    """
+
+    def __init__(
+        self, api_key: str | Secret | None = None, base_url: str | None = None, **kwargs: Any
+    ) -> None:
+        self.aio = AsyncOpenHands(api_key, base_url, **kwargs)
+
+    def __repr__(self) -> str:
+        return repr(self.aio).replace("AsyncOpenHands", "OpenHands", 1)
+
+    @property
+    def base_url(self) -> str:
+        return self.aio.base_url
+
+    @property
+    def tracker(self) -> Tracker:
+        return self.aio.tracker
+
+    @property
+    def tracked(self) -> list[Conversation]:
+        return self.aio.tracked
+
+    def start(
+        self,
+        task: str,
+        repository: str | None = None,
+        branch: str | None = None,
+        title: str | None = None,
+        **extra: Any,
+    ) -> Conversation:
+        """Start a conversation and follow it; returns as soon as the server accepted it."""
+        request = self.aio.build_request(task, repository, branch, title, **extra)
+        tracked = Tracked(request=request)
+        self.aio.tracker._ensure_loop()
+        self.aio._run(self.aio.tracker.launch(tracked))
+        return self.aio._handle(tracked)
+
+    def start_many(self, tasks: Iterable[Any]) -> list[Conversation]:
+        requests = [self.aio.build_request(**_as_kwargs(item)) for item in _rows(tasks)]
+        self.aio.tracker._ensure_loop()
+        out = []
+        for request in requests:
+            tracked = Tracked(request=request)
+            self.aio._run(self.aio.tracker.launch(tracked))
+            out.append(self.aio._handle(tracked))
+        return out
+
+    def get(self, conversation_id: str, *, track: bool = True) -> Conversation:
+        cid = normalize_id(conversation_id)
+        self.aio.tracker._ensure_loop()
+        return self.aio._run(self.aio.get(cid, track=track))
+
+    def list(self, limit: int = 20) -> builtins.list[Conversation]:
+        return self.aio._run(self.aio.list(limit))
+
+    def count(self) -> int:
+        return self.aio._run(self.aio.count())
+
+    def close(self) -> None:
+        self.aio.close()
+
+    def __enter__(self) -> OpenHands:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _rows(tasks: Iterable[Any]) -> Iterable[Any]:
+    to_dict = getattr(tasks, "to_dict", None)
+    if callable(to_dict) and hasattr(tasks, "columns"):
+        return list(to_dict(orient="records"))
+    if isinstance(tasks, (str, bytes)):
+        return [tasks]
+    return list(tasks)
+
+
+def _as_kwargs(item: Any) -> dict[str, Any]:
+    if isinstance(item, str):
+        return {"task": item}
+    if isinstance(item, dict):
+        known = {"task", "repository", "branch", "title"}
+        out = {
+            k: item[k] for k in known if k in item and item[k] is not None and item[k] == item[k]
+        }
+        if "repo" in item and "repository" not in out:
+            out["repository"] = item["repo"]
+        out.setdefault("task", "")
+        return out
+    raise TypeError(f"Cannot start a conversation from {type(item).__name__}: give a str or dict.")
+
+
+__all__ = ["CLOUD_URL", "AsyncOpenHands", "OpenHands", "in_kernel", "st"]

@@ -1,0 +1,261 @@
+"""Fault injection, auth, rate limits and request counting: the ASGI layer in front of the routes."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+@dataclass
+class Faults:
+    """Shares of API requests that go wrong, settable while the simulator runs."""
+
+    error_rate: float = 0.0
+    latency: float = 0.0
+    drop_rate: float = 0.0
+    malformed_rate: float = 0.0
+    html_rate: float = 0.0
+    rate_limit_rate: float = 0.0
+    retry_after: float = 1.0
+    seed: int | None = None
+    rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.seed is not None:
+            self.rng.seed(self.seed)
+
+    def clear(self) -> None:
+        self.error_rate = self.latency = self.drop_rate = 0.0
+        self.malformed_rate = self.html_rate = self.rate_limit_rate = 0.0
+
+
+_ROUTES = [
+    (r"/api/v1/app-conversations/stream-start", "v1.stream_start"),
+    (r"/api/v1/app-conversations/start-tasks", "v1.start_tasks"),
+    (r"/api/v1/app-conversations/search", "v1.search"),
+    (r"/api/v1/app-conversations/count", "v1.count"),
+    (r"/api/v1/app-conversations/[^/]+/send-message", "v1.send_message"),
+    (r"/api/v1/app-conversations/[^/]+/download", "v1.download"),
+    (r"/api/v1/app-conversations/[^/]+", "v1.delete"),
+    (r"/api/v1/app-conversations", "v1.conversations"),
+    (r"/api/v1/conversation/[^/]+/events/search", "v1.events"),
+    (r"/api/v1/events/search", "v1.events_old"),
+    (r"/api/v1/sandboxes/[^/]+/pause", "v1.pause"),
+    (r"/api/v1/sandboxes/[^/]+/resume", "v1.resume"),
+    (r"/api/v1/sandboxes", "v1.sandboxes"),
+    (r"/api/v1/users/me", "v1.me"),
+    (r"/api/conversations/[^/]+/events", "v0.events"),
+    (r"/api/conversations/[^/]+/message", "v0.message"),
+    (r"/api/conversations/[^/]+/stop", "v0.stop"),
+    (r"/api/conversations/[^/]+/start", "v0.start"),
+    (r"/api/conversations/[^/]+", "v0.conversation"),
+    (r"/api/conversations", "v0.conversations"),
+]
+_COMPILED = [(re.compile(p + "/?$"), n) for p, n in _ROUTES]
+
+
+def route_name(method: str, path: str) -> str:
+    for pattern, name in _COMPILED:
+        if pattern.match(path):
+            if name == "v1.conversations" and method == "POST":
+                return "v1.start"
+            if name == "v0.conversations" and method == "POST":
+                return "v0.create"
+            if name == "v0.conversation" and method == "DELETE":
+                return "v0.delete"
+            return name
+    return "other"
+
+
+@dataclass
+class Record:
+    at: float
+    method: str
+    route: str
+    status: int = 0
+    identity: str = ""
+
+
+class Stats:
+    """What the simulator saw: per-route counts and a log of every API request."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.log: list[Record] = []
+        self.faults_injected: Counter[str] = Counter()
+        self.early_after_429 = 0
+        self.starts_seen: Counter[str] = Counter()
+        self._blocked_until: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.counts.clear()
+            self.log.clear()
+            self.faults_injected.clear()
+            self.early_after_429 = 0
+            self._blocked_until.clear()
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+class Gate:
+    """ASGI middleware: counts, injects faults, checks auth and enforces Cloud-style limits."""
+
+    def __init__(self, app: ASGIApp, config: Any) -> None:
+        self.app = app
+        self.config = config
+        self.windows: dict[tuple[str, str], tuple[float, int]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cfg = self.config
+        path: str = scope["path"]
+        method: str = scope["method"]
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        identity = headers.get("authorization") or headers.get("x-session-api-key") or "anon"
+        if not path.startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        record = Record(time.monotonic(), method, route_name(method, path), identity=identity[-6:])
+        stats: Stats = cfg.stats
+        with stats.lock:
+            stats.counts[record.route] += 1
+            stats.log.append(record)
+            until = stats._blocked_until.get(identity)
+            if until is not None and record.at < until - 0.05:
+                stats.early_after_429 += 1
+
+        async def counted_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                record.status = message["status"]
+                if record.status == 429:
+                    for k, v in message.get("headers", []):
+                        if k.decode().lower() == "retry-after":
+                            with stats.lock:
+                                stats._blocked_until[identity] = time.monotonic() + float(
+                                    v.decode()
+                                )
+            await send(message)
+
+        faults: Faults = cfg.faults
+        rng = faults.rng
+        if faults.latency:
+            await asyncio.sleep(rng.random() * faults.latency)
+        if faults.drop_rate and rng.random() < faults.drop_rate:
+            stats.faults_injected["drop"] += 1
+            await counted_send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", b"100"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"items": [', "more_body": True})
+            raise ConnectionAbortedError("simulated dropped connection")
+        if faults.error_rate and rng.random() < faults.error_rate:
+            stats.faults_injected["5xx"] += 1
+            code = rng.choice([500, 502, 503, 504])
+            await _json(counted_send, code, {"detail": f"Simulated server error {code}"})
+            return
+        if faults.rate_limit_rate and rng.random() < faults.rate_limit_rate:
+            stats.faults_injected["429"] += 1
+            await _json(
+                counted_send,
+                429,
+                {"error": "Rate limit exceeded: 100 per 1 minute"},
+                [
+                    ("Retry-After", f"{faults.retry_after:g}"),
+                    ("X-RateLimit-Limit", "100"),
+                    ("X-RateLimit-Remaining", "0"),
+                ],
+            )
+            return
+        if faults.html_rate and rng.random() < faults.html_rate:
+            stats.faults_injected["html"] += 1
+            await _raw(
+                counted_send,
+                200,
+                b"<!doctype html><html><body>OpenHands</body></html>",
+                b"text/html; charset=utf-8",
+            )
+            return
+        if faults.malformed_rate and rng.random() < faults.malformed_rate:
+            stats.faults_injected["malformed"] += 1
+            await _raw(counted_send, 200, b'{"items": [{"id": ', b"application/json")
+            return
+        if cfg.api_key and method != "OPTIONS":
+            auth = headers.get("authorization", "")
+            if not auth:
+                await _json(counted_send, 401, {"error": "NoCredentialsError"})
+                return
+            if auth != f"Bearer {cfg.api_key}":
+                await _json(counted_send, 401, {"error": "BearerTokenError"})
+                return
+        if cfg.session_api_key and headers.get("x-session-api-key") != cfg.session_api_key:
+            await _json(counted_send, 401, {"detail": "Unauthorized"})
+            return
+        if cfg.rate_limit:
+            blocked = self._rate(identity)
+            if blocked is not None:
+                await _json(
+                    counted_send, 429, {"error": "Rate limit exceeded: 100 per 1 minute"}, blocked
+                )
+                return
+        await self.app(scope, receive, counted_send)
+
+    def _rate(self, identity: str) -> list[tuple[str, str]] | None:
+        cfg = self.config
+        now = time.monotonic()
+        scale = 1.0 / cfg.world.speed if cfg.scale_rate_limit else 1.0
+        for name, window, limit in (
+            ("s", 1.0 * scale, cfg.per_second),
+            ("m", 60.0 * scale, cfg.per_minute),
+        ):
+            start = now - (now % window)
+            key = (identity, name)
+            win_start, count = self.windows.get(key, (start, 0))
+            if win_start != start:
+                win_start, count = start, 0
+            if count >= limit:
+                reset = win_start + window - now
+                return [
+                    ("Retry-After", f"{max(reset, 0.01):.3f}"),
+                    ("X-RateLimit-Limit", str(limit)),
+                    ("X-RateLimit-Remaining", "0"),
+                    ("X-RateLimit-Reset", f"{time.time() + reset:.3f}"),
+                ]
+            self.windows[key] = (win_start, count + 1)
+        return None
+
+
+async def _raw(
+    send: Any, status: int, body: bytes, ctype: bytes, extra: list[tuple[str, str]] | None = None
+) -> None:
+    headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in extra or []]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _json(
+    send: Any, status: int, body: Any, extra: list[tuple[str, str]] | None = None
+) -> None:
+    import json
+
+    await _raw(send, status, json.dumps(body).encode(), b"application/json", extra)

@@ -1,0 +1,129 @@
+"""Scripted conversation lifecycles the simulator plays, picked per task with ``[sim:NAME]``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SCRIPT_COMMAND = "pytest -q tests/test_api.py"
+SCRIPT_OUTPUT = "3 passed in 0.12s"
+EDITED_FILE = "src/app/api.py"
+START_ERROR_DETAIL = "500: Sandbox failed to start within 120s: {sandbox_id}"
+NAMES = ("finish", "error", "stuck", "waiting", "start_error", "paused", "long", "idle")
+
+_MARKER = re.compile(r"\[sim:([a-z_]+)\]")
+
+
+def scenario_of(task: str, default: str) -> str:
+    """The scenario a task asks for with ``[sim:NAME]``, else the default."""
+    match = _MARKER.search(task)
+    return match.group(1) if match and match.group(1) in NAMES else default
+
+
+def finish_message(task: str) -> str:
+    """The final answer the simulated agent gives for a task."""
+    text = " ".join(_MARKER.sub("", task).split())
+    return f"Done: {text[:80]}" if text else "Done."
+
+
+@dataclass(frozen=True)
+class Step:
+    """One scripted thing that happens ``delay`` sim-seconds after the previous step."""
+
+    delay: float
+    kind: str  # "event", "exec", "sandbox"
+    type: str = ""
+    text: str = ""
+    source: str = "agent"
+    exit_code: int | None = None
+
+
+def run_steps(scenario: str, task: str, step: float) -> list[Step]:
+    """The steps of a first run, after the agent starts (``execution_status=running``)."""
+    s = step
+    running = [
+        Step(0.0, "exec", text="running"),
+        Step(0.0, "event", "state", "running", "environment"),
+    ]
+    look = Step(s * 0.5, "event", "message", "Let me look at the repository first.")
+    cmd = [
+        Step(s, "event", "command", SCRIPT_COMMAND),
+        Step(s * 0.5, "event", "output", SCRIPT_OUTPUT, "environment", 0),
+    ]
+    edit = Step(s, "event", "edit", f"str_replace {EDITED_FILE}")
+    done = finish_steps(finish_message(task), s)
+    if scenario in ("finish", "start_error"):
+        return [*running, look, *cmd, edit, *done]
+    if scenario == "error":
+        return [
+            *running,
+            look,
+            Step(s, "event", "command", "make build"),
+            Step(s * 0.5, "event", "output", "make: *** [build] Error 2", "environment", 2),
+            Step(
+                s,
+                "event",
+                "error",
+                "LLM provider returned an error: budget exceeded",
+                "environment",
+            ),
+            Step(0.0, "exec", text="error"),
+            Step(0.0, "event", "state", "error", "environment"),
+        ]
+    if scenario == "stuck":
+        loop = [
+            Step(s, "event", "command", "ls"),
+            Step(s * 0.3, "event", "output", "a b", "environment", 0),
+        ]
+        return [
+            *running,
+            *loop,
+            *loop,
+            *loop,
+            Step(0, "exec", text="stuck"),
+            Step(0.0, "event", "state", "stuck", "environment"),
+        ]
+    if scenario == "waiting":
+        return [
+            *running,
+            look,
+            Step(s, "event", "command", "rm -rf build/"),
+            Step(0.0, "exec", text="waiting_for_confirmation"),
+            Step(0.0, "event", "state", "waiting_for_confirmation", "environment"),
+        ]
+    if scenario == "paused":
+        return [*running, look, *cmd, Step(s * 0.5, "sandbox", text="PAUSED"), edit, *done]
+    if scenario == "idle":
+        return [
+            *running,
+            Step(s, "event", "message", "Which of the two failing tests should I fix first?"),
+            Step(0.0, "exec", text="idle"),
+            Step(0.0, "event", "state", "idle", "environment"),
+        ]
+    if scenario == "long":
+        many: list[Step] = []
+        for i in range(100):
+            many.append(Step(s * 0.2, "event", "command", f"python step_{i}.py"))
+            many.append(Step(s * 0.1, "event", "output", f"step {i} ok", "environment", 0))
+        return [*running, look, *many, *cmd, *done]
+    return [*running, *done]
+
+
+def finish_steps(message: str, s: float) -> list[Step]:
+    return [
+        Step(s, "event", "finish", message),
+        Step(0.0, "exec", text="finished"),
+        Step(0.0, "event", "state", "finished", "environment"),
+    ]
+
+
+def follow_up_steps(text: str, s: float) -> list[Step]:
+    """What a follow-up message makes the agent do."""
+    return [
+        Step(0.0, "event", "message", text, "user"),
+        Step(0.0, "exec", text="running"),
+        Step(0.0, "event", "state", "running", "environment"),
+        Step(s, "event", "command", "git diff --stat"),
+        Step(s * 0.5, "event", "output", " 1 file changed, 2 insertions(+)", "environment", 0),
+        *finish_steps(finish_message(text), s),
+    ]

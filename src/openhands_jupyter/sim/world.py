@@ -1,0 +1,370 @@
+"""The simulator's state: start tasks, conversations and their scripted timelines on a scaled clock."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from . import scenarios as sc
+
+TERMINAL_EXEC = frozenset({"finished", "error", "stuck"})
+
+
+def _iso(moment: datetime, zone: bool) -> str:
+    text = moment.replace(tzinfo=None).isoformat(timespec="microseconds")
+    return text + "Z" if zone else text
+
+
+@dataclass
+class SimEvent:
+    seq: int
+    id: str
+    type: str
+    source: str
+    text: str
+    exit_code: int | None
+    at: datetime
+    visible_at: float
+
+
+@dataclass
+class SimConversation:
+    id: str
+    task_id: str
+    task: str
+    scenario: str
+    sandbox_id: str
+    repository: str | None
+    branch: str | None
+    title: str | None
+    session_api_key: str
+    created: datetime
+    ready_at: float
+    sandbox_status: str = "STARTING"
+    execution_status: str | None = None
+    exec_ready_at: float = 0.0
+    steps: deque[tuple[float, sc.Step]] = field(default_factory=deque)
+    frozen: list[tuple[float, sc.Step]] = field(default_factory=list)
+    resume_exec: str | None = None
+    events: list[SimEvent] = field(default_factory=list)
+    updated: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    cost: float = 0.0
+    visible_v1: bool = False
+    deleted: bool = False
+    start_error: bool = False
+
+
+@dataclass
+class SimStartTask:
+    id: str
+    conversation: SimConversation
+    phases: list[tuple[str, float]]
+    request: dict[str, Any]
+    created: datetime
+    status: str = "WORKING"
+    detail: str | None = None
+
+
+class World:
+    """Everything the simulated server knows. Thread-safe; advanced lazily on every request."""
+
+    def __init__(
+        self,
+        *,
+        speed: float = 1.0,
+        event_lag: float = 1.0,
+        step: float = 1.5,
+        null_period: float = 2.0,
+        default_scenario: str = "finish",
+        session_key: str | None = None,
+    ) -> None:
+        self.speed = speed
+        self.event_lag = event_lag
+        self.step = step
+        self.null_period = null_period
+        self.default_scenario = default_scenario
+        self.session_key = session_key
+        self.tasks: dict[str, SimStartTask] = {}
+        self.conversations: dict[str, SimConversation] = {}
+        self.order: list[str] = []
+        self.lock = threading.RLock()
+        self._seq = 0
+
+    # -- clock --------------------------------------------------------------------------------
+    def now(self) -> float:
+        return time.monotonic()
+
+    def scaled(self, sim_seconds: float) -> float:
+        return sim_seconds / self.speed
+
+    # -- creation -----------------------------------------------------------------------------
+    def create(
+        self,
+        task: str,
+        repository: str | None,
+        branch: str | None,
+        title: str | None,
+        request: dict[str, Any],
+    ) -> SimStartTask:
+        with self.lock:
+            now = self.now()
+            scenario = sc.scenario_of(task, self.default_scenario)
+            phases = [("WORKING", 0.5), ("WAITING_FOR_SANDBOX", 4.0)]
+            if repository:
+                phases.append(("PREPARING_REPOSITORY", 2.0))
+            phases += [("SETTING_UP_SKILLS", 1.0), ("STARTING_CONVERSATION", 1.0)]
+            total = sum(d for _, d in phases)
+            conv = SimConversation(
+                id=uuid.uuid4().hex,
+                task_id=uuid.uuid4().hex,
+                task=task,
+                scenario=scenario,
+                sandbox_id=secrets.token_urlsafe(16).replace("-", "x").replace("_", "y")[:22],
+                repository=repository,
+                branch=branch,
+                title=title,
+                session_api_key=self.session_key or "sess-" + secrets.token_hex(16),
+                created=datetime.now(timezone.utc),
+                ready_at=now + self.scaled(total),
+            )
+            start = SimStartTask(conv.task_id, conv, phases, request, conv.created)
+            self.tasks[start.id] = start
+            self.conversations[conv.id] = conv
+            self.order.append(conv.id)
+            return start
+
+    # -- advancing ----------------------------------------------------------------------------
+    def advance(self) -> None:
+        with self.lock:
+            now = self.now()
+            for task in self.tasks.values():
+                if task.status in ("READY", "ERROR"):
+                    continue
+                self._advance_task(task, now)
+            for conv in self.conversations.values():
+                if not conv.deleted:
+                    self._advance_conv(conv, now)
+
+    def _advance_task(self, task: SimStartTask, now: float) -> None:
+        conv = task.conversation
+        elapsed = (now - (conv.ready_at - self.scaled(sum(d for _, d in task.phases)))) * self.speed
+        for phase, duration in task.phases:
+            if elapsed < duration:
+                task.status = phase
+                return
+            elapsed -= duration
+        if conv.scenario == "start_error":
+            task.status = "ERROR"
+            task.detail = sc.START_ERROR_DETAIL.format(sandbox_id=conv.sandbox_id)
+            conv.sandbox_status = "ERROR"
+            conv.start_error = True
+            return
+        task.status = "READY"
+        conv.visible_v1 = True
+        conv.sandbox_status = "RUNNING"
+        conv.exec_ready_at = conv.ready_at + self.scaled(self.null_period)
+        at = conv.exec_ready_at
+        self._emit(conv, "message", conv.task, "user", None, conv.ready_at)
+        for step in sc.run_steps(conv.scenario, conv.task, self.step):
+            at += self.scaled(step.delay)
+            conv.steps.append((at, step))
+        conv.updated = datetime.now(timezone.utc)
+
+    def _advance_conv(self, conv: SimConversation, now: float) -> None:
+        if (
+            conv.sandbox_status == "STARTING"
+            and conv.resume_exec is not None
+            and now >= conv.ready_at
+        ):
+            conv.sandbox_status = "RUNNING"
+            conv.exec_ready_at = now + self.scaled(self.null_period)
+        if conv.sandbox_status != "RUNNING":
+            return
+        if conv.execution_status is None and now >= conv.exec_ready_at:
+            if conv.resume_exec is not None:
+                conv.execution_status = conv.resume_exec
+                conv.resume_exec = None
+                base = now
+                for delay, step in conv.frozen:
+                    base += delay
+                    conv.steps.append((base, step))
+                conv.frozen = []
+            elif not conv.steps:
+                conv.execution_status = "idle"
+        while conv.steps and conv.steps[0][0] <= now:
+            at, step = conv.steps.popleft()
+            if conv.execution_status is None and step.kind != "exec":
+                conv.execution_status = "idle"
+            self._apply(conv, step, at, now)
+            if conv.sandbox_status != "RUNNING":
+                return
+
+    def _apply(self, conv: SimConversation, step: sc.Step, at: float, now: float) -> None:
+        conv.updated = datetime.now(timezone.utc)
+        if step.kind == "exec":
+            conv.execution_status = step.text
+        elif step.kind == "sandbox":
+            self.pause(conv, at=now)
+        else:
+            conv.cost = round(conv.cost + 0.0123, 4)
+            self._emit(conv, step.type, step.text, step.source, step.exit_code, at)
+
+    def _emit(
+        self,
+        conv: SimConversation,
+        type_: str,
+        text: str,
+        source: str,
+        exit_code: int | None,
+        at: float,
+    ) -> None:
+        self._seq += 1
+        wall = datetime.now(timezone.utc) - timedelta(seconds=max(0.0, self.now() - at))
+        conv.events.append(
+            SimEvent(
+                seq=len(conv.events),
+                id=str(uuid.uuid4()),
+                type=type_,
+                source=source,
+                text=text,
+                exit_code=exit_code,
+                at=wall,
+                visible_at=at + self.scaled(self.event_lag),
+            )
+        )
+
+    # -- commands -----------------------------------------------------------------------------
+    def send(self, conv: SimConversation, text: str) -> None:
+        with self.lock:
+            now = self.now()
+            if conv.execution_status == "waiting_for_confirmation":
+                steps = [
+                    sc.Step(0.0, "event", "message", text, "user"),
+                    sc.Step(0.0, "exec", text="running"),
+                    sc.Step(self.step * 0.5, "event", "output", "removed build/", "environment", 0),
+                    *sc.finish_steps(sc.finish_message(conv.task), self.step),
+                ]
+            else:
+                steps = sc.follow_up_steps(text, self.step)
+            conv.steps.clear()
+            at = now
+            for step in steps:
+                at += self.scaled(step.delay)
+                conv.steps.append((at, step))
+            self._advance_conv(conv, now)
+
+    def pause(self, conv: SimConversation, at: float | None = None) -> None:
+        with self.lock:
+            now = self.now() if at is None else at
+            if conv.sandbox_status == "PAUSED":
+                return
+            conv.frozen = []
+            prev = now
+            for due, step in conv.steps:
+                conv.frozen.append((max(0.0, due - prev), step))
+                prev = max(prev, due)
+            conv.steps.clear()
+            conv.resume_exec = conv.execution_status or "idle"
+            conv.sandbox_status = "PAUSED"
+            conv.execution_status = None
+            conv.updated = datetime.now(timezone.utc)
+
+    def resume(self, conv: SimConversation) -> None:
+        with self.lock:
+            if conv.sandbox_status != "PAUSED":
+                return
+            conv.sandbox_status = "STARTING"
+            conv.ready_at = self.now() + self.scaled(1.0)
+            conv.updated = datetime.now(timezone.utc)
+
+    def delete(self, conv: SimConversation) -> None:
+        with self.lock:
+            conv.deleted = True
+            conv.sandbox_status = "MISSING"
+            conv.execution_status = None
+            conv.steps.clear()
+
+    def active_count(self) -> int:
+        with self.lock:
+            return sum(
+                1
+                for c in self.conversations.values()
+                if not c.deleted
+                and not c.start_error
+                and c.sandbox_status in ("STARTING", "RUNNING")
+                and c.execution_status not in TERMINAL_EXEC
+            )
+
+    def find(self, cid: str) -> SimConversation | None:
+        try:
+            key = uuid.UUID(cid).hex
+        except ValueError:
+            return None
+        conv = self.conversations.get(key)
+        return None if conv is None or conv.deleted else conv
+
+    def visible_events(self, conv: SimConversation, lag: bool = True) -> list[SimEvent]:
+        """Events the store has; V1's app-server store lags behind, V0 reads the log directly."""
+        if not lag:
+            return list(conv.events)
+        now = self.now()
+        return [e for e in conv.events if e.visible_at <= now]
+
+    # -- rendering ----------------------------------------------------------------------------
+    def task_json(self, task: SimStartTask, zone: bool = False) -> dict[str, Any]:
+        conv = task.conversation
+        ready = task.status == "READY"
+        return {
+            "id": task.id,
+            "created_by_user_id": None,
+            "status": task.status,
+            "detail": task.detail,
+            "app_conversation_id": conv.id if ready else None,
+            "sandbox_id": conv.sandbox_id if task.status not in ("WORKING",) else None,
+            "agent_server_url": "http://127.0.0.1:18100" if ready else None,
+            "request": {
+                **task.request,
+                "secrets": {k: "***" for k in task.request.get("secrets", {})},
+            },
+            "created_at": _iso(task.created, zone),
+            "updated_at": _iso(conv.updated, False),
+        }
+
+    def conversation_json(self, conv: SimConversation) -> dict[str, Any]:
+        running = conv.sandbox_status == "RUNNING"
+        return {
+            "id": conv.id,
+            "created_by_user_id": None,
+            "sandbox_id": conv.sandbox_id,
+            "selected_repository": conv.repository,
+            "selected_branch": conv.branch,
+            "git_provider": "github" if conv.repository else None,
+            "title": conv.title or f"Conversation {conv.id[:5]}",
+            "trigger": "openhands_api",
+            "pr_number": [42] if conv.execution_status == "finished" and conv.repository else [],
+            "llm_model": "sim/fake",
+            "metrics": {
+                "model_name": "sim/fake",
+                "accumulated_cost": conv.cost,
+                "max_budget_per_task": None,
+                "accumulated_token_usage": None,
+            },
+            "parent_conversation_id": None,
+            "sub_conversation_ids": [],
+            "created_at": _iso(conv.created, True),
+            "updated_at": _iso(conv.updated, True),
+            "sandbox_status": conv.sandbox_status,
+            "execution_status": conv.execution_status if running else None,
+            "conversation_url": f"http://127.0.0.1:18100/api/conversations/{conv.id}"
+            if running
+            else None,
+            "session_api_key": conv.session_api_key if running else None,
+            "agent_kind": "openhands",
+            "tags": {},
+        }

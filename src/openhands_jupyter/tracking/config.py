@@ -1,0 +1,51 @@
+"""Tracker settings: cadence, request budget and concurrency, all scaled by ``time_scale``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..api.errors import InputError
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """How often to ask and how much. Durations are seconds; ``time_scale`` multiplies them all
+    (and shrinks the budget's windows), so tests can run on sped-up time."""
+
+    poll_interval: float = 5.0
+    start_interval: float = 2.0
+    start_growth: float = 1.5
+    start_max_interval: float = 10.0
+    idle_interval: float = 30.0
+    paused_interval: float = 60.0
+    queue_retry_interval: float = 30.0
+    event_lag_allowance: float = 2.0
+    final_fetches: int = 3
+    budget_per_minute: int = 60
+    max_per_second: int = 10
+    max_concurrent: int | None = None
+    max_backoff: float = 60.0
+    feed_size: int = 200
+    time_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "poll_interval",
+            "start_interval",
+            "start_max_interval",
+            "idle_interval",
+            "paused_interval",
+            "time_scale",
+        ):
+            if not getattr(self, name) > 0:
+                raise InputError(f"{name} must be greater than 0, got {getattr(self, name)!r}.")
+        if int(self.budget_per_minute) < 1:
+            raise InputError(
+                f"budget_per_minute must be at least 1, got {self.budget_per_minute!r}."
+            )
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise InputError(f"max_concurrent must be at least 1, got {self.max_concurrent!r}.")
+
+    def s(self, seconds: float) -> float:
+        """Scale a duration."""
+        return seconds * self.time_scale

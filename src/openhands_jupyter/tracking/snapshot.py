@@ -1,0 +1,32 @@
+"""What subscribers (widgets, text printers) receive each time a tracked conversation changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..api.models import Event
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A read-only picture of one tracked conversation. Holds no secret."""
+
+    key: int
+    status: str
+    conversation_id: str | None = None
+    start_task_id: str | None = None
+    start_phase: str | None = None
+    title: str | None = None
+    repository: str | None = None
+    branch: str | None = None
+    cost: float | None = None
+    pr_numbers: tuple[int, ...] = ()
+    detail: str | None = None
+    result: str | None = None
+    new_events: tuple[Event, ...] = field(default=(), repr=False)
+    last_error: str | None = None
+    retry_at: float | None = None
+    """Wall-clock time (``time.time()``) of the next attempt while retrying, else ``None``."""
+    queue_position: int | None = None
+    url: str | None = None
+    tracking: bool = True

@@ -1,0 +1,1 @@
+"""Widgets, magics and text fallbacks for notebooks."""

@@ -1,0 +1,162 @@
+"""V1 and V0 driven end to end against the simulator over real HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from openhands_jupyter import ConflictError, NotFoundError, OpenHands
+from openhands_jupyter.sim import SCRIPT_COMMAND, SCRIPT_OUTPUT, Simulator, finish_message
+
+from .conftest import API_KEY, SESSION_KEY, fast_config
+
+
+def _wait_status(conv, wanted: str, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while conv.status != wanted and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert conv.status == wanted
+
+
+def _drive(oh: OpenHands, sim: Simulator, seen: list[str]) -> None:
+    task = "Fix the failing test in tests/test_api.py"
+    conv = oh.start(task, repository="octo/app", branch="main")
+    conv.subscribe(lambda s: seen.append(s.status) if not seen or seen[-1] != s.status else None)
+    assert conv.status in ("starting", "queued")
+    conv.wait(timeout=20)
+    assert conv.status == "finished"
+    assert "starting" in seen and "running" in seen
+    assert conv.id is not None and len(conv.id) == 32
+    assert conv.repository == "octo/app" and conv.branch == "main"
+    assert conv.url == f"{sim.url}/conversations/{conv.id}"
+    assert conv.result == finish_message(task)
+    events = conv.events()
+    commands = [e.text for e in events if e.type == "command"]
+    outputs = [e.text for e in events if e.type == "output"]
+    assert SCRIPT_COMMAND in commands and SCRIPT_OUTPUT in outputs
+
+    conv.send("Also update the README")
+    assert conv.status == "running"
+    conv.wait(timeout=20)
+    assert conv.status == "finished"
+    assert conv.result == finish_message("Also update the README")
+
+    conv.stop()
+    _wait_status(conv, "paused")
+    with pytest.raises(ConflictError) as info:
+        conv.send("one more thing")
+    assert "\n" not in str(info.value)
+    conv.resume()
+    _wait_status(conv, "finished", timeout=15)
+    conv.send("one more thing")
+    conv.wait(timeout=20)
+    assert conv.result == finish_message("one more thing")
+
+    conv.delete()
+    with pytest.raises(NotFoundError):
+        oh.get(conv.id)  # type: ignore[arg-type]
+    _wait_status(conv, "archived")
+
+
+def test_v1_end_to_end(sim: Simulator) -> None:
+    seen: list[str] = []
+    with OpenHands(API_KEY, sim.url, tracker_config=fast_config(), progress=False) as oh:
+        _drive(oh, sim, seen)
+        assert sim.counts["v1.start"] == 1
+        assert sim.counts["v1.send_message"] == 3
+        assert sim.counts["v1.pause"] == 1 and sim.counts["v1.resume"] == 1
+        assert sim.counts["v1.delete"] == 1
+
+
+def test_v0_end_to_end(sim_v0: Simulator) -> None:
+    seen: list[str] = []
+    with OpenHands(
+        None, sim_v0.url, api_version="v0", tracker_config=fast_config(), progress=False
+    ) as oh:
+        _drive(oh, sim_v0, seen)
+        assert sim_v0.counts["v0.create"] == 1
+        assert sim_v0.counts["v0.message"] == 3
+        assert sim_v0.counts["v0.stop"] == 1 and sim_v0.counts["v0.start"] == 1
+        assert sim_v0.counts["v0.delete"] == 1
+        assert sim_v0.counts.get("v1.start", 0) == 0
+
+
+def test_auto_version_probes_once() -> None:
+    for api in ("v1", "v0"):
+        with (
+            Simulator(speed=20, api=api) as sim,
+            OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
+        ):
+            conv = oh.start("Say hello [sim:idle]")
+            conv.wait(timeout=20)
+            assert conv.status == "idle"
+            oh.list()
+            probes = sim.counts["v1.count"] + sim.counts["v0.conversations"]
+            assert probes <= 2 + 1  # one probe (V0: V1 probe then V0 probe) + the list call
+
+
+def test_get_list_and_events_on_old_path(sim: Simulator) -> None:
+    sim.config.events_path = "old"
+    with OpenHands(API_KEY, sim.url, tracker_config=fast_config(), progress=False) as oh:
+        a = oh.start("first task")
+        b = oh.start("second task")
+        a.wait(timeout=20)
+        b.wait(timeout=20)
+        assert a.result == finish_message("first task")
+        recent = oh.list(limit=1)
+        assert [c.id for c in recent] == [b.id]
+        assert {c.id for c in oh.list(limit=10)} == {a.id, b.id}
+        assert oh.count() == 2
+        again = oh.get(a.id.upper())  # type: ignore[union-attr]
+        assert again.id == a.id and again.status == "finished"
+        assert sim.counts["v1.events_old"] > 0
+        assert sim.counts["v1.events"] == 1  # tried once, then remembered
+        assert b.download()[:2] == b"PK"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "status"),
+    [
+        ("error", "error"),
+        ("stuck", "stuck"),
+        ("waiting", "waiting"),
+        ("idle", "idle"),
+        ("start_error", "error"),
+        ("paused", "paused"),
+    ],
+)
+def test_scripted_scenarios_reach_their_status(sim: Simulator, scenario: str, status: str) -> None:
+    with OpenHands(API_KEY, sim.url, tracker_config=fast_config(), progress=False) as oh:
+        conv = oh.start(f"Do it [sim:{scenario}]")
+        conv.wait(timeout=20)
+        assert conv.status == status
+        if scenario == "start_error":
+            assert conv.detail is not None and "Sandbox failed to start" in conv.detail
+        if scenario == "waiting":
+            conv.send("yes, go ahead")
+            conv.wait(timeout=20)
+            assert conv.status == "finished"
+
+
+def test_session_key_never_shows(sim: Simulator) -> None:
+    with OpenHands(API_KEY, sim.url, tracker_config=fast_config(), progress=False) as oh:
+        conv = oh.start("leak check")
+        conv.wait(timeout=20)
+        texts = [
+            repr(oh),
+            str(oh),
+            repr(conv),
+            repr(conv.info),
+            repr(conv.raw),
+            str(conv.raw),
+            repr(conv.snapshot()),
+            repr(oh.tracker),
+            repr(oh.aio.transport),
+        ]
+        texts += [repr(e) + repr(e.raw) for e in conv.events()]
+        texts += [repr(c) + repr(c.raw) + repr(c.info) for c in oh.list()]
+        for text in texts:
+            assert SESSION_KEY not in text and API_KEY not in text
+        assert conv.info is not None and conv.info.session_api_key is not None
+        assert conv.info.session_api_key.get() == SESSION_KEY
