@@ -1,0 +1,228 @@
+// OpenHands conversation widget: renders model state with textContent only; actions go to
+// Python as model.send() custom messages.
+
+const ACTIVE = new Set(["queued", "starting", "running"]);
+const CAN_STOP = new Set(["queued", "starting", "running", "idle", "waiting"]);
+const CAN_SEND = new Set(["running", "idle", "waiting", "finished", "error", "stuck"]);
+const FEED_COLLAPSED = 6;
+
+function h(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+function safeUrl(url) {
+  try {
+    const parsed = new URL(String(url || ""));
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+  } catch (e) {
+    return null;
+  }
+}
+
+function duration(ms) {
+  if (!(ms >= 0)) return "";
+  const s = Math.floor(ms / 1000);
+  const m = Math.floor(s / 60);
+  const hr = Math.floor(m / 60);
+  if (hr) return `${hr}h ${String(m % 60).padStart(2, "0")}m`;
+  if (m) return `${m}m ${String(s % 60).padStart(2, "0")}s`;
+  return `${s}s`;
+}
+
+function phaseText(phase) {
+  return String(phase || "").toLowerCase().replace(/_/g, " ");
+}
+
+const ICON = { command: "$", output: "›", edit: "✎", message: "💬", finish: "✔", error: "✖", state: "•", action: "→" };
+
+function feedItem(ev) {
+  const row = h("li", `ohj-ev ohj-ev-${ev.type}`);
+  row.appendChild(h("span", "ohj-ev-icon", ICON[ev.type] || "•"));
+  let text = String(ev.text || "");
+  if (ev.type === "state") text = `status: ${text}`;
+  if (ev.type === "message" && ev.source === "user") text = `you: ${text}`;
+  const body = h("span", "ohj-ev-text", text.length > 600 ? text.slice(0, 599) + "…" : text);
+  row.appendChild(body);
+  if (ev.exit_code !== null && ev.exit_code !== undefined) {
+    row.appendChild(h("span", `ohj-exit ${ev.exit_code === 0 ? "ohj-ok" : "ohj-bad"}`, `exit ${ev.exit_code}`));
+  }
+  return row;
+}
+
+function render({ model, el }) {
+  const root = h("div", "ohj-card");
+  el.appendChild(root);
+
+  const head = h("div", "ohj-head");
+  const pill = h("span", "ohj-pill");
+  const title = h("span", "ohj-title");
+  const meta = h("span", "ohj-meta");
+  head.append(pill, title, meta);
+
+  const sub = h("div", "ohj-sub");
+  const repo = h("span", "ohj-repo");
+  const elapsed = h("span", "ohj-elapsed");
+  const cost = h("span", "ohj-cost");
+  const prs = h("span", "ohj-prs");
+  const link = h("a", "ohj-link", "Open in OpenHands ↗");
+  link.target = "_blank";
+  link.rel = "noopener noreferrer";
+  sub.append(repo, elapsed, cost, prs, link);
+
+  const phase = h("div", "ohj-phase");
+  const retry = h("div", "ohj-retry");
+  const detail = h("div", "ohj-detail");
+
+  const feedBox = h("div", "ohj-feed-box");
+  const feedList = h("ul", "ohj-feed");
+  const feedToggle = h("button", "ohj-linkbtn");
+  feedToggle.type = "button";
+  feedBox.append(feedList, feedToggle);
+  let expanded = false;
+
+  const resultBox = h("div", "ohj-result");
+  const resultLabel = h("div", "ohj-result-label", "Final answer");
+  const resultText = h("div", "ohj-result-text");
+  resultBox.append(resultLabel, resultText);
+
+  const actions = h("div", "ohj-actions");
+  const mk = (label, action, cls) => {
+    const b = h("button", `ohj-btn ${cls || ""}`, label);
+    b.type = "button";
+    b.dataset.action = action;
+    return b;
+  };
+  const stopBtn = mk("Stop", "stop", "ohj-danger");
+  const resumeBtn = mk("Resume", "resume");
+  const refreshBtn = mk("Refresh", "refresh");
+  const untrackBtn = mk("Stop tracking", "untrack", "ohj-quiet");
+  const input = h("input", "ohj-input");
+  input.type = "text";
+  input.placeholder = "Send a follow-up…";
+  const sendBtn = mk("Send", "send", "ohj-primary");
+  actions.append(stopBtn, resumeBtn, refreshBtn, untrackBtn, input, sendBtn);
+  const actionError = h("div", "ohj-action-error");
+
+  root.append(head, sub, phase, retry, detail, feedBox, resultBox, actions, actionError);
+
+  let localBusy = "";
+  const send = (action, extra) => {
+    localBusy = action;
+    model.send({ action, ...(extra || {}) });
+    update();
+  };
+  stopBtn.addEventListener("click", () => send("stop"));
+  resumeBtn.addEventListener("click", () => send("resume"));
+  refreshBtn.addEventListener("click", () => send("refresh"));
+  untrackBtn.addEventListener("click", () => send("untrack"));
+  const doSend = () => {
+    const text = input.value.trim();
+    if (!text) return;
+    send("send", { text });
+    input.value = "";
+  };
+  sendBtn.addEventListener("click", doSend);
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey) {
+      e.preventDefault();
+      doSend();
+    }
+    e.stopPropagation();
+  });
+  feedToggle.addEventListener("click", () => {
+    expanded = !expanded;
+    renderFeed();
+  });
+
+  function renderFeed() {
+    const feed = model.get("feed") || [];
+    const shown = expanded ? feed : feed.slice(-FEED_COLLAPSED);
+    feedList.replaceChildren(...shown.map(feedItem));
+    feedBox.style.display = feed.length ? "" : "none";
+    feedToggle.style.display = feed.length > FEED_COLLAPSED ? "" : "none";
+    feedToggle.textContent = expanded ? "Show less" : `Show all ${feed.length} events`;
+  }
+
+  function tick() {
+    const s = model.get("state") || {};
+    const end = s.ended_at || Date.now();
+    elapsed.textContent = s.started_at ? `⏱ ${duration(end - s.started_at)}` : "";
+    if (s.retry_at && s.error) {
+      const wait = Math.max(0, Math.round((s.retry_at - Date.now()) / 1000));
+      retry.textContent = `${s.error} — next attempt in ${wait}s`;
+      retry.style.display = "";
+    } else {
+      retry.style.display = "none";
+    }
+  }
+
+  function update() {
+    const s = model.get("state") || {};
+    const status = String(s.status || "unknown");
+    pill.textContent = status;
+    pill.className = `ohj-pill ohj-s-${status.replace(/[^a-z_]/g, "")}`;
+    root.dataset.status = status;
+    title.textContent = s.title || s.task || "";
+    title.title = s.task || "";
+    meta.textContent = s.conversation_id ? s.conversation_id.slice(0, 8) : "";
+    repo.textContent = s.repository ? `${s.repository}${s.branch ? "@" + s.branch : ""}` : "no repository";
+    cost.textContent = typeof s.cost === "number" ? `$${s.cost.toFixed(2)}` : "";
+    prs.textContent = s.prs && s.prs.length ? `PR ${s.prs.map((n) => "#" + n).join(", ")}` : "";
+    const url = safeUrl(s.url);
+    if (url) {
+      link.href = url;
+      link.style.display = "";
+    } else {
+      link.removeAttribute("href");
+      link.style.display = "none";
+    }
+    let phaseLine = "";
+    if (status === "starting" && s.phase) phaseLine = `Starting: ${phaseText(s.phase)}`;
+    if (status === "queued") phaseLine = s.queue_position ? `Queued (#${s.queue_position})` : "Queued";
+    phase.textContent = phaseLine;
+    phase.style.display = phaseLine ? "" : "none";
+    detail.textContent = s.detail && (status === "error" || status === "queued") ? s.detail : "";
+    detail.style.display = detail.textContent ? "" : "none";
+    resultText.textContent = s.result || "";
+    resultBox.style.display = s.result && !ACTIVE.has(status) ? "" : "none";
+
+    const busy = model.get("busy") || localBusy;
+    const tracking = s.tracking !== false;
+    stopBtn.disabled = !!busy || !CAN_STOP.has(status);
+    resumeBtn.disabled = !!busy || status !== "paused";
+    refreshBtn.disabled = !!busy || !s.conversation_id;
+    untrackBtn.disabled = !!busy || !tracking;
+    sendBtn.disabled = !!busy || !CAN_SEND.has(status);
+    input.disabled = !CAN_SEND.has(status);
+    for (const b of [stopBtn, resumeBtn, refreshBtn, sendBtn, untrackBtn]) {
+      b.classList.toggle("ohj-busy", busy === b.dataset.action);
+    }
+    actionError.textContent = model.get("action_error") || "";
+    actionError.style.display = actionError.textContent ? "" : "none";
+    tick();
+  }
+
+  const onBusy = () => {
+    if (!model.get("busy")) localBusy = "";
+    update();
+  };
+  model.on("change:state", update);
+  model.on("change:busy", onBusy);
+  model.on("change:action_error", update);
+  model.on("change:feed", renderFeed);
+  const timer = setInterval(tick, 1000);
+  update();
+  renderFeed();
+  return () => {
+    clearInterval(timer);
+    model.off("change:state", update);
+    model.off("change:busy", onBusy);
+    model.off("change:action_error", update);
+    model.off("change:feed", renderFeed);
+  };
+}
+
+export default { render };

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import threading
 from collections.abc import Coroutine, Iterable
-import builtins
 from typing import Any, TypeVar
 
 import httpx

@@ -65,6 +65,7 @@ class Tracker:
         self._slot_freed = False
         self._sub_ids = 0
         self.closed = False
+        self.watchers: list[Callable[[], None]] = []
         self.requests = 0
         self.ticks = 0
 
@@ -144,6 +145,14 @@ class Tracker:
             tracked.start_delay = self.config.s(self.config.start_interval)
             self.entries[tracked.key] = tracked
         self.wake()
+        self.call_soon(self._entries_changed)
+
+    def _entries_changed(self) -> None:
+        for watcher in list(self.watchers):
+            try:
+                watcher()
+            except Exception:
+                log.exception("watcher failed")
 
     def untrack(self, tracked: Tracked) -> None:
         with self._lock:
@@ -155,6 +164,7 @@ class Tracker:
                 tracked.detail = "Launch cancelled before it started."
                 self._renumber()
         self.call_soon(self._publish, tracked, True)
+        self.call_soon(self._entries_changed)
 
     def cancel_queued(self, tracked: Tracked) -> bool:
         """Drop a queued launch; returns whether it was still queued."""
@@ -258,6 +268,7 @@ class Tracker:
             self._queue_next_try = self._now() + self.config.s(self.config.queue_retry_interval)
         self.wake()
         self.call_soon(self._publish, tracked, False)
+        self.call_soon(self._entries_changed)
 
     async def _send_start(self, tracked: Tracked) -> StartTask:
         assert tracked.request is not None

@@ -1,0 +1,170 @@
+"""The panel (anywidget): every tracked conversation in one table, and a launch form."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import anywidget
+import traitlets
+
+from ..api import status as st
+from ..api.errors import OpenHandsError
+from ..client import AsyncOpenHands, OpenHands
+from ..conversation import Conversation
+from ..tracking import Snapshot, Tracked
+from .assets import asset
+
+FLUSH_SECONDS = 0.25
+
+
+class Panel(anywidget.AnyWidget):
+    """A table of the client's tracked conversations with stop/resume/untrack and a launch form.
+
+    ``Panel()`` uses the client of the ``%openhands`` magic; pass one to use another.
+    """
+
+    _esm = asset("panel.js")
+    _css = asset("widget.css")
+
+    rows: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
+    message = traitlets.Unicode("").tag(sync=True)
+    busy = traitlets.Bool(False).tag(sync=True)
+
+    def __init__(self, client: OpenHands | AsyncOpenHands | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if client is None:
+            from .magic import shared_client
+
+            client = shared_client()
+        self.client: AsyncOpenHands = client.aio if isinstance(client, OpenHands) else client
+        self.tracker = self.client.tracker
+        self._rows: dict[int, dict[str, Any]] = {}
+        self._subs: dict[int, Any] = {}
+        self._started: dict[int, float] = {}
+        self._ended: dict[int, float] = {}
+        self._flush_pending = False
+        self.on_msg(self._handle_custom)
+        self.tracker.watchers.append(self._sync_entries)
+        self.tracker.call_soon(self._sync_entries)
+
+    # -- rows -----------------------------------------------------------------------------------
+    def _sync_entries(self) -> None:
+        entries = dict(self.tracker.entries)
+        for key in list(self._subs):
+            if key not in entries:
+                self._subs.pop(key)()
+                self._rows.pop(key, None)
+        for key, tracked in entries.items():
+            if key not in self._subs:
+                self._subs[key] = self.tracker.subscribe(
+                    tracked, functools.partial(self._on_snapshot, tracked), visible=False
+                )
+        self._schedule_flush()
+
+    def _on_snapshot(self, tracked: Tracked, snap: Snapshot) -> None:
+        key = tracked.key
+        if key not in self.tracker.entries:
+            return
+        info = tracked.info
+        started = self._started.setdefault(
+            key,
+            info.created_at.timestamp() * 1000 if info and info.created_at else time.time() * 1000,
+        )
+        if snap.status in st.ACTIVE or snap.status in (st.WAITING,):
+            self._ended.pop(key, None)
+        else:
+            self._ended.setdefault(key, time.time() * 1000)
+        url = snap.url or ""
+        self._rows[key] = {
+            "key": key,
+            "id": snap.conversation_id or "",
+            "status": snap.status,
+            "title": snap.title or "",
+            "task": " ".join((tracked.request.task if tracked.request else "").split())[:200],
+            "repository": snap.repository or "",
+            "branch": snap.branch or "",
+            "cost": snap.cost,
+            "url": url if url.startswith(("http://", "https://")) else "",
+            "detail": snap.detail or snap.last_error or "",
+            "started_at": started,
+            "ended_at": self._ended.get(key),
+            "queue_position": snap.queue_position,
+        }
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_pending:
+            return
+        self._flush_pending = True
+        loop = self.tracker.loop
+        if loop is None:
+            self._flush()
+        else:
+            loop.call_later(FLUSH_SECONDS, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        self.rows = sorted(self._rows.values(), key=lambda r: r["key"], reverse=True)
+
+    # -- actions --------------------------------------------------------------------------------
+    def _conversation(self, key: Any) -> Conversation | None:
+        tracked = self.tracker.entries.get(int(key)) if str(key).isdigit() else None
+        return Conversation(self.client, tracked) if tracked is not None else None
+
+    def _handle_custom(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if not isinstance(content, dict):
+            return
+        action = content.get("action")
+        coro: Coroutine[Any, Any, Any]
+        if action == "launch":
+            self.busy = True
+            self.message = ""
+            coro = self.client.start(
+                str(content.get("task") or ""),
+                repository=str(content.get("repository") or "") or None,
+                branch=str(content.get("branch") or "") or None,
+            )
+        else:
+            conv = self._conversation(content.get("key"))
+            if conv is None:
+                return
+            if action == "untrack":
+                conv.untrack()
+                return
+            if action == "cancel":
+                conv.cancel()
+                return
+            if action not in ("stop", "resume"):
+                return
+            coro = conv.stop_async() if action == "stop" else conv.resume_async()
+        future = self.tracker.submit(coro)
+        future.add_done_callback(lambda f: self.tracker.call_soon(self._done, f))
+
+    def _done(self, future: Any) -> None:
+        self.busy = False
+        exc = None if future.cancelled() else future.exception()
+        if exc is not None:
+            self.message = str(exc) if isinstance(exc, OpenHandsError) else f"Failed: {exc}"
+        self._schedule_flush()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if isinstance(data, dict):
+            counts: dict[str, int] = {}
+            for row in self._rows.values():
+                counts[row["status"]] = counts.get(row["status"], 0) + 1
+            summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none"
+            data["text/plain"] = f"OpenHands panel: {len(self._rows)} tracked ({summary})"
+        return bundle
+
+    def close(self) -> None:
+        if self._sync_entries in self.tracker.watchers:
+            self.tracker.watchers.remove(self._sync_entries)
+        for unsubscribe in self._subs.values():
+            unsubscribe()
+        self._subs.clear()
+        super().close()

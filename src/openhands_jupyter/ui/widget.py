@@ -1,0 +1,148 @@
+"""The live conversation widget (anywidget): Python side, fed by tracker snapshots."""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from typing import Any
+
+import anywidget
+import traitlets
+
+from ..api import status as st
+from ..api.errors import OpenHandsError
+from ..conversation import Conversation
+from ..tracking import Snapshot
+from .assets import asset
+
+FEED_LIMIT = 200
+ACTIONS = ("stop", "resume", "send", "refresh", "untrack")
+
+
+def _excerpt(text: str | None, size: int = 200) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
+class ConversationWidget(anywidget.AnyWidget):
+    """Shows one conversation live. Holds no secret in any synced trait."""
+
+    _esm = asset("widget.js")
+    _css = asset("widget.css")
+
+    state = traitlets.Dict().tag(sync=True)
+    feed: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
+    busy = traitlets.Unicode("").tag(sync=True)
+    action_error = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, conversation: Conversation, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conversation = conversation
+        self._lock = threading.Lock()
+        self._started_ms = time.time() * 1000
+        self._ended_ms: float | None = None
+        self._on_final: list[Any] = []
+        self.state = self._state(conversation.snapshot())
+        self.on_msg(self._handle_custom)
+        self._unsubscribe = conversation.subscribe(self._on_snapshot, visible=True)
+
+    # -- state from snapshots -------------------------------------------------------------------
+    def _state(self, snap: Snapshot) -> dict[str, Any]:
+        conv = self.conversation
+        created = conv.created_at
+        started = created.timestamp() * 1000 if created else self._started_ms
+        if snap.status not in st.ACTIVE and snap.status not in (st.RUNNING, st.WAITING):
+            if self._ended_ms is None:
+                self._ended_ms = time.time() * 1000
+        else:
+            self._ended_ms = None
+        url = snap.url or ""
+        return {
+            "status": snap.status,
+            "phase": snap.start_phase or "",
+            "task": _excerpt(conv.task, 300),
+            "title": snap.title or "",
+            "repository": snap.repository or "",
+            "branch": snap.branch or "",
+            "conversation_id": snap.conversation_id or "",
+            "cost": snap.cost,
+            "prs": list(snap.pr_numbers),
+            "url": url if url.startswith(("http://", "https://")) else "",
+            "result": (snap.result or "")[:20000],
+            "detail": snap.detail or "",
+            "error": snap.last_error or "",
+            "retry_at": snap.retry_at * 1000 if snap.retry_at else None,
+            "queue_position": snap.queue_position,
+            "started_at": started,
+            "ended_at": self._ended_ms,
+            "tracking": snap.tracking,
+        }
+
+    def _on_snapshot(self, snap: Snapshot) -> None:
+        with self._lock:
+            before = self.state.get("status")
+            self.state = self._state(snap)
+            if snap.new_events:
+                new = [e.to_dict() for e in snap.new_events]
+                known = {e["id"] for e in self.feed}
+                merged = self.feed + [e for e in new if e["id"] not in known]
+                self.feed = merged[-FEED_LIMIT:]
+        if snap.status in st.FINAL and before not in st.FINAL:
+            for callback in list(self._on_final):
+                callback(self)
+
+    # -- actions from the browser ---------------------------------------------------------------
+    def _handle_custom(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if not isinstance(content, dict) or content.get("action") not in ACTIONS:
+            return
+        action = str(content["action"])
+        self.busy = action
+        self.action_error = ""
+        conv = self.conversation
+        coro: Any
+        if action == "send":
+            coro = conv.send_async(str(content.get("text") or ""))
+        elif action == "stop":
+            coro = conv.stop_async()
+        elif action == "resume":
+            coro = conv.resume_async()
+        elif action == "refresh":
+            coro = conv.refresh_async()
+        else:
+            conv.untrack()
+            self.busy = ""
+            return
+        tracker = conv._client.tracker
+        future = tracker.submit(coro)
+        future.add_done_callback(lambda f: tracker.call_soon(self._done, action, f))
+
+    def _done(self, action: str, future: Any) -> None:
+        error = ""
+        if future.cancelled():
+            error = f"{action} was cancelled"
+        elif future.exception() is not None:
+            exc = future.exception()
+            error = str(exc) if isinstance(exc, OpenHandsError) else f"{action} failed: {exc}"
+        self.action_error = error
+        self.busy = ""
+
+    # -- text fallbacks -------------------------------------------------------------------------
+    def text_status(self) -> str:
+        s = self.state
+        ident = s.get("conversation_id") or "(not started yet)"
+        label = s.get("title") or s.get("task") or ""
+        return f"OpenHands conversation {ident}: {s.get('status')} — {_excerpt(label, 80)}"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if isinstance(data, dict):
+            text = self.text_status()
+            data["text/plain"] = text
+            data["text/html"] = f"<pre>{html.escape(text)}</pre>"
+        return bundle
+
+    def close(self) -> None:
+        self._unsubscribe()
+        super().close()

@@ -1,0 +1,125 @@
+"""The simulator answers as OpenHands does: shapes, limits, auth and faults."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from openhands_jupyter.sim import Faults, Simulator
+
+from .conftest import API_KEY
+
+
+def _start(client: httpx.Client, task: str = "hello") -> httpx.Response:
+    return client.post(
+        "/api/v1/app-conversations",
+        json={"initial_message": {"content": [{"type": "text", "text": task}]}},
+    )
+
+
+def test_start_task_progresses_to_ready_and_batch_get_returns_nulls() -> None:
+    with Simulator(speed=20) as sim, httpx.Client(base_url=sim.url) as c:
+        task = _start(c).json()
+        assert task["status"] == "WORKING" and task["app_conversation_id"] is None
+        assert task["created_at"].endswith("Z")
+        phases = set()
+        for _ in range(200):
+            [t, missing] = c.get(
+                "/api/v1/app-conversations/start-tasks", params={"ids": [task["id"], "0" * 32]}
+            ).json()
+            phases.add(t["status"])
+            assert missing is None
+            if t["status"] == "READY":
+                break
+            time.sleep(0.01)
+        assert {"WAITING_FOR_SANDBOX", "READY"} <= phases
+        cid = t["app_conversation_id"]
+        [conv, none] = c.get("/api/v1/app-conversations", params={"ids": [cid, "1" * 32]}).json()
+        assert none is None and conv["sandbox_status"] == "RUNNING"
+        assert conv["execution_status"] is None  # the ~60 s gap after a start
+        r = c.get("/api/v1/app-conversations", params={"ids": ["a" * 32] * 100})
+        assert r.status_code == 400 and "Maximum is 99" in r.json()["detail"]
+        r = c.get("/api/v1/app-conversations", params={"ids": ["nope"]})
+        assert r.status_code == 400 and "Invalid UUID" in r.json()["detail"]
+        assert c.get("/api/v1/app-conversations/count").json() == 1
+
+
+def test_auth_shapes() -> None:
+    with Simulator(api_key=API_KEY) as sim, httpx.Client(base_url=sim.url) as c:
+        assert c.get("/api/v1/app-conversations/count").json() == {"error": "NoCredentialsError"}
+        r = c.get("/api/v1/app-conversations/count", headers={"Authorization": "Bearer wrong"})
+        assert r.status_code == 401 and r.json() == {"error": "BearerTokenError"}
+        ok = c.get(
+            "/api/v1/app-conversations/count", headers={"Authorization": f"Bearer {API_KEY}"}
+        )
+        assert ok.json() == 0
+    with Simulator(session_api_key="sk-self") as sim, httpx.Client(base_url=sim.url) as c:
+        r = c.get("/api/v1/app-conversations/count")
+        assert r.status_code == 401 and r.json() == {"detail": "Unauthorized"}
+        assert (
+            c.get(
+                "/api/v1/app-conversations/count", headers={"X-Session-API-Key": "sk-self"}
+            ).json()
+            == 0
+        )
+
+
+def test_html_200_on_unknown_paths_and_v0_on_v1_server() -> None:
+    with Simulator() as sim, httpx.Client(base_url=sim.url) as c:
+        r = c.get("/api/does/not/exist")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assert c.get("/api/conversations").status_code == 404
+
+
+def test_rate_limit_with_headers() -> None:
+    with (
+        Simulator(rate_limit=True, scale_rate_limit=False) as sim,
+        httpx.Client(base_url=sim.url) as c,
+    ):
+        codes = [c.get("/api/v1/app-conversations/count") for _ in range(25)]
+        limited = [r for r in codes if r.status_code == 429]
+        assert limited, "11th request within a second must be refused"
+        r = limited[0]
+        assert float(r.headers["Retry-After"]) <= 1.0
+        assert r.headers["X-RateLimit-Remaining"] == "0" and "X-RateLimit-Reset" in r.headers
+
+
+def test_concurrency_limit_body() -> None:
+    with Simulator(max_concurrent=1) as sim, httpx.Client(base_url=sim.url) as c:
+        assert _start(c).status_code == 200
+        r = _start(c)
+        assert r.status_code == 429
+        detail = r.json()["detail"]
+        assert detail["error"] == "CONCURRENCY_LIMIT_REACHED" and detail["limit"] == 1
+
+
+def test_stream_start_is_one_json_array() -> None:
+    with Simulator(speed=50) as sim, httpx.Client(base_url=sim.url) as c:
+        r = c.post(
+            "/api/v1/app-conversations/stream-start",
+            json={"initial_message": {"content": [{"type": "text", "text": "x"}]}},
+        )
+        items = r.json()
+        assert items[0]["status"] == "WORKING" and items[-1]["status"] == "READY"
+        assert r.text.startswith("[\n") and r.text.endswith("}]")
+
+
+@pytest.mark.parametrize("kind", ["error_rate", "html_rate", "malformed_rate", "drop_rate"])
+def test_fault_injection(kind: str) -> None:
+    with Simulator(faults=Faults(**{kind: 1.0})) as sim, httpx.Client(base_url=sim.url) as c:
+        try:
+            r = c.get("/api/v1/app-conversations/count")
+        except httpx.HTTPError:
+            assert kind == "drop_rate"
+        else:
+            if kind == "error_rate":
+                assert r.status_code >= 500
+            elif kind == "html_rate":
+                assert r.headers["content-type"].startswith("text/html")
+            else:
+                with pytest.raises(ValueError):
+                    r.json()
+        assert sum(sim.stats.faults_injected.values()) == 1
+        assert sim.counts["v1.count"] == 1
