@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import contextlib
 import os
 import threading
 from collections.abc import Coroutine, Iterable
@@ -27,7 +29,7 @@ from .api.validate import (
 from .conversation import Conversation
 from .progress import ProgressPrinter
 from .tracking import Tracked, Tracker, TrackerConfig
-from .tracking.loops import BackgroundLoop
+from .tracking.loops import BackgroundLoop, running_loop
 
 T = TypeVar("T")
 CLOUD_URL = "https://app.all-hands.dev"
@@ -238,14 +240,27 @@ class AsyncOpenHands:
         return [Conversation(self, t) for t in list(self.tracker.entries.values())]
 
     async def aclose(self) -> None:
+        """Stop tracking and release threads and connections, from the loop."""
+        if self.tracker.loop is asyncio.get_running_loop():
+            await self.tracker._stop_task()
+        await self.transport.aclose()
         self.close()
 
     def close(self) -> None:
         """Stop tracking and release threads and connections."""
-        self.tracker.close()
+        self.tracker.close(cleanup=self.transport.aclose)
+        loop = self.tracker.loop
+        if not self.tracker.on_private_thread and loop is not None and not loop.is_closed():
+            if running_loop() is loop:
+                loop.create_task(self.transport.aclose())
+            else:
+                with contextlib.suppress(RuntimeError):
+                    asyncio.run_coroutine_threadsafe(self.transport.aclose(), loop)
         if self._portal is not None:
-            self._portal.stop()
-            self._portal = None
+            portal, self._portal = self._portal, None
+            with contextlib.suppress(Exception):
+                portal.run(self.transport.aclose(), timeout=5)
+            portal.stop()
 
     async def __aenter__(self) -> AsyncOpenHands:
         return self

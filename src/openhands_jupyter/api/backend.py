@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import abc
-import contextvars
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .models import ConversationInfo, Event, StartTask
-from .transport import Transport
+from .transport import Transport, request_gate
 
-#: A coroutine the tracker installs for its own requests (the request budget); awaited before
-#: every request made in that context.
-request_gate: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar(
-    "openhands_request_gate", default=None
-)
+__all__ = ["Backend", "EventCursor", "StartRequest", "request_gate"]
 
 
 @dataclass(frozen=True)
@@ -48,10 +43,8 @@ class Backend(abc.ABC):
         self.transport = transport
 
     async def call(self, method: str, url: str, **kwargs: Any) -> Any:
-        gate = request_gate.get()
-        if gate is not None:
-            kwargs.setdefault("retries", 0)
-            await gate()
+        if request_gate.get() is not None:
+            kwargs.setdefault("retries", 0)  # the tracker schedules its own retries
         return await self.transport.request(method, url, **kwargs)
 
     @abc.abstractmethod

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import random
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -24,6 +25,12 @@ from .secrets import Secret, package_logger
 log = package_logger("openhands_jupyter.api")
 
 RETRY_STATUSES = frozenset({502, 503, 504})
+
+#: A coroutine the tracker installs for its own requests (the request budget); awaited before
+#: every request, retries included, made in that context.
+request_gate: contextvars.ContextVar[Callable[[], Awaitable[Callable[[], None]]] | None] = (
+    contextvars.ContextVar("openhands_request_gate", default=None)
+)
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 STREAM_TIMEOUT = httpx.Timeout(30.0, connect=5.0, read=900.0)
 
@@ -148,6 +155,8 @@ class Transport:
         expect_json: bool,
     ) -> Any:
         client = self._client()
+        gate = request_gate.get()
+        done = await gate() if gate is not None else None
         if self.on_request is not None:
             self.on_request()
         try:
@@ -166,6 +175,9 @@ class Transport:
             raise APIConnectionError(
                 f"Connection to {self.base_url} failed: {_reason(exc)}"
             ) from None
+        finally:
+            if done is not None:
+                done()
         log.debug("%s %s -> %s", method, response.request.url.path, response.status_code)
         if response.status_code >= 400:
             raise error_from_response(response)
@@ -178,6 +190,9 @@ class Transport:
     ) -> AsyncIterator[Any]:
         """Yield each element of a JSON array body as it arrives (OpenHands' stream-start)."""
         client = self._client()
+        gate = request_gate.get()
+        if gate is not None:
+            (await gate())()
         if self.on_request is not None:
             self.on_request()
         decoder = json.JSONDecoder()

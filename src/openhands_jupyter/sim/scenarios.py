@@ -102,7 +102,7 @@ def run_steps(scenario: str, task: str, step: float) -> list[Step]:
         ]
     if scenario == "long":
         many: list[Step] = []
-        for i in range(100):
+        for i in range(400):
             many.append(Step(s * 0.2, "event", "command", f"python step_{i}.py"))
             many.append(Step(s * 0.1, "event", "output", f"step {i} ok", "environment", 0))
         return [*running, look, *many, *cmd, *done]

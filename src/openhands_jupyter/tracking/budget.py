@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import deque
+from collections.abc import Callable
 
 MAX_PER_SECOND = 10
 
@@ -13,6 +13,8 @@ MAX_PER_SECOND = 10
 class RequestBudget:
     """A sliding-window limiter shared by every request the tracker makes, from any loop.
 
+    Each request occupies its slot from when it is sent until its answer arrives, so that the
+    server, which counts arrivals, never sees more than the budget in any window.
     ``time_scale`` shrinks both windows (tests and benchmarks run on sped-up time).
     """
 
@@ -25,7 +27,7 @@ class RequestBudget:
         self.per_second = max(1, min(int(per_second), MAX_PER_SECOND))
         self.minute = 60.0 * time_scale
         self.second = 1.0 * time_scale
-        self._stamps: deque[float] = deque()
+        self._stamps: list[list[float]] = []
         self._lock = threading.Lock()
         self.spent = 0
 
@@ -33,36 +35,43 @@ class RequestBudget:
         return f"RequestBudget(per_minute={self.per_minute}, per_second={self.per_second})"
 
     def _delay(self, now: float) -> float:
-        stamps = self._stamps
-        while stamps and stamps[0] <= now - self.minute:
-            stamps.popleft()
+        self._stamps = [s for s in self._stamps if s[0] > now - self.minute]
+        times = sorted(s[0] for s in self._stamps)
         wait = 0.0
-        if len(stamps) >= self.per_minute:
-            wait = stamps[len(stamps) - self.per_minute] + self.minute - now
-        recent = sum(1 for s in reversed(stamps) if s > now - self.second) if stamps else 0
-        if recent >= self.per_second:
-            oldest_in_second = stamps[len(stamps) - self.per_second]
-            wait = max(wait, oldest_in_second + self.second - now)
+        if len(times) >= self.per_minute:
+            wait = times[len(times) - self.per_minute] + self.minute - now
+        recent = [t for t in times if t > now - self.second]
+        if len(recent) >= self.per_second:
+            wait = max(wait, recent[len(recent) - self.per_second] + self.second - now)
         return wait
 
-    def try_take(self) -> float:
-        """Take a slot and return 0, or return how long to wait before trying again."""
+    def try_take(self) -> tuple[float, Callable[[], None] | None]:
+        """Take a slot: ``(0, done)`` where ``done()`` marks the answer's arrival, or
+        ``(wait, None)`` with how long to wait before trying again."""
         with self._lock:
             now = time.monotonic()
             wait = self._delay(now)
-            if wait <= 0:
-                self._stamps.append(now)
-                self.spent += 1
-            return max(0.0, wait)
+            if wait > 0:
+                return wait, None
+            stamp = [now]
+            self._stamps.append(stamp)
+            self.spent += 1
 
-    async def acquire(self) -> None:
+        def done() -> None:
+            with self._lock:
+                stamp[0] = max(stamp[0], time.monotonic())
+
+        return 0.0, done
+
+    async def acquire(self) -> Callable[[], None]:
+        """Wait for a slot; call the returned function when the answer has arrived."""
         while True:
-            wait = self.try_take()
-            if wait <= 0:
-                return
+            wait, done = self.try_take()
+            if done is not None:
+                return done
             await asyncio.sleep(wait + 0.001)
 
     def used_in_last_minute(self) -> int:
         with self._lock:
             now = time.monotonic()
-            return sum(1 for s in self._stamps if s > now - self.minute)
+            return sum(1 for s in self._stamps if s[0] > now - self.minute)

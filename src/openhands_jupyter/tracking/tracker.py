@@ -272,9 +272,9 @@ class Tracker:
 
     async def _send_start(self, tracked: Tracked) -> StartTask:
         assert tracked.request is not None
-        backend = await self._backend()
         token = request_gate.set(self._gated)
         try:
+            backend = await self._backend()
             task = await backend.start(tracked.request)
         finally:
             request_gate.reset(token)
@@ -361,9 +361,10 @@ class Tracker:
                 except asyncio.TimeoutError:
                     pass
 
-    async def _gated(self) -> None:
-        await self.budget.acquire()
+    async def _gated(self) -> Callable[[], None]:
+        done = await self.budget.acquire()
         self.requests += 1
+        return done
 
     def _on_failure(self, exc: OpenHandsError) -> None:
         self._failures += 1
@@ -596,8 +597,9 @@ class Tracker:
             except asyncio.CancelledError:
                 pass
 
-    def close(self) -> None:
-        """Stop polling and release the loop thread (if any). Safe to call twice."""
+    def close(self, cleanup: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Stop polling and release the loop thread (if any). ``cleanup`` runs on the private
+        loop before it stops (to close connections). Safe to call twice."""
         if self.closed:
             return
         self.closed = True
@@ -605,8 +607,14 @@ class Tracker:
         if loop is None or loop.is_closed():
             return
         if own is not None:
+
+            async def finish() -> None:
+                await self._stop_task()
+                if cleanup is not None:
+                    await cleanup()
+
             try:
-                own.run(self._stop_task(), timeout=5)
+                own.run(finish(), timeout=5)
             except (RuntimeError, concurrent.futures.TimeoutError):
                 pass
             own.stop()

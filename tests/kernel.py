@@ -1,0 +1,101 @@
+"""A real Jupyter kernel driven through jupyter_client, playing the frontend."""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from typing import Any
+
+from jupyter_client.manager import KernelManager
+
+
+class Kernel:
+    """Start a python3 kernel with ``env``; run cells; watch iopub; send widget messages."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.km = KernelManager(kernel_name="python3")
+        full = {**os.environ, **(env or {})}
+        full.pop(
+            "OPENHANDS_API_KEY", None
+        ) if env is None or "OPENHANDS_API_KEY" not in env else None
+        self.km.start_kernel(env=full)
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+        self.iopub: list[dict[str, Any]] = []
+
+    def _drain(self, timeout: float) -> dict[str, Any] | None:
+        try:
+            msg = self.kc.get_iopub_msg(timeout=timeout)
+        except queue.Empty:
+            return None
+        self.iopub.append(msg)
+        return msg
+
+    def run(self, code: str, timeout: float = 60) -> dict[str, Any]:
+        """Execute a cell; return its outputs: stdout, stderr, error, data (list of bundles)."""
+        msg_id = self.kc.execute(code)
+        out: dict[str, Any] = {
+            "stdout": "",
+            "stderr": "",
+            "error": None,
+            "data": [],
+            "msg_id": msg_id,
+        }
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = self._drain(max(0.01, deadline - time.monotonic()))
+            if msg is None:
+                break
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                out[content["name"]] += content["text"]
+            elif kind == "error":
+                out["error"] = f"{content['ename']}: {content['evalue']}"
+            elif kind in ("execute_result", "display_data"):
+                out["data"].append(content["data"])
+            elif kind == "status" and content["execution_state"] == "idle":
+                return out
+        raise TimeoutError(f"cell did not finish: {code[:80]!r}")
+
+    def watch(self, seconds: float) -> list[dict[str, Any]]:
+        """Collect iopub messages for a while without running anything."""
+        got = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            msg = self._drain(0.05)
+            if msg is not None:
+                got.append(msg)
+        return got
+
+    def comm_states(self) -> list[tuple[str, dict[str, Any], str]]:
+        """(comm_id, state delta, parent msg id) of every widget update seen so far."""
+        out = []
+        for msg in self.iopub:
+            if msg["msg_type"] in ("comm_open", "comm_msg"):
+                data = msg["content"].get("data", {})
+                if "state" in data:
+                    out.append(
+                        (
+                            msg["content"]["comm_id"],
+                            data["state"],
+                            msg["parent_header"].get("msg_id", ""),
+                        )
+                    )
+        return out
+
+    def send_custom(self, comm_id: str, content: dict[str, Any]) -> None:
+        msg = self.kc.session.msg(
+            "comm_msg", {"comm_id": comm_id, "data": {"method": "custom", "content": content}}
+        )
+        self.kc.shell_channel.send(msg)
+
+    def interrupt(self) -> None:
+        self.km.interrupt_kernel()
+
+    def close(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)

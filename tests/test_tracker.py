@@ -1,0 +1,266 @@
+"""The tracker against the simulator over real HTTP, on sped-up time."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+import time
+import warnings
+
+import pytest
+
+from openhands_jupyter import AsyncOpenHands, OpenHands
+from openhands_jupyter.sim import Faults, Simulator
+from openhands_jupyter.tracking import RequestBudget
+
+from .conftest import SPEED, fast_config
+
+
+def max_in_window(stamps: list[float], window: float) -> int:
+    """The largest number of requests inside any sliding window of ``window`` seconds."""
+    stamps = sorted(stamps)
+    best = 0
+    j = 0
+    for i, t in enumerate(stamps):
+        while stamps[j] <= t - window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+SCENARIOS = {
+    "finish": "finished",
+    "error": "error",
+    "stuck": "stuck",
+    "waiting": "waiting",
+    "start_error": "error",
+    "idle": "idle",
+    "paused": "paused",
+}
+
+
+@pytest.mark.parametrize("n", [7, 30])
+def test_many_conversations_reach_their_true_status_within_budget(n: int) -> None:
+    budget = 60
+    with (
+        Simulator(speed=SPEED) as sim,
+        OpenHands(
+            None, sim.url, tracker_config=fast_config(budget_per_minute=budget), progress=False
+        ) as oh,
+    ):
+        names = list(SCENARIOS)
+        convs = [oh.start(f"task {i} [sim:{names[i % len(names)]}]") for i in range(n)]
+        deadline = time.monotonic() + 60
+        for conv in convs:
+            conv.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for i, conv in enumerate(convs):
+            assert conv.status == SCENARIOS[names[i % len(names)]], (i, conv, conv.detail)
+        stamps = [r.at for r in sim.stats.log]
+        window = 60.0 / SPEED
+        assert max_in_window(stamps, window) <= budget
+        assert max_in_window(stamps, 1.0 / SPEED) <= 10
+        # batching: one status request covers every conversation
+        assert sim.counts["v1.conversations"] < 15 * n
+
+
+def test_requests_stop_when_nothing_needs_polling() -> None:
+    with (
+        Simulator(speed=SPEED) as sim,
+        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
+    ):
+        conv = oh.start("quick")
+        conv.wait(timeout=20)
+        time.sleep(0.3)
+        before = sim.stats.total
+        time.sleep(1.0)  # 20 sim-seconds
+        assert sim.stats.total == before
+        assert conv.status == "finished"
+
+
+def test_budget_holds_for_99_running_conversations() -> None:
+    with (
+        Simulator(speed=SPEED, scenario="long") as sim,
+        OpenHands(
+            None, sim.url, tracker_config=fast_config(budget_per_minute=60), progress=False
+        ) as oh,
+    ):
+        convs = oh.start_many([f"long task {i}" for i in range(99)])
+        for conv in convs[:5]:
+            conv.subscribe(lambda s: None)  # visible: event tails too
+        time.sleep(4.0)  # 80 sim-seconds
+        stamps = [r.at for r in sim.stats.log]
+        assert max_in_window(stamps, 60.0 / SPEED) <= 60
+        statuses = {c.status for c in convs}
+        assert statuses <= {"starting", "running", "finished"}
+        assert "running" in statuses
+
+
+def test_429_retry_after_is_respected_and_shown() -> None:
+    faults = Faults(rate_limit_rate=0.0, retry_after=0.5, seed=1)
+    with (
+        Simulator(speed=SPEED, faults=faults) as sim,
+        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
+    ):
+        conv = oh.start("rate limited")
+        snaps = []
+        conv.subscribe(snaps.append)
+        time.sleep(0.2)
+        sim.faults.rate_limit_rate = 1.0
+        deadline = time.monotonic() + 5
+        while not conv.last_error and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert conv.last_error is not None and "Rate limited" in conv.last_error
+        assert any(s.retry_at and s.retry_at > time.time() - 1 for s in snaps)
+        time.sleep(1.0)
+        sim.faults.rate_limit_rate = 0.0
+        conv.wait(timeout=20)
+        assert conv.status == "finished"
+        assert sim.stats.early_after_429 == 0
+        assert conv.last_error is None
+
+
+def test_server_errors_back_off_and_recover() -> None:
+    with (
+        Simulator(speed=SPEED) as sim,
+        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
+    ):
+        conv = oh.start("flaky")
+        sim.faults.error_rate = 1.0
+        time.sleep(1.0)
+        during = sim.stats.total
+        assert during < 20, "backoff, not a hot loop"
+        assert conv.last_error is not None and "Retrying" in conv.last_error
+        sim.faults.error_rate = 0.0
+        conv.wait(timeout=30)
+        assert conv.status == "finished"
+
+
+def test_queued_launches_start_in_order_when_slots_free() -> None:
+    with (
+        Simulator(speed=SPEED, max_concurrent=2) as sim,
+        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
+    ):
+        convs = oh.start_many([f"job {i}" for i in range(5)])
+        assert [c.status for c in convs[:2]] == ["starting", "starting"]
+        assert [c.status for c in convs[2:]] == ["queued"] * 3
+        assert "limit of 2" in (convs[2].detail or "")
+        for conv in convs:
+            conv.wait(timeout=60)
+        assert [c.status for c in convs] == ["finished"] * 5
+        order = [c.start_task_id for c in convs]
+        created = sorted(sim.world.tasks.values(), key=lambda t: t.created)
+        assert [t.id for t in created] == order
+        assert all(v == 1 for v in sim.stats.starts_seen.values()), "no start sent twice"
+
+
+def test_max_concurrent_queues_without_asking_the_server() -> None:
+    with (
+        Simulator(speed=SPEED) as sim,
+        OpenHands(
+            None, sim.url, tracker_config=fast_config(max_concurrent=1), progress=False
+        ) as oh,
+    ):
+        a, b, c = oh.start_many(["a", "b", "c"])
+        assert (a.status, b.status, c.status) == ("starting", "queued", "queued")
+        assert c.cancel() is True
+        assert c.status == "error" and "cancelled" in (c.detail or "")
+        b.wait(timeout=30)
+        assert a.status == "finished" and b.status == "finished"
+        assert sim.counts["v1.start"] == 2
+
+
+def test_commands_from_another_thread() -> None:
+    with (
+        Simulator(speed=SPEED) as sim,
+        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
+    ):
+        conv = oh.start("work [sim:idle]")
+        conv.wait(timeout=20)
+        errors: list[BaseException] = []
+
+        def other() -> None:
+            try:
+                conv.send("carry on")
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(10)
+        assert not errors
+        conv.wait(timeout=20)
+        assert conv.status == "finished"
+        assert sim.counts["v1.send_message"] == 1
+
+
+def test_close_leaves_no_thread_or_task_behind() -> None:
+    before = {t.name for t in threading.enumerate()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with Simulator(speed=SPEED) as sim:
+            oh = OpenHands(None, sim.url, tracker_config=fast_config(), progress=False)
+            oh.start("x")
+            time.sleep(0.2)
+            oh.close()
+            oh.close()
+        gc.collect()
+    time.sleep(0.2)
+    after = {t.name for t in threading.enumerate()}
+    assert not {n for n in after - before if n.startswith("openhands")}
+
+
+async def test_async_client_on_the_running_loop_and_clean_shutdown() -> None:
+    with Simulator(speed=SPEED) as sim:
+        oh = AsyncOpenHands(None, sim.url, tracker_config=fast_config(), progress=False)
+        conv = await oh.start("async work")
+        assert oh.tracker.loop is asyncio.get_running_loop()
+        await conv.wait_async(timeout=20)
+        assert conv.status == "finished"
+        other = await oh.start("slow [sim:long]")
+        with pytest.raises(asyncio.TimeoutError):
+            await other.wait_async(timeout=0.2)
+        await oh.aclose()
+        tasks = [t for t in asyncio.all_tasks() if t.get_name() == "openhands-tracker"]
+        assert all(t.done() for t in tasks)
+
+
+def test_wait_timeout_raises_timeout_error() -> None:
+    with (
+        Simulator(speed=SPEED, scenario="long") as sim,
+        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
+    ):
+        conv = oh.start("long")
+        with pytest.raises(TimeoutError, match="still"):
+            conv.wait(timeout=0.3)
+        assert conv.tracked
+
+
+def test_text_progress_in_scripts(capsys: pytest.CaptureFixture[str]) -> None:
+    with (
+        Simulator(speed=SPEED) as sim,
+        OpenHands(None, sim.url, tracker_config=fast_config()) as oh,
+    ):
+        conv = oh.start("Print my progress")
+        conv.wait(timeout=20)
+        time.sleep(0.1)
+    lines = capsys.readouterr().out.splitlines()
+    statuses = [line.rsplit(": ", 1)[-1] for line in lines if "answer:" not in line]
+    assert any(s.startswith("starting") for s in statuses)
+    assert "running" in statuses and "finished" in statuses
+    assert all(line.startswith("[openhands] ") for line in lines)
+    assert len(lines) < 12
+
+
+def test_budget_limiter_alone() -> None:
+    budget = RequestBudget(per_minute=5, time_scale=0.01)  # a 0.6 s "minute"
+    stamps = []
+
+    async def go() -> None:
+        for _ in range(12):
+            await budget.acquire()
+            stamps.append(time.monotonic())
+
+    asyncio.run(go())
+    assert max_in_window(stamps, 0.6) <= 5
+    assert max_in_window(stamps, 0.01) <= 10
