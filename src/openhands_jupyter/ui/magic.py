@@ -83,9 +83,9 @@ class OpenHandsMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self._client: OpenHands | None = None
         self._typed_key: Secret | None = None
-        self.observe(self._config_changed)
+        self.observe(self._settings_changed)
 
-    def _config_changed(self, change: Any) -> None:
+    def _settings_changed(self, change: Any) -> None:
         self._client = None  # the next command builds a client with the new settings
 
     @validate("poll_interval", "time_scale")
@@ -138,7 +138,7 @@ class OpenHandsMagics(Magics):
         return out
 
     def client(self) -> OpenHands:
-        if self._client is None:
+        if self._client is None or self._client.tracker.closed:
             values = {k: v for k, (v, _) in self.effective().items()}
             config = TrackerConfig(
                 poll_interval=float(values["poll_interval"]),
