@@ -131,7 +131,7 @@ def test_line_magic_starts_and_returns_the_handle(shell: tuple[Shell, Simulator]
 
 
 def test_cell_magic_fills_names(shell: tuple[Shell, Simulator]) -> None:
-    sh, sim = shell
+    sh, _sim = shell
     sh.ip.user_ns["module_name"] = "loader"
     conv = sh.cell("--repo octo/app --branch dev", "Refactor {module_name} and keep {other}.\n")
     assert conv.task == "Refactor loader and keep {other}.\n"
