@@ -1,7 +1,7 @@
 // OpenHands panel: one table of every tracked conversation and a launch form.
 // All server text goes in with textContent; links only for http(s).
 
-const CAN_STOP = new Set(["queued", "starting", "running", "idle", "waiting"]);
+const CAN_STOP = new Set(["queued", "starting", "running", "idle", "waiting", "finished", "stuck"]);
 
 function h(tag, cls, text) {
   const node = document.createElement(tag);

@@ -2,7 +2,7 @@
 // Python as model.send() custom messages.
 
 const ACTIVE = new Set(["queued", "starting", "running"]);
-const CAN_STOP = new Set(["queued", "starting", "running", "idle", "waiting"]);
+const CAN_STOP = new Set(["queued", "starting", "running", "idle", "waiting", "finished", "stuck"]);
 const CAN_SEND = new Set(["running", "idle", "waiting", "finished", "error", "stuck"]);
 const FEED_COLLAPSED = 6;
 
@@ -36,7 +36,7 @@ function phaseText(phase) {
   return String(phase || "").toLowerCase().replace(/_/g, " ");
 }
 
-const ICON = { command: "$", output: "›", edit: "✎", message: "💬", finish: "✔", error: "✖", state: "•", action: "→" };
+const ICON = { command: "$", output: "›", edit: "✎", message: "»", finish: "✔", error: "✖", state: "•", action: "→" };
 
 function feedItem(ev) {
   const row = h("li", `ohj-ev ohj-ev-${ev.type}`);
@@ -149,7 +149,7 @@ function render({ model, el }) {
   function tick() {
     const s = model.get("state") || {};
     const end = s.ended_at || Date.now();
-    elapsed.textContent = s.started_at ? `⏱ ${duration(end - s.started_at)}` : "";
+    elapsed.textContent = s.started_at ? `${duration(end - s.started_at)} elapsed` : "";
     if (s.retry_at && s.error) {
       const wait = Math.max(0, Math.round((s.retry_at - Date.now()) / 1000));
       retry.textContent = `${s.error} — next attempt in ${wait}s`;

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .api import status as st
 from .api.backend import EventCursor
 from .api.errors import ConflictError, InputError, NotFoundError
-from .api.models import ConversationInfo, Event, final_answer
+from .api.models import ConversationInfo, Event
 from .tracking import Snapshot, Tracked
 from .tracking.loops import running_loop
 
@@ -118,7 +118,9 @@ class Conversation:
     def result(self) -> str | None:
         """The agent's final answer: its last finish message, else its last message."""
         tracked = self._tracked
-        missing = tracked.result is None or (self.status == st.FINISHED and not tracked.last_finish)
+        missing = tracked.last_finish is None and (
+            self.status == st.FINISHED or tracked.last_agent_message is None
+        )
         if missing and self.id and self.status not in st.ACTIVE:
             with contextlib.suppress(Exception):
                 self.events()
@@ -175,11 +177,14 @@ class Conversation:
         backend = await self._client.backend()
         info = self._tracked.info or ConversationInfo(id=cid, status=self.status)
         events = await backend.events(info, EventCursor(), max_pages=50)
-        answer = final_answer(events)
-        if answer:
-            self._tracked.result = answer
-            if any(e.type == "finish" for e in events):
-                self._tracked.last_finish = answer
+        finishes = [e.text for e in events if e.type == "finish" and e.text]
+        messages = [
+            e.text for e in events if e.type == "message" and e.source == "agent" and e.text
+        ]
+        if finishes:
+            self._tracked.last_finish = finishes[-1]
+        if messages:
+            self._tracked.last_agent_message = messages[-1]
         return events[-limit:] if limit else events
 
     def events(self, limit: int | None = None) -> list[Event]:

@@ -32,7 +32,6 @@ class Tracked:
     start_phase: str | None = None
     detail: str | None = None
     info: ConversationInfo | None = None
-    result: str | None = None
     last_error: str | None = None
     retry_at: float | None = None
     queue_position: int | None = None
@@ -91,11 +90,20 @@ class Tracked:
                 self.last_finish = event.text
             elif event.type == "message" and event.source == "agent" and event.text:
                 self.last_agent_message = event.text
-        self.result = self.last_finish or self.last_agent_message
+
+    @property
+    def result(self) -> str | None:
+        """The final answer: the last finish message, else the last agent message, but not
+        while the events that may still carry the finish message are being read."""
+        if self.last_finish:
+            return self.last_finish
+        if self.status in st.FINAL and self.final_left > 0:
+            return None
+        return self.last_agent_message
 
     def reset_answer(self) -> None:
         """A new run begins: the previous answer no longer stands."""
-        self.result = self.last_finish = self.last_agent_message = None
+        self.last_finish = self.last_agent_message = None
 
     @property
     def settled(self) -> bool:

@@ -1,0 +1,183 @@
+"""JupyterLab / Notebook 7 servers on loopback and headless Chromium, for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_notebook(path: Path, cells: list[str]) -> None:
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": f"c{i}",
+                "metadata": {},
+                "outputs": [],
+                "source": src,
+            }
+            for i, src in enumerate(cells)
+        ],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(nb, indent=1))
+
+
+class JupyterServer:
+    """``jupyter lab`` or ``jupyter notebook`` on a free 127.0.0.1 port with private dirs."""
+
+    def __init__(self, app: str, root: Path, env: dict[str, str]) -> None:
+        self.app = app
+        self.root = root
+        self.port = free_port()
+        self.token = secrets.token_hex(16)
+        cfg = root / "cfg"
+        for sub in ("cfg", "rt", "ipy", "nb"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        self.nb_dir = root / "nb"
+        full = {
+            **os.environ,
+            **env,
+            "JUPYTER_CONFIG_DIR": str(cfg),
+            "JUPYTER_RUNTIME_DIR": str(root / "rt"),
+            "IPYTHONDIR": str(root / "ipy"),
+        }
+        bindir = Path(sys.executable).parent
+        subprocess.run(
+            [
+                str(bindir / "jupyter"),
+                "labextension",
+                "disable",
+                "@jupyterlab/apputils-extension:announcements",
+            ],
+            env=full,
+            capture_output=True,
+            check=False,
+        )
+        self.log = open(root / f"{app}.log", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                str(bindir / "jupyter"),
+                app,
+                "--no-browser",
+                "--allow-root",
+                "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.port={self.port}",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={self.nb_dir}",
+                "--LabApp.expose_app_in_browser=True",
+                "--JupyterNotebookApp.expose_app_in_browser=True",
+            ],
+            env=full,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(
+                    f"{self.base}/api/status?token={self.token}", timeout=1
+                ):
+                    return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(
+            f"jupyter {app} did not start: {(root / f'{app}.log').read_text()[-2000:]}"
+        )
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, name: str) -> str:
+        if self.app == "lab":
+            return f"{self.base}/lab/tree/{name}?token={self.token}&reset"
+        return f"{self.base}/notebooks/{name}?token={self.token}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.log.close()
+
+
+KERNEL_READY = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  return !!k && k.status === 'idle' && k.connectionStatus === 'connected';
+}"""
+
+
+def open_notebook(page: Any, server: JupyterServer, name: str) -> None:
+    page.goto(server.url(name))
+    page.wait_for_function(KERNEL_READY, timeout=60000)
+
+
+def run_cells(page: Any, indices: list[int]) -> None:
+    """Run the given cells (in order) through the app's own commands."""
+    for index in indices:
+        page.evaluate(
+            """async (i) => {
+              const app = window.jupyterapp;
+              const nb = app.shell.currentWidget.content;
+              nb.activeCellIndex = i;
+              await app.commands.execute('notebook:run-cell');
+            }""",
+            index,
+        )
+        page.wait_for_function(
+            """(i) => {
+              const cell = window.jupyterapp.shell.currentWidget.content.widgets[i];
+              const p = cell.model.executionCount;
+              return p !== null && p !== undefined;
+            }""",
+            arg=index,
+            timeout=30000,
+        )
+
+
+def launch_browser(playwright: Any) -> Any:
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)

@@ -1,0 +1,108 @@
+"""A real kernel (jupyter_client, no browser): the tracker runs on the kernel's loop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from openhands_jupyter.sim import Simulator
+
+from .conftest import SESSION_KEY
+from .kernel import Kernel
+
+pytestmark = pytest.mark.kernel
+SPEED = 5.0
+
+
+@pytest.fixture
+def kernel_sim() -> Iterator[tuple[Kernel, Simulator]]:
+    with Simulator(speed=SPEED, conversation_session_key=SESSION_KEY) as sim:
+        k = Kernel({"OPENHANDS_BASE_URL": sim.url})
+        try:
+            out = k.run(
+                f"%load_ext openhands_jupyter\n%config OpenHandsMagics.time_scale = {1 / SPEED}"
+            )
+            assert out["error"] is None, out
+            yield k, sim
+        finally:
+            k.close()
+
+
+def _statuses(k: Kernel) -> list[str]:
+    seen: list[str] = []
+    for _comm, state, _parent in k.comm_states():
+        status = (
+            state.get("state", {}).get("status") if isinstance(state.get("state"), dict) else None
+        )
+        if status and (not seen or seen[-1] != status):
+            seen.append(status)
+    return seen
+
+
+def test_magic_returns_at_once_and_updates_arrive_with_no_cell_running(
+    kernel_sim: tuple[Kernel, Simulator],
+) -> None:
+    k, sim = kernel_sim
+    started = time.monotonic()
+    out = k.run("conv = %openhands -r octo/app Fix the failing test")
+    took = time.monotonic() - started
+    assert took < 1.0, took
+    assert out["error"] is None and out["stderr"] == ""
+    assert any("application/vnd.jupyter.widget-view+json" in d for d in out["data"])
+    assert any("starting" in d.get("text/plain", "") for d in out["data"])
+    # the sandbox is still starting in the simulator
+    assert all(t.status != "READY" for t in sim.world.tasks.values())
+    k.watch(6.0)  # no cell runs meanwhile
+    seen = _statuses(k)
+    assert seen[:1] == ["starting"] and "running" in seen and seen[-1] == "finished", seen
+    result = k.run("print(conv.status, '|', conv.result)")
+    assert result["stdout"].strip() == "finished | Done: Fix the failing test"
+    assert SESSION_KEY not in repr(k.iopub)
+
+
+def test_click_reaches_python_and_interrupting_wait_keeps_tracking(
+    kernel_sim: tuple[Kernel, Simulator],
+) -> None:
+    k, sim = kernel_sim
+    k.run("conv = %openhands Work a long time [sim:long]")
+    k.watch(1.0)
+    comm_id = next(c for c, s, _ in k.comm_states() if "feed" in s or "state" in s)
+    msg_id = k.kc.execute("conv.wait()")
+    time.sleep(1.0)
+    k.interrupt()
+    deadline = time.monotonic() + 15
+    error = None
+    while time.monotonic() < deadline:
+        msg = k._drain(0.1)
+        if msg and msg["parent_header"].get("msg_id") == msg_id:
+            if msg["msg_type"] == "error":
+                error = msg["content"]["ename"]
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+    assert error == "KeyboardInterrupt"
+    before = sim.stats.total
+    k.watch(1.5)
+    assert sim.stats.total > before, "tracking goes on after the interrupted wait"
+    # a click (custom message) reaches Python with no cell running
+    k.send_custom(comm_id, {"action": "stop"})
+    deadline = time.monotonic() + 10
+    while sim.counts["v1.pause"] == 0 and time.monotonic() < deadline:
+        k.watch(0.2)
+    assert sim.counts["v1.pause"] == 1
+    k.watch(2.0)
+    assert "paused" in _statuses(k)
+    out = k.run("print(conv.status)")
+    assert out["stdout"].strip() == "paused"
+    assert "Task was destroyed" not in repr(k.iopub)
+    assert "never retrieved" not in repr(k.iopub)
+
+
+def test_blocking_wait_keeps_widgets_live(kernel_sim: tuple[Kernel, Simulator]) -> None:
+    k, _sim = kernel_sim
+    out = k.run("conv = %openhands --wait Quick one\nprint('done', conv.status)", timeout=60)
+    assert out["error"] is None, out
+    assert "done finished" in out["stdout"]
+    seen = _statuses(k)
+    assert "running" in seen and "finished" in seen, seen
