@@ -264,3 +264,20 @@ def test_budget_limiter_alone() -> None:
     asyncio.run(go())
     assert max_in_window(stamps, 0.6) <= 5
     assert max_in_window(stamps, 0.01) <= 10
+
+
+def test_wait_returns_when_the_final_fetch_brings_nothing_new() -> None:
+    # With no event lag a visible conversation has its finish event before the status says
+    # finished: the final fetch then finds nothing new, and wait() must still return.
+    with (
+        Simulator(speed=SPEED, event_lag=0.0) as sim,
+        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
+    ):
+        for _ in range(3):
+            conv = oh.start("no lag")
+            conv.subscribe(lambda s: None)
+            conv.wait(timeout=15)
+            assert conv.status == "finished" and conv.result == "Done: no lag"
+            conv.send("again")
+            conv.wait(timeout=15)
+            assert conv.result == "Done: again"

@@ -42,12 +42,14 @@ class Simulator:
         events_path: str = "new",
         scenario: str = "finish",
         event_lag: float = 1.0,
+        step: float = 1.5,
         faults: Faults | None = None,
     ) -> None:
         self.port = port
         self.world = World(
             speed=speed,
             event_lag=event_lag,
+            step=step,
             default_scenario=scenario,
             session_key=conversation_session_key,
         )

@@ -93,6 +93,8 @@ class World:
         self.tasks: dict[str, SimStartTask] = {}
         self.conversations: dict[str, SimConversation] = {}
         self.order: list[str] = []
+        self.changes: list[tuple[float, str, str]] = []
+        """(monotonic time, conversation id, new execution_status) of every scripted change."""
         self.lock = threading.RLock()
         self._seq = 0
 
@@ -209,6 +211,7 @@ class World:
         conv.updated = datetime.now(timezone.utc)
         if step.kind == "exec":
             conv.execution_status = step.text
+            self.changes.append((at, conv.id, step.text))
         elif step.kind == "sandbox":
             self.pause(conv, at=now)
         else:

@@ -147,6 +147,7 @@ class Tracked:
             self.last_error,
             self.retry_at,
             self.queue_position,
+            self.settled,
             self.tracking,
             self.conversation_id,
         )

@@ -543,9 +543,7 @@ class Tracker:
             tracked.add_events(events)
             if final:
                 tracked.final_left -= 1
-                answered = tracked.status != st.FINISHED or any(
-                    e.type == "finish" for e in tracked.feed
-                )
+                answered = tracked.status != st.FINISHED or tracked.last_finish is not None
                 if answered or tracked.final_left <= 0:
                     tracked.final_left = 0
                     tracked.events_due = math.inf
@@ -557,6 +555,11 @@ class Tracker:
 
     # -- publishing -----------------------------------------------------------------------------
     def _publish(self, tracked: Tracked, force: bool = False) -> None:
+        if tracked.done is not None:
+            if tracked.settled:
+                tracked.done.set()
+            else:
+                tracked.done.clear()
         print_ = tracked.fingerprint()
         if not force and print_ == tracked._published and not tracked.pending_events:
             return
@@ -568,11 +571,6 @@ class Tracker:
                 fn(snap)
             except Exception:
                 log.exception("subscriber failed")
-        if tracked.done is not None:
-            if tracked.settled:
-                tracked.done.set()
-            else:
-                tracked.done.clear()
 
     # -- waiting --------------------------------------------------------------------------------
     async def wait(self, tracked: Tracked, timeout: float | None = None) -> None:
