@@ -53,6 +53,15 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def stream_start(self, request: StartRequest) -> AsyncIterator[StartTask]: ...
 
+    async def find_start_task(
+        self, request: StartRequest, since: float, exclude: set[str]
+    ) -> StartTask | None:
+        """The start task this request made, if the server made one after ``since`` (epoch s).
+        Used when a start's answer was lost; backends that cannot tell raise UnsupportedError."""
+        from .errors import UnsupportedError
+
+        raise UnsupportedError("This server cannot tell whether a lost start was received.")
+
     @abc.abstractmethod
     async def start_tasks(self, ids: list[str]) -> list[StartTask | None]: ...
 

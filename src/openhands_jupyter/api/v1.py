@@ -56,6 +56,31 @@ class V1Backend(Backend):
             if isinstance(item, dict):
                 yield StartTask.from_json(item)
 
+    async def find_start_task(
+        self, request: StartRequest, since: float, exclude: set[str]
+    ) -> StartTask | None:
+        data = _expect(
+            await self.call("GET", f"{P}/start-tasks/search", params={"limit": 100}),
+            dict,
+            "start-tasks search",
+        )
+        for item in data.get("items", []):
+            if not isinstance(item, dict):
+                continue
+            task = StartTask.from_json(item)
+            echo = item.get("request") or {}
+            parts = (echo.get("initial_message") or {}).get("content") or []
+            text = "".join(p.get("text", "") for p in parts if isinstance(p, dict))
+            recent = task.created_at is None or task.created_at.timestamp() >= since - 120
+            if (
+                task.id not in exclude
+                and recent
+                and text == request.task
+                and echo.get("selected_repository") == request.repository
+            ):
+                return task
+        return None
+
     async def start_tasks(self, ids: list[str]) -> list[StartTask | None]:
         out: list[StartTask | None] = []
         for chunk in _chunks(ids, 100):

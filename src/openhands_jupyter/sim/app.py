@@ -160,6 +160,14 @@ def build_app(cfg: SimConfig) -> Gate:
             out.append(world.task_json(task) if task else None)
         return JSONResponse(out)
 
+    async def v1_start_tasks_search(request: Request) -> Response:
+        limit = int(request.query_params.get("limit", "100"))
+        offset = int(request.query_params.get("page_id") or 0)
+        items = sorted(world.tasks.values(), key=lambda t: t.created, reverse=True)
+        page = items[offset : offset + limit]
+        nxt = str(offset + limit) if offset + limit < len(items) else None
+        return JSONResponse({"items": [world.task_json(t) for t in page], "next_page_id": nxt})
+
     async def v1_conversations(request: Request) -> Response:
         ids = request.query_params.getlist("ids")
         if len(ids) >= 100:
@@ -453,6 +461,7 @@ def build_app(cfg: SimConfig) -> Gate:
         Route("/alive", alive),
         Route("/health", alive),
         Route(f"{P}/stream-start", v1(v1_stream_start), methods=["POST"]),
+        Route(f"{P}/start-tasks/search", v1(v1_start_tasks_search)),
         Route(f"{P}/start-tasks", v1(v1_start_tasks)),
         Route(f"{P}/search", v1(v1_search)),
         Route(f"{P}/count", v1(v1_count)),

@@ -39,6 +39,7 @@ class Faults:
 
 _ROUTES = [
     (r"/api/v1/app-conversations/stream-start", "v1.stream_start"),
+    (r"/api/v1/app-conversations/start-tasks/search", "v1.start_tasks_search"),
     (r"/api/v1/app-conversations/start-tasks", "v1.start_tasks"),
     (r"/api/v1/app-conversations/search", "v1.search"),
     (r"/api/v1/app-conversations/count", "v1.count"),

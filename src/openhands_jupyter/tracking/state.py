@@ -45,6 +45,8 @@ class Tracked:
     start_delay: float = 0.0
     final_left: int = 0
     has_run: bool = False
+    start_attempts: int = 0
+    verify_since: float | None = None
     stale_status: str | None = None
     stale_until: float = 0.0
     seen: bool = False

@@ -14,11 +14,13 @@ from typing import Any, TypeVar
 from ..api import status as st
 from ..api.backend import Backend, request_gate
 from ..api.errors import (
+    APIConnectionError,
     ConcurrencyLimitError,
     InvalidResponseError,
     NotFoundError,
     OpenHandsError,
     RateLimitError,
+    ServerError,
     UnsupportedError,
 )
 from ..api.models import ConversationInfo, StartTask
@@ -32,6 +34,7 @@ from .state import Subscriber, Tracked
 log = package_logger("openhands_jupyter.tracking")
 T = TypeVar("T")
 BUSY = frozenset({st.STARTING, st.RUNNING, st.WAITING})
+MAX_START_ATTEMPTS = 4
 
 
 class Tracker:
@@ -236,56 +239,111 @@ class Tracker:
             queued.queue_position = i
 
     async def launch(self, tracked: Tracked) -> None:
-        """Send the start request now, or queue it. Runs on any loop; raises what the server
-        refuses (except the concurrency limit, which queues)."""
+        """Send the start request now, or queue it. Runs on any loop. Raises what the server
+        refuses outright (bad input, auth); queues on the concurrency or rate limit; after an
+        answer that leaves it unknown whether the start happened, checks before sending again."""
         with self._lock:
             if self.queue or not self._capacity_left():
                 self._enqueue(tracked)
                 return
             self._launching += 1
         try:
-            await self._send_start(tracked)
-        except ConcurrencyLimitError as exc:
-            with self._lock:
-                self._enqueue(tracked, front=False, reason=str(exc))
-            return
+            outcome = await self._attempt(tracked)
         finally:
             with self._lock:
                 self._launching -= 1
-        self.track(tracked)
+        if outcome != "queued":
+            self.track(tracked)
 
     def _enqueue(self, tracked: Tracked, *, front: bool = False, reason: str | None = None) -> None:
-        tracked.status = st.QUEUED
-        tracked.detail = reason or "Waiting for a free slot (max_concurrent reached)."
-        if front:
-            self.queue.appendleft(tracked)
-        else:
-            self.queue.append(tracked)
-        self._renumber()
-        self.entries[tracked.key] = tracked
-        tracked.tracking = True
-        if self._queue_next_try <= self._now():
-            self._queue_next_try = self._now() + self.config.s(self.config.queue_retry_interval)
+        with self._lock:
+            tracked.status = st.QUEUED
+            tracked.detail = reason or "Waiting for a free slot (max_concurrent reached)."
+            if front:
+                self.queue.appendleft(tracked)
+            else:
+                self.queue.append(tracked)
+            self._renumber()
+            self.entries[tracked.key] = tracked
+            tracked.tracking = True
+            if self._queue_next_try <= self._now():
+                self._queue_next_try = self._now() + self.config.s(self.config.queue_retry_interval)
         self.wake()
         self.call_soon(self._publish, tracked, False)
         self.call_soon(self._entries_changed)
 
-    async def _send_start(self, tracked: Tracked) -> StartTask:
+    async def _attempt(self, tracked: Tracked, *, front: bool = False) -> str:
+        """One start request: ``"started"``, ``"queued"`` or ``"verify"`` (it may have started:
+        the loop looks for it before sending again)."""
         assert tracked.request is not None
         token = request_gate.set(self._gated)
+        sent_at = time.time()
+        backend: Backend | None = None
         try:
             backend = await self._backend()
+            tracked.start_attempts += 1
             task = await backend.start(tracked.request)
+        except ConcurrencyLimitError as exc:
+            self._enqueue(tracked, front=front, reason=str(exc))
+            return "queued"
+        except RateLimitError as exc:
+            wait = exc.retry_after if exc.retry_after is not None else self.config.s(10.0)
+            with self._lock:
+                self._queue_next_try = self._now() + wait
+                self._blocked_until = max(self._blocked_until, self._now() + wait)
+            self._enqueue(tracked, front=front, reason=f"{exc}; launching when allowed")
+            return "queued"
+        except (ServerError, APIConnectionError, InvalidResponseError) as exc:
+            if getattr(exc, "not_sent", False) or backend is None or backend.version != "v1":
+                raise
+            if tracked.start_attempts >= MAX_START_ATTEMPTS:
+                tracked.status = st.ERROR
+                tracked.detail = f"The start failed {tracked.start_attempts} times: {exc}"
+                return "started"
+            tracked.verify_since = sent_at
+            tracked.status = st.STARTING
+            tracked.last_error = (
+                f"Retrying: the start request failed ({exc}); checking whether it was created"
+            )
+            tracked.next_due = self._now() + self.config.s(self.config.start_interval)
+            return "verify"
         finally:
             request_gate.reset(token)
+        tracked.verify_since = None
+        tracked.last_error = None
         self._apply_start(tracked, task)
-        return task
+        return "started"
+
+    async def _verify_starts(self, now: float) -> None:
+        """For starts whose answer was lost: adopt the start task if the server made one, else
+        send the request again (it was never received)."""
+        pending = [
+            t
+            for t in self.entries.values()
+            if t.verify_since is not None and t.start_task_id is None and t.next_due <= now
+        ]
+        if not pending:
+            return
+        backend = await self._backend()
+        known = {t.start_task_id for t in self.entries.values() if t.start_task_id}
+        for tracked in pending:
+            assert tracked.request is not None and tracked.verify_since is not None
+            found = await backend.find_start_task(tracked.request, tracked.verify_since, known)
+            if found is not None:
+                tracked.verify_since = None
+                tracked.last_error = None
+                self._apply_start(tracked, found)
+                known.add(found.id)
+            else:
+                await self._attempt(tracked)
+            tracked.next_due = self._now() + self.config.s(self.config.start_interval)
+            self._publish(tracked)
 
     async def _launch_queued(self, now: float) -> None:
         while self.queue:
             with self._lock:
                 head = self.queue[0]
-                if not self._capacity_left():
+                if not self._capacity_left() or now < self._blocked_until:
                     return
                 if (
                     self.config.max_concurrent is None
@@ -299,27 +357,11 @@ class Tracker:
                 head.queue_position = None
                 self._launching += 1
             try:
-                backend = await self._backend()
-                assert head.request is not None
-                task = await backend.start(head.request)
-            except ConcurrencyLimitError as exc:
-                with self._lock:
-                    self.queue.appendleft(head)
-                    self._renumber()
-                    head.detail = str(exc)
-                    self._queue_next_try = now + self.config.s(self.config.queue_retry_interval)
-                self._publish(head)
-                return
+                outcome = await self._attempt(head, front=True)
+            except APIConnectionError:
+                self._enqueue(head, front=True, reason=head.detail)
+                raise
             except OpenHandsError as exc:
-                if (
-                    isinstance(exc, (RateLimitError,))
-                    or (exc.status_code or 0) >= 500
-                    or (exc.status_code is None)
-                ):
-                    with self._lock:
-                        self.queue.appendleft(head)
-                        self._renumber()
-                    raise
                 head.status = st.ERROR
                 head.detail = f"Start failed: {exc}"
                 self._publish(head)
@@ -327,9 +369,12 @@ class Tracker:
             finally:
                 with self._lock:
                     self._launching -= 1
-            self._apply_start(head, task)
+            if outcome == "queued":
+                return
             head.tracking = True
-            head.next_due = self._now() + self.config.s(self.config.start_interval)
+            head.next_due = max(
+                head.next_due, self._now() + self.config.s(self.config.start_interval)
+            )
             self._publish(head)
 
     # -- the loop -------------------------------------------------------------------------------
@@ -362,6 +407,9 @@ class Tracker:
                     pass
 
     async def _gated(self) -> Callable[[], None]:
+        """Before each request: wait out a server-imposed pause (429), then the budget."""
+        while (wait := self._blocked_until - self._now()) > 0:
+            await asyncio.sleep(wait)
         done = await self.budget.acquire()
         self.requests += 1
         return done
@@ -372,7 +420,7 @@ class Tracker:
         delay = backoff_delay(self._failures - 1, base=cfg.s(2.0), cap=cfg.s(cfg.max_backoff))
         if isinstance(exc, RateLimitError) and exc.retry_after is not None:
             delay = max(delay, exc.retry_after)
-        self._blocked_until = self._now() + delay
+        self._blocked_until = max(self._blocked_until, self._now() + delay)
         log.debug("tracker request failed (%s); retrying in %.1fs", exc, delay)
         self._set_error(str(exc), time.time() + delay)
 
@@ -418,6 +466,7 @@ class Tracker:
     async def _tick(self, now: float) -> None:
         if self.queue:
             await self._launch_queued(now)
+        await self._verify_starts(now)
         entries = [t for t in self.entries.values() if self._needs_status(t)]
         starting = [t for t in entries if t.conversation_id is None and t.start_task_id]
         if any(t.next_due <= now for t in starting):

@@ -1,0 +1,139 @@
+"""Faults, outages and a soak: tracking holds and recovers by itself (simulator, sped-up time)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+import tracemalloc
+
+import pytest
+
+from openhands_jupyter import OpenHands
+from openhands_jupyter.sim import Faults, Simulator
+from openhands_jupyter.tracking import Snapshot
+
+from .conftest import SPEED, fast_config
+from .test_tracker import SCENARIOS, max_in_window
+
+
+def _collect(convs: list) -> list[Snapshot]:  # type: ignore[type-arg]
+    snaps: list[Snapshot] = []
+    for conv in convs:
+        conv.subscribe(snaps.append, visible=False)
+    return snaps
+
+
+def test_twenty_conversations_under_every_fault(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    faults = Faults(
+        error_rate=0.3,
+        latency=10.0 / SPEED,
+        drop_rate=0.05,
+        malformed_rate=0.05,
+        html_rate=0.05,
+        rate_limit_rate=0.05,
+        retry_after=20.0 / SPEED,
+        seed=11,
+    )
+    budget = 60
+    with (
+        Simulator(speed=SPEED, max_concurrent=8, faults=faults) as sim,
+        OpenHands(
+            None,
+            sim.url,
+            api_version="v1",
+            progress=False,
+            tracker_config=fast_config(budget_per_minute=budget),
+        ) as oh,
+    ):
+        names = list(SCENARIOS)
+        tasks = [f"faulty {i} [sim:{names[i % len(names)]}]" for i in range(20)]
+        convs = oh.start_many(tasks)
+        snaps = _collect(convs)
+        deadline = time.monotonic() + 150
+        for conv in convs:
+            conv.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for i, conv in enumerate(convs):
+            assert conv.status == SCENARIOS[names[i % len(names)]], (i, conv, conv.detail)
+        injected = dict(sim.stats.faults_injected)
+        assert injected.get("5xx", 0) > 10 and injected.get("429", 0) > 0
+        retrying = [s for s in snaps if s.last_error and s.last_error.startswith("Retrying")]
+        assert retrying, "faults must show as retrying"
+        assert all(
+            s.retry_at is not None or "checking whether" in (s.last_error or "") for s in retrying
+        )
+        assert any("Simulated server error" in (s.last_error or "") for s in retrying)
+        assert sim.stats.early_after_429 == 0
+        stamps = [r.at for r in sim.stats.log]
+        assert max_in_window(stamps, 60.0 / SPEED) <= budget
+        assert max(sim.stats.starts_seen.values()) == 1, "no start is sent twice"
+        assert sorted(sim.stats.starts_seen) == sorted(tasks)
+        assert sim.counts["v1.start"] >= 20  # some starts were refused (429) and sent again
+    problems = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.ERROR
+        or "never retrieved" in r.getMessage()
+        or "destroyed" in r.getMessage()
+    ]
+    assert problems == []
+
+
+def test_server_gone_for_two_minutes_then_back() -> None:
+    with (
+        Simulator(speed=SPEED) as sim,
+        OpenHands(
+            None, sim.url, api_version="v1", progress=False, tracker_config=fast_config()
+        ) as oh,
+    ):
+        convs = [oh.start(f"survive outage {i} [sim:long]") for i in range(3)]
+        snaps = _collect(convs)
+        time.sleep(0.5)
+        sim.stop()
+        time.sleep(120.0 / SPEED)
+        down = [s for s in snaps if s.last_error and "Cannot connect" in s.last_error]
+        assert down and all(s.retry_at for s in down)
+        sim.start()
+        for conv in convs:
+            conv.wait(timeout=60)
+        assert [c.status for c in convs] == ["finished"] * 3
+        assert all(c.last_error is None for c in convs)
+
+
+def test_soak_thousand_conversations_bounded_memory() -> None:
+    feed_size = 50
+    gc.collect()
+    tracemalloc.start()
+    with (
+        Simulator(speed=SPEED) as sim,
+        OpenHands(
+            None,
+            sim.url,
+            api_version="v1",
+            progress=False,
+            tracker_config=fast_config(budget_per_minute=600, feed_size=feed_size),
+        ) as oh,
+    ):
+        base, _ = tracemalloc.get_traced_memory()
+        tasks = [f"soak {i}" for i in range(990)] + [f"soak long {i} [sim:long]" for i in range(10)]
+        convs = oh.start_many(tasks)
+        delivered = [0]
+
+        def count(snap: Snapshot) -> None:
+            delivered[0] += len(snap.new_events)
+
+        for conv in convs:
+            conv.subscribe(count, visible=True)
+        deadline = time.monotonic() + 400
+        for conv in convs:
+            conv.wait(timeout=max(0.1, deadline - time.monotonic()))
+        assert all(c.status == "finished" for c in convs)
+        assert delivered[0] >= 10_000
+        assert max(len(c.feed) for c in convs) == feed_size
+        current, _peak = tracemalloc.get_traced_memory()
+        stamps = [r.at for r in sim.stats.log]
+        assert max_in_window(stamps, 60.0 / SPEED) <= 600
+    tracemalloc.stop()
+    grown = (current - base) / 1e6
+    assert grown < 150, f"{grown:.0f} MB kept for 1000 conversations"
