@@ -81,7 +81,7 @@ function render({ model, el }) {
   const feedToggle = h("button", "ohj-linkbtn");
   feedToggle.type = "button";
   feedBox.append(feedList, feedToggle);
-  let expanded = false;
+  let expanded = !!model.__ohjExpanded;
 
   const resultBox = h("div", "ohj-result");
   const resultLabel = h("div", "ohj-result-label", "Final answer");
@@ -102,6 +102,11 @@ function render({ model, el }) {
   const input = h("input", "ohj-input");
   input.type = "text";
   input.placeholder = "Send a follow-up…";
+  // a draft and the feed's expansion live on the model object, so a re-rendered view keeps them
+  input.value = model.__ohjDraft || "";
+  input.addEventListener("input", () => {
+    model.__ohjDraft = input.value;
+  });
   const sendBtn = mk("Send", "send", "ohj-primary");
   actions.append(stopBtn, resumeBtn, refreshBtn, untrackBtn, input, sendBtn);
   const actionError = h("div", "ohj-action-error");
@@ -123,6 +128,7 @@ function render({ model, el }) {
     if (!text) return;
     send("send", { text });
     input.value = "";
+    model.__ohjDraft = "";
   };
   sendBtn.addEventListener("click", doSend);
   input.addEventListener("keydown", (e) => {
@@ -134,6 +140,7 @@ function render({ model, el }) {
   });
   feedToggle.addEventListener("click", () => {
     expanded = !expanded;
+    model.__ohjExpanded = expanded;
     renderFeed();
   });
 

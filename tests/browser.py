@@ -60,7 +60,14 @@ def write_notebook(path: Path, cells: list[str]) -> None:
 class JupyterServer:
     """``jupyter lab`` or ``jupyter notebook`` on a free 127.0.0.1 port with private dirs."""
 
-    def __init__(self, app: str, root: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        app: str,
+        root: Path,
+        env: dict[str, str],
+        settings: dict[str, dict[str, Any]] | None = None,
+        extra: list[str] | None = None,
+    ) -> None:
         self.app = app
         self.root = root
         self.port = free_port()
@@ -69,6 +76,11 @@ class JupyterServer:
         for sub in ("cfg", "rt", "ipy", "nb"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         self.nb_dir = root / "nb"
+        for plugin, values in (settings or {}).items():
+            package, _, name = plugin.partition(":")
+            target = cfg / "lab" / "user-settings" / package / f"{name}.jupyterlab-settings"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(values))
         full = {
             **os.environ,
             **env,
@@ -102,6 +114,7 @@ class JupyterServer:
                 f"--ServerApp.root_dir={self.nb_dir}",
                 "--LabApp.expose_app_in_browser=True",
                 "--JupyterNotebookApp.expose_app_in_browser=True",
+                *(extra or []),
             ],
             env=full,
             stdout=self.log,

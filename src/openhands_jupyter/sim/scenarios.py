@@ -9,7 +9,17 @@ SCRIPT_COMMAND = "pytest -q tests/test_api.py"
 SCRIPT_OUTPUT = "3 passed in 0.12s"
 EDITED_FILE = "src/app/api.py"
 START_ERROR_DETAIL = "500: Sandbox failed to start within 120s: {sandbox_id}"
-NAMES = ("finish", "error", "stuck", "waiting", "start_error", "paused", "long", "idle")
+NAMES = ("finish", "error", "stuck", "waiting", "start_error", "paused", "long", "idle", "hostile")
+
+#: Text a hostile agent or server might send: each must be shown literally, never run.
+HOSTILE = {
+    "message": '<img src=x onerror="window.__xss=1;alert(1)">',
+    "command": "<script>window.__xss=2;alert(2)</script>",
+    "output": '<svg onload="window.__xss=3;alert(3)">',
+    "edit": 'str_replace "><img src=x onerror=window.__xss=4>.py',
+    "error": '<b onmouseover="window.__xss=5">boom</b> <a href="javascript:alert(6)">x</a>',
+    "finish": '[click me](javascript:alert(7)) <a href="javascript:window.__xss=8">link</a>',
+}
 
 _MARKER = re.compile(r"\[sim:([a-z_]+)\]")
 
@@ -99,6 +109,17 @@ def run_steps(scenario: str, task: str, step: float) -> list[Step]:
             Step(s, "event", "message", "Which of the two failing tests should I fix first?"),
             Step(0.0, "exec", text="idle"),
             Step(0.0, "event", "state", "idle", "environment"),
+        ]
+    if scenario == "hostile":
+        h = HOSTILE
+        return [
+            *running,
+            Step(s, "event", "message", h["message"]),
+            Step(s, "event", "command", h["command"]),
+            Step(s * 0.5, "event", "output", h["output"], "environment", 1),
+            Step(s, "event", "edit", h["edit"]),
+            Step(s, "event", "error", h["error"], "environment"),
+            *finish_steps(h["finish"], s),
         ]
     if scenario == "long":
         many: list[Step] = []

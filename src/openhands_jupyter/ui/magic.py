@@ -296,8 +296,11 @@ class OpenHandsMagics(Magics):
 
     def _show(self, conv: Conversation) -> ShownConversation:
         shown = ShownConversation(conv._client, conv._tracked)
-        shown.widget = ConversationWidget(shown)
-        display(shown.widget)
+        widget = shown.widget = ConversationWidget(shown)
+        handle = display(widget, display_id=True)
+        if handle is not None:
+            # when it ends, refresh the output so a saved notebook's text says how it ended
+            widget._on_final.append(lambda w: handle.update(w))
         shown._suppress_next_display = True
         shell = self.shell
         if shell is not None:

@@ -1,0 +1,107 @@
+"""Hostile text from the agent or server is shown literally in the browser; nothing runs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openhands_jupyter.sim import HOSTILE, Simulator
+
+from .browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    JupyterServer,
+    launch_browser,
+    open_notebook,
+    run_cells,
+    write_notebook,
+)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium"),
+]
+SPEED = 5.0
+TITLE = "<img src=x onerror=window.__xss=9>"
+
+CELLS = [
+    f"%load_ext openhands_jupyter\n%config OpenHandsMagics.time_scale = {1 / SPEED}",
+    f"conv = %openhands --title '{TITLE}' Do it <b>now</b> [sim:hostile]",
+    "conv.wait(timeout=60)\n"
+    "w = conv.widget\n"
+    "state = dict(w.state, url='javascript:window.__xss=10', status='<i>weird</i>')\n"
+    "w.state = state",
+    "from openhands_jupyter.ui.panel import Panel\np = Panel(conv._client)\ndisplay(p)",
+    "import asyncio\nawait asyncio.sleep(1)  # let the panel's own update land first\n"
+    "p.rows = [dict(r, url='javascript:window.__xss=11', title=r['title'] + '<script>window.__xss=12</script>') for r in p.rows]",
+]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[JupyterServer, Simulator]]:
+    with Simulator(speed=SPEED) as sim:
+        srv = JupyterServer("lab", tmp_path, {"OPENHANDS_BASE_URL": sim.url})
+        try:
+            yield srv, sim
+        finally:
+            srv.stop()
+
+
+def test_hostile_content_is_text(server: tuple[JupyterServer, Simulator]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    srv, _sim = server
+    write_notebook(srv.nb_dir / "hostile.ipynb", CELLS)
+    dialogs: list[str] = []
+    with sync_playwright() as p:
+        browser = launch_browser(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+
+        def on_dialog(d: Any) -> None:
+            dialogs.append(d.message)
+            d.dismiss()
+
+        page.on("dialog", on_dialog)
+        open_notebook(page, srv, "hostile.ipynb")
+        run_cells(page, [0, 1, 2])
+        card = page.locator(".ohj-card").first
+        card.locator(".ohj-result-text").wait_for(timeout=20000)
+        page.locator(".ohj-card .ohj-pill", has_text="<i>weird</i>").wait_for(timeout=10000)
+        card.locator(".ohj-feed-box button").click()  # expand the whole feed
+        run_cells(page, [3, 4])
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.ohj-panel td')].some(td => td.textContent.includes('<script>'))",
+            timeout=10000,
+        )
+        page.mouse.move(400, 400)
+        for box in page.locator(".ohj-ev-text").all():
+            box.hover()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(ARTIFACTS / "hostile.png"), full_page=True)
+        text = card.text_content() or ""
+        for value in (
+            HOSTILE["message"],
+            HOSTILE["command"],
+            HOSTILE["output"],
+            HOSTILE["error"],
+            HOSTILE["finish"],
+            TITLE,
+            "<i>weird</i>",
+        ):
+            assert value in text, value
+        assert 'str_replace "><img src=x onerror=window.__xss=4>.py' in text
+        assert page.evaluate("() => window.__xss") is None
+        assert dialogs == []
+        assert page.locator("a[href^='javascript']").count() == 0
+        assert page.locator(".ohj-card a.ohj-link").first.is_hidden()
+        assert (
+            page.locator(
+                ".ohj-card img, .ohj-card script, .ohj-card svg, .ohj-panel script"
+            ).count()
+            == 0
+        )
+        browser.close()
