@@ -169,7 +169,7 @@ def open_notebook(page: Any, server: JupyterServer, name: str) -> None:
     page.wait_for_function(KERNEL_READY, timeout=60000)
 
 
-def run_cells(page: Any, indices: list[int]) -> None:
+def run_cells(page: Any, indices: list[int], timeout: float = 30000) -> None:
     """Run the given cells (in order) through the app's own commands."""
     for index in indices:
         page.evaluate(
@@ -188,7 +188,7 @@ def run_cells(page: Any, indices: list[int]) -> None:
               return p !== null && p !== undefined;
             }""",
             arg=index,
-            timeout=30000,
+            timeout=timeout,
         )
 
 
