@@ -20,7 +20,7 @@ def test_wheel_ships_front_end_and_imports_from_it(tmp_path: Path) -> None:
     assert built.returncode == 0, built.stderr[-2000:]
     [wheel] = list(tmp_path.glob("openhands_jupyter-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for asset in ("widget.js", "widget.css", "panel.js"):
+    for asset in ("widget.js", "widget.css"):
         assert f"openhands_jupyter/static/{asset}" in names
     assert "openhands_jupyter/py.typed" in names
     site = tmp_path / "site"
@@ -40,5 +40,5 @@ def test_wheel_ships_front_end_and_imports_from_it(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.splitlines()
     assert lines[0].startswith(str(site))
-    assert "OpenHands conversation widget" in lines[1]
-    assert "OpenHands panel" in lines[2]
+    assert "OpenHands widgets" in lines[1]
+    assert lines[2] == lines[1][:60]

@@ -281,3 +281,20 @@ def test_wait_returns_when_the_final_fetch_brings_nothing_new() -> None:
             conv.send("again")
             conv.wait(timeout=15)
             assert conv.result == "Done: again"
+
+
+def test_start_many_from_a_dataframe() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"task": ["Fix A", "Fix B"], "repository": ["octo/a", None], "branch": ["dev", None]}
+    )
+    with (
+        Simulator(speed=SPEED) as sim,
+        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
+    ):
+        a, b = oh.start_many(frame)
+        assert (a.repository, a.branch, b.repository) == ("octo/a", "dev", None)
+        a.wait(timeout=20)
+        b.wait(timeout=20)
+        assert (a.result, b.result) == ("Done: Fix A", "Done: Fix B")

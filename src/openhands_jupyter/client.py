@@ -305,26 +305,26 @@ class OpenHands:
         **extra: Any,
     ) -> Conversation:
         """Start a conversation and follow it; returns as soon as the server accepted it."""
-        request = self.aio.build_request(task, repository, branch, title, **extra)
-        tracked = Tracked(request=request)
-        self.aio.tracker._ensure_loop()
-        self.aio._run(self.aio.tracker.launch(tracked))
-        return self.aio._handle(tracked)
+        self.aio.build_request(task, repository, branch, title, **extra)  # fail before anything
+        self._pin_tracker()
+        return self.aio._run(self.aio.start(task, repository, branch, title, **extra))
 
     def start_many(self, tasks: Iterable[Any]) -> list[Conversation]:
-        requests = [self.aio.build_request(**_as_kwargs(item)) for item in _rows(tasks)]
-        self.aio.tracker._ensure_loop()
-        out = []
-        for request in requests:
-            tracked = Tracked(request=request)
-            self.aio._run(self.aio.tracker.launch(tracked))
-            out.append(self.aio._handle(tracked))
-        return out
+        rows = list(_rows(tasks))
+        for item in rows:
+            self.aio.build_request(**_as_kwargs(item))
+        self._pin_tracker()
+        return self.aio._run(self.aio.start_many(rows))
 
     def get(self, conversation_id: str, *, track: bool = True) -> Conversation:
         cid = normalize_id(conversation_id)
-        self.aio.tracker._ensure_loop()
+        self._pin_tracker()
         return self.aio._run(self.aio.get(cid, track=track))
+
+    def _pin_tracker(self) -> None:
+        """Choose the tracker's loop here, on the caller's thread (a kernel's loop), before the
+        request runs on the client's I/O thread."""
+        self.aio.tracker._ensure_loop()
 
     def list(self, limit: int = 20) -> builtins.list[Conversation]:
         return self.aio._run(self.aio.list(limit))

@@ -26,7 +26,7 @@ class Panel(anywidget.AnyWidget):
     ``Panel()`` uses the client of the ``%openhands`` magic; pass one to use another.
     """
 
-    _esm = asset("panel.js")
+    _esm = asset("widget.js")
     _css = asset("widget.css")
 
     rows: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
