@@ -2,27 +2,71 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from .api.errors import (
-    APIConnectionError,
-    AuthenticationError,
-    ConcurrencyLimitError,
-    ConflictError,
-    GoneError,
-    InputError,
-    InvalidResponseError,
-    NotFoundError,
-    OpenHandsError,
-    RateLimitError,
-    ServerError,
-    UnsupportedError,
-)
-from .api.models import Event
-from .client import AsyncOpenHands, OpenHands
-from .conversation import Conversation
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .api.errors import (
+        APIConnectionError,
+        AuthenticationError,
+        ConcurrencyLimitError,
+        ConflictError,
+        GoneError,
+        InputError,
+        InvalidResponseError,
+        NotFoundError,
+        OpenHandsError,
+        RateLimitError,
+        ServerError,
+        UnsupportedError,
+    )
+    from .api.models import Event
+    from .client import AsyncOpenHands, OpenHands
+    from .conversation import Conversation
+    from .ui.panel import Panel
+    from .ui.widget import ConversationWidget
+
+# Names load on first use, so that ``%load_ext`` stays light.
+_LAZY = {
+    **dict.fromkeys(
+        [
+            "APIConnectionError",
+            "AuthenticationError",
+            "ConcurrencyLimitError",
+            "ConflictError",
+            "GoneError",
+            "InputError",
+            "InvalidResponseError",
+            "NotFoundError",
+            "OpenHandsError",
+            "RateLimitError",
+            "ServerError",
+            "UnsupportedError",
+        ],
+        ".api.errors",
+    ),
+    "Event": ".api.models",
+    "AsyncOpenHands": ".client",
+    "OpenHands": ".client",
+    "Conversation": ".conversation",
+    "Panel": ".ui.panel",
+    "ConversationWidget": ".ui.widget",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'openhands_jupyter' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -32,18 +76,6 @@ def load_ipython_extension(ipython: Any) -> None:
     load(ipython)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "Panel":
-        from .ui.panel import Panel
-
-        return Panel
-    if name == "ConversationWidget":
-        from .ui.widget import ConversationWidget
-
-        return ConversationWidget
-    raise AttributeError(name)
-
-
 __all__ = [
     "APIConnectionError",
     "AsyncOpenHands",
@@ -51,6 +83,7 @@ __all__ = [
     "ConcurrencyLimitError",
     "ConflictError",
     "Conversation",
+    "ConversationWidget",
     "Event",
     "GoneError",
     "InputError",
@@ -58,6 +91,7 @@ __all__ = [
     "NotFoundError",
     "OpenHands",
     "OpenHandsError",
+    "Panel",
     "RateLimitError",
     "ServerError",
     "UnsupportedError",

@@ -26,13 +26,13 @@ from .api.validate import (
     check_task,
     normalize_repository,
 )
+from .constants import CLOUD_URL
 from .conversation import Conversation
 from .progress import ProgressPrinter
 from .tracking import Tracked, Tracker, TrackerConfig
 from .tracking.loops import BackgroundLoop, running_loop
 
 T = TypeVar("T")
-CLOUD_URL = "https://app.all-hands.dev"
 
 
 def in_kernel() -> bool:

@@ -4,46 +4,27 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import ipywidgets
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Float, Int, TraitError, Unicode, validate
 
-from ..api.errors import InputError, OpenHandsError
-from ..api.probe import is_cloud
-from ..api.secrets import Secret
-from ..client import CLOUD_URL, OpenHands
-from ..conversation import Conversation
-from ..tracking import TrackerConfig
+from ..constants import CLOUD_URL
 from .parsing import fill_fields, split_line
 from .settings import read_defaults
-from .widget import ConversationWidget
+
+if TYPE_CHECKING:
+    from ..api.secrets import Secret
+    from ..client import OpenHands
+    from ..conversation import Conversation
+    from .shown import ShownConversation
+
+# The client, the tracker and the widgets load on first use, so %load_ext stays light.
 
 _MAGICS: OpenHandsMagics | None = None
-
-
-class ShownConversation(Conversation):
-    """A handle whose widget is already on screen; showing it again displays a new view."""
-
-    widget: ConversationWidget | None = None
-    _suppress_next_display = False
-
-    def _ipython_display_(self) -> None:
-        if self._suppress_next_display:
-            self._suppress_next_display = False
-            return
-        display(_widget_for(self))
-
-
-def _widget_for(conv: Conversation) -> ConversationWidget:
-    widget = getattr(conv, "widget", None)
-    if widget is None:
-        widget = ConversationWidget(conv)
-    return widget
 
 
 @magics_class
@@ -138,6 +119,9 @@ class OpenHandsMagics(Magics):
         return out
 
     def client(self) -> OpenHands:
+        from ..client import OpenHands
+        from ..tracking import TrackerConfig
+
         if self._client is None or self._client.tracker.closed:
             values = {k: v for k, (v, _) in self.effective().items()}
             config = TrackerConfig(
@@ -157,6 +141,9 @@ class OpenHandsMagics(Magics):
 
     def _ensure_key(self) -> bool:
         """On the Cloud without a key: say how to set one and offer to type it (kept in memory)."""
+        from ..api.probe import is_cloud
+        from ..api.secrets import Secret
+
         client = self.client()
         if client.aio.has_api_key or not is_cloud(client.base_url):
             return True
@@ -232,6 +219,8 @@ class OpenHandsMagics(Magics):
         ``[tool.openhands-jupyter]`` table in the nearest pyproject.toml, and the environment
         variables OPENHANDS_API_KEY, OPENHANDS_BASE_URL and OPENHANDS_SESSION_API_KEY.
         """
+        from ..api.errors import OpenHandsError
+
         args, task = split_line(line, self.openhands.parser)
         if cell is not None:
             if task:
@@ -284,6 +273,8 @@ class OpenHandsMagics(Magics):
         repo = args.repo or values["default_repository"][0]
         branch = args.branch or (values["default_branch"][0] if not args.repo else None)
         if not task.strip():
+            from ..api.errors import InputError
+
             raise InputError(
                 "The task is empty: write it after the options "
                 "(%openhands Fix the tests) or in the %%openhands cell body."
@@ -295,22 +286,9 @@ class OpenHandsMagics(Magics):
         return shown
 
     def _show(self, conv: Conversation) -> ShownConversation:
-        shown = ShownConversation(conv._client, conv._tracked)
-        widget = shown.widget = ConversationWidget(shown)
-        handle = display(widget, display_id=True)
-        if handle is not None:
-            # when it ends, refresh the output so a saved notebook's text says how it ended
-            widget._on_final.append(lambda w: handle.update(w))
-        shown._suppress_next_display = True
-        shell = self.shell
-        if shell is not None:
+        from .shown import show
 
-            def clear(*_: Any) -> None:
-                shown._suppress_next_display = False
-                shell.events.unregister("post_run_cell", clear)
-
-            shell.events.register("post_run_cell", clear)
-        return shown
+        return show(conv, self.shell)
 
     def _show_config(self) -> None:
         client = self.client()
@@ -325,6 +303,11 @@ class OpenHandsMagics(Magics):
             print(f"warning: {warning}", file=sys.stderr)
 
     def _show_list(self, client: OpenHands, limit: int) -> None:
+        import ipywidgets
+
+        from ..api.errors import OpenHandsError
+        from .widget import ConversationWidget
+
         conversations = client.list(limit=limit)
         if not conversations:
             print("No conversations yet.")

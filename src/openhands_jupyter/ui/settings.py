@@ -6,11 +6,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
-
 ALLOWED = {
     "base_url": str,
     "api_version": str,
@@ -34,6 +29,11 @@ def find_pyproject(start: Path | None = None) -> Path | None:
 
 def read_defaults(start: Path | None = None) -> tuple[dict[str, Any], list[str], Path | None]:
     """Return (settings, warnings, path). Unknown keys and secrets are ignored with a warning."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
     path = find_pyproject(start)
     if path is None:
         return {}, [], None
