@@ -34,6 +34,7 @@ CELLS = [
     "conv = %openhands -r octo/app Fix the failing test in tests/test_api.py",
     "conv2 = %openhands Write the changelog [sim:idle]",
     "%openhands --panel",
+    "%openhands --list 5",
 ]
 
 
@@ -138,6 +139,15 @@ def test_widget_lives_in_the_browser(
         )
         panel.scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / f"{server.app}-panel.png"), full_page=True)
+        # --list shows recent conversations; Attach adds a live widget below the list
+        cards = page.locator(".ohj-card").count()
+        run_cells(page, [4])
+        attach = page.locator(".jp-OutputArea-output button", has_text="Attach").first
+        attach.wait_for(timeout=15000)
+        attach.click()
+        page.wait_for_function(
+            f"() => document.querySelectorAll('.ohj-card').length > {cards}", timeout=15000
+        )
         # Notebook 7 itself reports a settings-schema error at start-up; none may come from
         # the widgets (their modules load from blob: URLs through anywidget)
         ours = [e for e in errors if "blob:" in e or "anywidget" in e or "ohj" in e]

@@ -47,6 +47,25 @@ class Backend(abc.ABC):
             kwargs.setdefault("retries", 0)  # the tracker schedules its own retries
         return await self.transport.request(method, url, **kwargs)
 
+    async def paged(self, url: str, limit: int, key: str) -> list[dict[str, Any]]:
+        """Up to ``limit`` items of a paged list (``page_id`` / ``next_page_id``), newest first."""
+        from .errors import InvalidResponseError
+
+        found: list[dict[str, Any]] = []
+        page: str | None = None
+        while len(found) < limit:
+            params: dict[str, Any] = {"limit": min(100, limit - len(found))}
+            if page:
+                params["page_id"] = page
+            data = await self.call("GET", url, params=params)
+            if not isinstance(data, dict):
+                raise InvalidResponseError(f"Unexpected answer from {url}: {type(data).__name__}")
+            found.extend(i for i in data.get(key, []) if isinstance(i, dict))
+            page = data.get("next_page_id")
+            if not page:
+                break
+        return found[:limit]
+
     @abc.abstractmethod
     async def start(self, request: StartRequest) -> StartTask: ...
 

@@ -80,20 +80,8 @@ class V0Backend(Backend):
         return out
 
     async def search(self, limit: int = 20) -> list[ConversationInfo]:
-        found: list[ConversationInfo] = []
-        page: str | None = None
-        while len(found) < limit:
-            params: dict[str, Any] = {"limit": min(100, limit - len(found))}
-            if page:
-                params["page_id"] = page
-            data = await self.call("GET", P, params=params)
-            if not isinstance(data, dict):
-                raise InvalidResponseError("Unexpected list response.")
-            found.extend(ConversationInfo.from_v0(i, None) for i in data.get("results", []))
-            page = data.get("next_page_id")
-            if not page:
-                break
-        return found[:limit]
+        items = await self.paged(P, limit, "results")
+        return [ConversationInfo.from_v0(i, None) for i in items]
 
     async def count(self) -> int:
         return len(await self.search(limit=1000))

@@ -107,18 +107,8 @@ class V1Backend(Backend):
         return out
 
     async def search(self, limit: int = 20) -> list[ConversationInfo]:
-        found: list[ConversationInfo] = []
-        page: str | None = None
-        while len(found) < limit:
-            params: dict[str, Any] = {"limit": min(100, limit - len(found))}
-            if page:
-                params["page_id"] = page
-            data = _expect(await self.call("GET", f"{P}/search", params=params), dict, "search")
-            found.extend(ConversationInfo.from_v1(i, has_run=True) for i in data.get("items", []))
-            page = data.get("next_page_id")
-            if not page:
-                break
-        return found[:limit]
+        items = await self.paged(f"{P}/search", limit, "items")
+        return [ConversationInfo.from_v1(i, has_run=True) for i in items]
 
     async def count(self) -> int:
         return int(await self.call("GET", f"{P}/count"))
