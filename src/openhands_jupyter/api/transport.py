@@ -53,7 +53,6 @@ class Transport:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         max_retries: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
-        on_request: Callable[[], Any] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -63,7 +62,6 @@ class Transport:
         self._mock = transport
         self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self._lock = threading.Lock()
-        self.on_request = on_request
 
     def __repr__(self) -> str:
         auth = "bearer" if self._api_key else "session-key" if self._session_api_key else "none"
@@ -99,10 +97,6 @@ class Transport:
             client = self._clients.pop(loop, None)
         if client is not None:
             await client.aclose()
-
-    def forget_loop(self, loop: asyncio.AbstractEventLoop) -> httpx.AsyncClient | None:
-        with self._lock:
-            return self._clients.pop(loop, None)
 
     async def request(
         self,
@@ -157,8 +151,6 @@ class Transport:
         client = self._client()
         gate = request_gate.get()
         done = await gate() if gate is not None else None
-        if self.on_request is not None:
-            self.on_request()
         try:
             response = await client.request(
                 method, url, params=params, json=json_body, headers=headers
@@ -193,8 +185,6 @@ class Transport:
         gate = request_gate.get()
         if gate is not None:
             (await gate())()
-        if self.on_request is not None:
-            self.on_request()
         decoder = json.JSONDecoder()
         try:
             async with client.stream(

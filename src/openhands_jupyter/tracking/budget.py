@@ -70,8 +70,3 @@ class RequestBudget:
             if done is not None:
                 return done
             await asyncio.sleep(wait + 0.001)
-
-    def used_in_last_minute(self) -> int:
-        with self._lock:
-            now = time.monotonic()
-            return sum(1 for s in self._stamps if s[0] > now - self.minute)
