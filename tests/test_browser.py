@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +12,7 @@ from openhands_jupyter.sim import SCRIPT_COMMAND, Simulator
 
 from .browser import (
     ARTIFACTS,
-    CHROMIUM,
+    BROWSER_MARKS,
     JupyterServer,
     launch_browser,
     open_notebook,
@@ -21,10 +20,7 @@ from .browser import (
     write_notebook,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium"),
-]
+pytestmark = BROWSER_MARKS
 SPEED = 4.0
 
 CELLS = [

@@ -4,20 +4,21 @@ force auth and server errors, save, and search every artefact for the known key 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
-import pytest
-
 from openhands_jupyter.sim import Simulator
 
-from .browser import ARTIFACTS, CHROMIUM, JupyterServer, launch_browser, open_notebook, run_cells
+from .browser import (
+    ARTIFACTS,
+    BROWSER_MARKS,
+    JupyterServer,
+    launch_browser,
+    open_notebook,
+    run_cells,
+)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium"),
-]
+pytestmark = BROWSER_MARKS
 
 API_KEY = "oh-live-KNOWNKEY-5f2b9c7e1d"
 SESSION_KEY = "sess-KNOWNSESSION-8a41c0ffee"

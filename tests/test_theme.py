@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-import pytest
 
 from openhands_jupyter.sim import Simulator
 
 from .browser import (
     ARTIFACTS,
-    CHROMIUM,
+    BROWSER_MARKS,
     JupyterServer,
     launch_browser,
     open_notebook,
@@ -19,10 +16,7 @@ from .browser import (
     write_notebook,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium"),
-]
+pytestmark = BROWSER_MARKS
 
 LUMA = """([sel, prop]) => {
   const c = getComputedStyle(document.querySelector(sel))[prop].match(/[\\d.]+/g).map(Number);
