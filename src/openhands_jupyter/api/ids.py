@@ -52,8 +52,3 @@ def parse_time(value: Any) -> datetime | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
-
-
-def format_time(moment: datetime) -> str:
-    """ISO-8601 without zone, as OpenHands' event filters take it."""
-    return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat()

@@ -144,10 +144,6 @@ class Event:
     kind: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    @property
-    def is_final_answer(self) -> bool:
-        return self.type == "finish" or (self.type == "message" and self.source == "agent")
-
     def to_dict(self) -> dict[str, Any]:
         """A small JSON-safe form for widgets."""
         return {

@@ -72,18 +72,6 @@ def check_api_version(value: str | None) -> str:
     return text
 
 
-def check_positive(name: str, value: float | None, *, allow_none: bool = True) -> float | None:
-    if value is None and allow_none:
-        return None
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}.") from None
-    if not number > 0:
-        raise InputError(f"{name} must be greater than 0, got {value!r}.")
-    return number
-
-
 def is_loopback(host: str) -> bool:
     if host in ("localhost",) or host.endswith(".localhost"):
         return True

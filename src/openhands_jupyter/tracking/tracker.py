@@ -63,14 +63,12 @@ class Tracker:
         self._blocked_until = 0.0
         self._failures = 0
         self._error: str | None = None
-        self._retry_at: float | None = None
         self._queue_next_try = 0.0
         self._slot_freed = False
         self._sub_ids = 0
         self.closed = False
         self.watchers: list[Callable[[], None]] = []
         self.requests = 0
-        self.ticks = 0
 
     def __repr__(self) -> str:
         where = "private thread" if self._own_loop else "caller's loop" if self.loop else "idle"
@@ -388,7 +386,6 @@ class Tracker:
             if now >= self._blocked_until:
                 try:
                     await self._tick(now)
-                    self.ticks += 1
                     if self._error is not None:
                         self._set_error(None, None)
                     self._failures = 0
@@ -425,7 +422,7 @@ class Tracker:
         self._set_error(str(exc), time.time() + delay)
 
     def _set_error(self, error: str | None, retry_at: float | None) -> None:
-        self._error, self._retry_at = error, retry_at
+        self._error = error
         for tracked in list(self.entries.values()):
             if tracked.status in st.FINAL and tracked.final_left <= 0 and error is not None:
                 continue
