@@ -2,7 +2,7 @@
 // with textContent, links only for http(s); actions go to Python as model.send() messages.
 
 const ACTIVE = new Set(["queued", "starting", "running"]);
-const CAN_STOP = new Set(["queued", "starting", "running", "idle", "waiting", "finished", "stuck"]);
+const CAN_STOP = new Set(["queued", "starting", "running", "idle", "waiting"]);
 const CAN_SEND = new Set(["running", "idle", "waiting", "finished", "error", "stuck"]);
 const FEED_COLLAPSED = 6;
 

@@ -31,6 +31,7 @@ CELLS = [
     "conv2 = %openhands Write the changelog [sim:idle]",
     "%openhands --panel",
     "%openhands --list 5",
+    "conv3 = %openhands Keep going for a while [sim:long]",
 ]
 
 
@@ -101,18 +102,10 @@ def test_widget_lives_in_the_browser(
         link = card.locator("a.ohj-link")
         assert (link.get_attribute("href") or "").startswith(f"{sim.url}/conversations/")
 
-        # Stop: paused on screen and on the server
-        pauses = sim.counts["v1.pause"]
-        card.locator("button[data-action=stop]").click()
-        _pill_sequence(page, card, "paused", timeout=15)
-        assert card.locator(".ohj-pill").first.text_content() == "paused"
-        assert sim.counts["v1.pause"] == pauses + 1
-        conv_id = (link.get_attribute("href") or "").rsplit("/", 1)[-1]
-        assert sim.world.conversations[conv_id].sandbox_status == "PAUSED"
+        # a finished agent has nothing to stop
+        assert card.locator("button[data-action=stop]").is_disabled()
 
-        # Resume, then a follow-up sent from the widget runs
-        card.locator("button[data-action=resume]").click()
-        _pill_sequence(page, card, "finished", timeout=20)
+        # a follow-up sent from the widget runs
         sends = sim.counts["v1.send_message"]
         card.locator("input.ohj-input").fill("Also update the README")
         card.locator("button[data-action=send]").click()
@@ -144,6 +137,27 @@ def test_widget_lives_in_the_browser(
         page.wait_for_function(
             f"() => document.querySelectorAll('.ohj-card').length > {cards}", timeout=15000
         )
+        # Stop stops this agent (its sandbox runs on); Resume runs it again
+        run_cells(page, [5])
+        busy = page.locator(".ohj-card", has_text="Keep going for a while").last
+        busy.wait_for(timeout=15000)
+        _pill_sequence(page, busy, "running", timeout=30)
+        busy.locator(".ohj-ev-text", has_text="python step_").first.wait_for(timeout=15000)
+        busy_id = (busy.locator("a.ohj-link").get_attribute("href") or "").rsplit("/", 1)[-1]
+        sandbox_pauses = sim.counts["v1.pause"]
+        agent_pauses = sim.stats.agent_counts["agent.pause"]
+        busy.locator("button[data-action=stop]").click()
+        _pill_sequence(page, busy, "paused", timeout=15)
+        assert busy.locator(".ohj-pill").first.text_content() == "paused"
+        assert sim.stats.agent_counts["agent.pause"] == agent_pauses + 1
+        assert sim.counts["v1.pause"] == sandbox_pauses
+        paused = sim.world.conversations[busy_id]
+        assert paused.execution_status == "paused" and paused.sandbox_status == "RUNNING"
+        busy.locator("button[data-action=resume]").click()
+        _pill_sequence(page, busy, "running", timeout=15)
+        assert paused.execution_status == "running"
+        page.screenshot(path=str(ARTIFACTS / f"{server.app}-resumed.png"), full_page=True)
+
         # Notebook 7 itself reports a settings-schema error at start-up; none may come from
         # the widgets (their modules load from blob: URLs through anywidget)
         ours = [e for e in errors if "blob:" in e or "anywidget" in e or "ohj" in e]

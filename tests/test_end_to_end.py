@@ -19,7 +19,7 @@ def _wait_status(conv, wanted: str, timeout: float = 10.0) -> None:  # type: ign
     assert conv.status == wanted
 
 
-def _drive(oh: OpenHands, sim: Simulator, seen: list[str]) -> None:
+def _drive(oh: OpenHands, sim: Simulator, seen: list[str], v1: bool = True) -> None:
     task = "Fix the failing test in tests/test_api.py"
     conv = oh.start(task, repository="octo/app", branch="main")
     conv.subscribe(lambda s: seen.append(s.status) if not seen or seen[-1] != s.status else None)
@@ -42,7 +42,13 @@ def _drive(oh: OpenHands, sim: Simulator, seen: list[str]) -> None:
     assert conv.status == "finished"
     assert conv.result == finish_message("Also update the README")
 
-    conv.stop()
+    if v1:
+        # a finished agent has nothing to stop; pausing the whole sandbox is its own action
+        with pytest.raises(ConflictError):
+            conv.stop()
+        assert conv.pause_sandbox() == [conv.id]
+    else:
+        conv.stop()
     _wait_status(conv, "paused")
     with pytest.raises(ConflictError) as info:
         conv.send("one more thing")
@@ -74,7 +80,7 @@ def test_v0_end_to_end(sim_v0: Simulator) -> None:
     with OpenHands(
         None, sim_v0.url, api_version="v0", tracker_config=fast_config(), progress=False
     ) as oh:
-        _drive(oh, sim_v0, seen)
+        _drive(oh, sim_v0, seen, v1=False)
         assert sim_v0.counts["v0.create"] == 1
         assert sim_v0.counts["v0.message"] == 3
         assert sim_v0.counts["v0.stop"] == 1 and sim_v0.counts["v0.start"] == 1
@@ -98,6 +104,7 @@ def test_auto_version_probes_once() -> None:
 
 def test_get_list_and_events_on_old_path(sim: Simulator) -> None:
     sim.config.events_path = "old"
+    sim.stop_agent_server()  # events come from the app server's store only
     with OpenHands(API_KEY, sim.url, tracker_config=fast_config(), progress=False) as oh:
         a = oh.start("first task")
         b = oh.start("second task")

@@ -88,9 +88,10 @@ def test_click_reaches_python_and_interrupting_wait_keeps_tracking(
     # a click (custom message) reaches Python with no cell running
     k.send_custom(comm_id, {"action": "stop"})
     deadline = time.monotonic() + 10
-    while sim.counts["v1.pause"] == 0 and time.monotonic() < deadline:
+    while sim.stats.agent_counts["agent.pause"] == 0 and time.monotonic() < deadline:
         k.watch(0.2)
-    assert sim.counts["v1.pause"] == 1
+    # Stop stops this conversation's agent on its agent server, not the sandbox
+    assert sim.stats.agent_counts["agent.pause"] == 1 and sim.counts["v1.pause"] == 0
     k.watch(2.0)
     assert "paused" in _statuses(k)
     out = k.run("print(conv.status)")

@@ -7,7 +7,7 @@ from datetime import timezone
 import pytest
 
 from openhands_jupyter.api import InputError
-from openhands_jupyter.api.ids import normalize_id, parse_time
+from openhands_jupyter.api.ids import epoch_ms, normalize_id, parse_time
 from openhands_jupyter.api.models import (
     ConversationInfo,
     StartTask,
@@ -39,10 +39,14 @@ def test_ids_are_normalised_to_lowercase_hex() -> None:
         "2026-11-29T03:32:57.5Z",
     ],
 )
-def test_timestamps_with_or_without_zone_are_utc(text: str) -> None:
+def test_timestamps_with_a_zone_are_utc_and_without_stay_naive(text: str) -> None:
     moment = parse_time(text)
-    assert moment is not None and moment.tzinfo == timezone.utc
+    assert moment is not None
+    # a naive stamp is some server's local clock: kept as it is, never turned into an instant
+    naive = not text.endswith("Z") and "+" not in text
+    assert moment.tzinfo == (None if naive else timezone.utc)
     assert (moment.hour, moment.minute, moment.second) == (3, 32, 57)
+    assert (epoch_ms(moment) is None) == (moment.tzinfo is None)
 
 
 @pytest.mark.parametrize(

@@ -66,11 +66,19 @@ def test_auth_shapes() -> None:
         )
 
 
-def test_html_200_on_unknown_paths_and_v0_on_v1_server() -> None:
+def test_unknown_paths_as_a_real_server_answers_them() -> None:
+    # with the web UI mounted (the Cloud, the default self-hosted server): a GET gets its page,
+    # anything else 405
     with Simulator() as sim, httpx.Client(base_url=sim.url) as c:
         r = c.get("/api/does/not/exist")
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-        assert c.get("/api/conversations").status_code == 404
+        assert c.get("/api/conversations").status_code == 200  # V0 on a V1-only server
+        assert c.post("/api/does/not/exist", json={}).status_code == 405
+        assert c.delete("/api/conversations/" + "0" * 32).status_code == 405
+    # without it (SERVE_FRONTEND=false): FastAPI's bare 404
+    with Simulator(frontend=False) as sim, httpx.Client(base_url=sim.url) as c:
+        for r in (c.get("/api/does/not/exist"), c.post("/api/v1/nope", json={})):
+            assert r.status_code == 404 and r.json() == {"detail": "Not Found"}
 
 
 def test_rate_limit_with_headers() -> None:

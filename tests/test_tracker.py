@@ -270,7 +270,7 @@ def test_wait_returns_when_the_final_fetch_brings_nothing_new() -> None:
     # With no event lag a visible conversation has its finish event before the status says
     # finished: the final fetch then finds nothing new, and wait() must still return.
     with (
-        Simulator(speed=SPEED, event_lag=0.0) as sim,
+        Simulator(speed=SPEED, batch_size=1) as sim,
         OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
     ):
         for _ in range(3):

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import httpx
 
 from .api import status as st
+from .api.agent import AgentClient
 from .api.backend import Backend, StartRequest
 from .api.errors import AuthenticationError, NotFoundError
 from .api.ids import normalize_id
@@ -91,8 +92,11 @@ class AsyncOpenHands:
             max_retries=max_retries,
             transport=transport,
         )
+        self.agent = AgentClient(
+            {"timeout": self.transport.timeout, "max_retries": max_retries, "transport": transport}
+        )
         self.progress = (not in_kernel()) if progress is None else progress
-        self.tracker = Tracker(self.backend, config, web_url=self.web_url)
+        self.tracker = Tracker(self.backend, config, web_url=self.web_url, agent=self.agent)
         self._backend: Backend | None = None
         self._version: str | None = None if self.api_version == "auto" else self.api_version
         self._portal: BackgroundLoop | None = None
@@ -121,7 +125,7 @@ class AsyncOpenHands:
             )
         version = self._version or await probe_version(self.transport)
         self._version = version
-        self._backend = backend_for(version, self.transport)
+        self._backend = backend_for(version, self.transport, self.agent)
         return self._backend
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -239,27 +243,31 @@ class AsyncOpenHands:
         """Handles for every conversation the tracker follows (including queued ones)."""
         return [Conversation(self, t) for t in list(self.tracker.entries.values())]
 
+    async def _close_connections(self) -> None:
+        await self.transport.aclose()
+        await self.agent.aclose()
+
     async def aclose(self) -> None:
         """Stop tracking and release threads and connections, from the loop."""
         if self.tracker.loop is asyncio.get_running_loop():
             await self.tracker._stop_task()
-        await self.transport.aclose()
+        await self._close_connections()
         self.close()
 
     def close(self) -> None:
         """Stop tracking and release threads and connections."""
-        self.tracker.close(cleanup=self.transport.aclose)
+        self.tracker.close(cleanup=self._close_connections)
         loop = self.tracker.loop
         if not self.tracker.on_private_thread and loop is not None and not loop.is_closed():
             if running_loop() is loop:
-                loop.create_task(self.transport.aclose())
+                loop.create_task(self._close_connections())
             else:
                 with contextlib.suppress(RuntimeError):
-                    asyncio.run_coroutine_threadsafe(self.transport.aclose(), loop)
+                    asyncio.run_coroutine_threadsafe(self._close_connections(), loop)
         if self._portal is not None:
             portal, self._portal = self._portal, None
             with contextlib.suppress(Exception):
-                portal.run(self.transport.aclose(), timeout=5)
+                portal.run(self._close_connections(), timeout=5)
             portal.stop()
 
     async def __aenter__(self) -> AsyncOpenHands:

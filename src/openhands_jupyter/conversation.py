@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .api import status as st
 from .api.backend import EventCursor
-from .api.errors import ConflictError, InputError, NotFoundError
-from .api.models import ConversationInfo, Event
-from .tracking import Snapshot, Tracked
+from .api.errors import ConflictError, InputError, NotFoundError, OpenHandsError
+from .api.models import HIDDEN_TYPES, ConversationInfo, Event, event_from_v1
+from .tracking import Snapshot, Tracked, Tracker
 from .tracking.loops import running_loop
 
 if TYPE_CHECKING:
     from .client import AsyncOpenHands
+
+T = TypeVar("T")
 
 
 class Conversation:
@@ -99,7 +101,18 @@ class Conversation:
 
     @property
     def cost(self) -> float | None:
-        return self._tracked.info.cost if self._tracked.info else None
+        """Dollars spent so far, when the server reports it (``None`` on V0 servers)."""
+        usage = self._tracked.usage
+        return usage.cost if usage else None
+
+    @property
+    def tokens(self) -> dict[str, int | None]:
+        """Prompt and completion tokens so far (``None`` where the server reports none)."""
+        usage = self._tracked.usage
+        return {
+            "prompt": usage.prompt_tokens if usage else None,
+            "completion": usage.completion_tokens if usage else None,
+        }
 
     @property
     def pr_numbers(self) -> tuple[int, ...]:
@@ -150,8 +163,7 @@ class Conversation:
             )
         return self.id
 
-    async def refresh_async(self) -> Conversation:
-        """Ask the server for the current state now."""
+    async def _fetch_info(self) -> ConversationInfo:
         cid = self._need_id()
         backend = await self._client.backend()
         [info] = await backend.conversations(
@@ -159,81 +171,126 @@ class Conversation:
         )
         if info is None:
             raise NotFoundError(f"Conversation {cid} not found.")
-        self._client.tracker.call_soon(self._apply, info)
-        self._tracked.info = info
-        self._tracked.status = info.status
+        return info
+
+    async def refresh_async(self) -> Conversation:
+        """Ask the server for the current state now."""
+        info = await self._fetch_info()
+        await self._tracker.on_loop_async(self._tracker.accept_info, self._tracked, info)
         return self
 
-    def _apply(self, info: ConversationInfo) -> None:
-        tracker = self._client.tracker
-        tracker._apply_info(self._tracked, info, tracker._now())
-
     def refresh(self) -> Conversation:
-        return self._client._run(self.refresh_async())
+        info = self._client._run(self._fetch_info())
+        self._tracker.on_loop_sync(self._tracker.accept_info, self._tracked, info)
+        return self
 
-    async def events_async(self, limit: int | None = None) -> list[Event]:
-        """All of the conversation's events from the server, oldest first (the last ``limit``)."""
+    async def _fetch_events(self) -> list[Event]:
         cid = self._need_id()
         backend = await self._client.backend()
         info = self._tracked.info or ConversationInfo(id=cid, status=self.status)
-        events = await backend.events(info, EventCursor(), max_pages=50)
-        finishes = [e.text for e in events if e.type == "finish" and e.text]
-        messages = [
-            e.text for e in events if e.type == "message" and e.source == "agent" and e.text
-        ]
-        if finishes:
-            self._tracked.last_finish = finishes[-1]
-        if messages:
-            self._tracked.last_agent_message = messages[-1]
-        return events[-limit:] if limit else events
+        endpoint = backend.endpoint(info) if backend.version == "v1" else None
+        if endpoint is not None and (info.sandbox_status or "").upper() == "RUNNING":
+            try:
+                raw = await backend.agent.all_events(endpoint)
+                return [e for e in (event_from_v1(r) for r in raw) if e is not None]
+            except OpenHandsError:
+                pass  # the app server's store has them too (perhaps a little behind)
+        return await backend.events(info, EventCursor(), max_pages=1000)
+
+    async def events_async(self, limit: int | None = None) -> list[Event]:
+        """All of the conversation's events, oldest first (the last ``limit``): from the agent
+        server while it runs (complete at once), else from the app server's store."""
+        events = await self._fetch_events()
+        await self._tracker.on_loop_async(self._tracker.accept_events, self._tracked, events)
+        shown = [e for e in events if e.type not in HIDDEN_TYPES]
+        return shown[-limit:] if limit else shown
 
     def events(self, limit: int | None = None) -> list[Event]:
-        return self._client._run(self.events_async(limit))
+        events = self._client._run(self._fetch_events())
+        self._tracker.on_loop_sync(self._tracker.accept_events, self._tracked, events)
+        shown = [e for e in events if e.type not in HIDDEN_TYPES]
+        return shown[-limit:] if limit else shown
 
     # -- steering -------------------------------------------------------------------------------
+    async def _command(self, command: str, text: str | None = None) -> None:
+        backend = await self._client.backend()
+        if command == "delete":
+            await backend.delete(self._need_id())
+        else:
+            self._need_id()
+            info = await self._info()
+            if command == "send":
+                await backend.send(info, str(text))
+            elif command == "stop":
+                await backend.pause(info)
+            elif command == "resume":
+                await backend.resume(info)
+
+    def _after(self, command: str) -> Any:
+        return self._tracker.after_command, self._tracked, command
+
     async def send_async(self, text: str) -> None:
         """Send a follow-up message; the agent runs again."""
         if not text or not str(text).strip():
             raise InputError("The message is empty.")
-        cid = self._need_id()
-        backend = await self._client.backend()
-        info = self._tracked.info or ConversationInfo(id=cid, status=self.status)
-        await backend.send(info, str(text))
-        self._client.tracker.poke(self._tracked, reactivate=True, status=st.RUNNING)
+        await self._command("send", text)
+        await self._tracker.on_loop_async(*self._after("send"))
 
     def send(self, text: str) -> None:
-        self._client._run(self.send_async(text))
+        if not text or not str(text).strip():
+            raise InputError("The message is empty.")
+        self._client._run(self._command("send", text))
+        self._tracker.on_loop_sync(*self._after("send"))
 
     async def stop_async(self) -> None:
-        """Pause the conversation's sandbox (V1) or stop it (V0); state is kept."""
+        """Stop this conversation's agent (a queued launch is cancelled). Its sandbox, and any
+        other conversation in it, keep running; :meth:`resume` runs it again."""
         if self.status == st.QUEUED:
-            self._client.tracker.cancel_queued(self._tracked)
+            self._tracker.cancel_queued(self._tracked)
             return
-        backend = await self._client.backend()
-        await backend.pause(await self._info())
-        self._client.tracker.poke(self._tracked, reactivate=True, status=st.PAUSED)
+        await self._command("stop")
+        await self._tracker.on_loop_async(*self._after("stop"))
 
     def stop(self) -> None:
-        self._client._run(self.stop_async())
+        if self.status == st.QUEUED:
+            self._tracker.cancel_queued(self._tracked)
+            return
+        self._client._run(self._command("stop"))
+        self._tracker.on_loop_sync(*self._after("stop"))
 
     async def resume_async(self) -> None:
-        """Resume a paused conversation."""
-        backend = await self._client.backend()
-        await backend.resume(await self._info())
-        self._client.tracker.poke(self._tracked, reactivate=True, status=st.STARTING)
+        """Run a stopped conversation again (resuming its sandbox if that was paused)."""
+        await self._command("resume")
+        await self._tracker.on_loop_async(*self._after("resume"))
 
     def resume(self) -> None:
-        self._client._run(self.resume_async())
+        self._client._run(self._command("resume"))
+        self._tracker.on_loop_sync(*self._after("resume"))
+
+    async def _pause_sandbox(self) -> list[str]:
+        backend = await self._client.backend()
+        return await backend.pause_sandbox(await self._info())
+
+    async def pause_sandbox_async(self) -> list[str]:
+        """Pause the whole sandbox this conversation runs in, to free its resources. Every
+        conversation in that sandbox stops; returns their ids."""
+        affected = await self._pause_sandbox()
+        await self._tracker.on_loop_async(*self._after("stop"))
+        return affected
+
+    def pause_sandbox(self) -> list[str]:
+        affected = self._client._run(self._pause_sandbox())
+        self._tracker.on_loop_sync(*self._after("stop"))
+        return affected
 
     async def delete_async(self) -> None:
         """Delete the conversation on the server and stop tracking it."""
-        cid = self._need_id()
-        backend = await self._client.backend()
-        await backend.delete(cid)
-        self._client.tracker.poke(self._tracked, status=st.ARCHIVED)
+        await self._command("delete")
+        await self._tracker.on_loop_async(*self._after("delete"))
 
     def delete(self) -> None:
-        self._client._run(self.delete_async())
+        self._client._run(self._command("delete"))
+        self._tracker.on_loop_sync(*self._after("delete"))
 
     async def download_async(self) -> bytes:
         backend = await self._client.backend()
@@ -244,10 +301,16 @@ class Conversation:
         return self._client._run(self.download_async())
 
     async def _info(self) -> ConversationInfo:
-        if self._tracked.info is None or not self._tracked.info.sandbox_id:
-            await self.refresh_async()
-        assert self._tracked.info is not None
-        return self._tracked.info
+        """The server's current description, read again unless the tracker's is current (it
+        is not applied here: this may run on the client's I/O thread; the loop applies it)."""
+        info = self._tracked.info
+        if info is None or not info.sandbox_id or info.status != self._tracked.status:
+            info = await self._fetch_info()
+        return info
+
+    @property
+    def _tracker(self) -> Tracker:
+        return self._client.tracker
 
     # -- tracking -------------------------------------------------------------------------------
     def track(self) -> Conversation:
@@ -314,6 +377,103 @@ class Conversation:
                 f"{self!r} is still {self.status} after {timeout:g} s; tracking goes on."
             ) from None
         return self
+
+    async def _follow(self, queue: asyncio.Queue[Event | None]) -> None:
+        """On the tracker's loop: feed ``queue`` with every new event until the agent stops."""
+        tracker, tracked = self._tracker, self._tracked
+        if not tracked.tracking:
+            tracker.track(tracked)
+        for event in list(tracked.feed):
+            queue.put_nowait(event)
+
+        def on_snapshot(snap: Snapshot) -> None:
+            for event in snap.new_events:
+                queue.put_nowait(event)
+
+        unsubscribe = tracker.subscribe(tracked, on_snapshot, visible=False)
+        try:
+            async with tracker.watching(tracked):
+                await tracker.wait(tracked)
+        finally:
+            unsubscribe()
+            queue.put_nowait(None)
+
+    async def follow_async(self) -> AsyncGenerator[Event, None]:
+        """Each event as the agent works (first those already seen), until it stops working.
+        While you follow, the conversation gets the agent server's live feed."""
+        tracker = self._tracker
+        loop = tracker._ensure_loop()
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        if running_loop() is loop:
+            task: Any = asyncio.ensure_future(self._follow(queue))
+            get = queue.get
+        else:
+            mine = asyncio.get_running_loop()
+            relay: asyncio.Queue[Event | None] = asyncio.Queue()
+
+            async def pump() -> None:
+                while (item := await queue.get()) is not None:
+                    mine.call_soon_threadsafe(relay.put_nowait, item)
+                mine.call_soon_threadsafe(relay.put_nowait, None)
+
+            async def both() -> None:
+                await asyncio.gather(self._follow(queue), pump())
+
+            task = asyncio.wrap_future(tracker.submit(both()))
+            get = relay.get
+        try:
+            while (event := await get()) is not None:
+                if event.type not in HIDDEN_TYPES:
+                    yield event
+        finally:
+            task.cancel()
+
+    def follow(self, timeout: float | None = None) -> Iterator[Event]:
+        """:meth:`follow_async` for plain code: yields each event as it comes; ``timeout``
+        bounds the wait for each one (``TimeoutError``)."""
+        tracker = self._tracker
+        loop = tracker._ensure_loop()
+        agen = self.follow_async()
+        try:
+            while True:
+                step = asyncio.wait_for(agen.__anext__(), timeout)
+                try:
+                    if running_loop() is loop:
+                        event = _reenter_result(loop, step)
+                    else:
+                        event = tracker.submit(_call(step)).result()
+                except StopAsyncIteration:
+                    return
+                except asyncio.TimeoutError:
+                    raise TimeoutError(
+                        f"No new event from {self!r} within {timeout:g} s; tracking goes on."
+                    ) from None
+                yield event
+        finally:
+            closer = agen.aclose()
+            if running_loop() is loop:
+                _reenter(loop, closer)
+            else:
+                with contextlib.suppress(Exception):
+                    tracker.submit(closer).result(5)
+
+
+async def _call(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def _reenter_result(loop: asyncio.AbstractEventLoop, coro: Awaitable[T]) -> T:
+    """Like :func:`_reenter`, returning the result."""
+    import nest_asyncio2
+
+    if not getattr(loop, "_nest_patched", False):
+        nest_asyncio2.apply(loop)
+    task = asyncio.ensure_future(coro, loop=loop)
+    try:
+        return loop.run_until_complete(task)
+    except BaseException:
+        task.cancel()
+        raise
 
 
 def _reenter(loop: asyncio.AbstractEventLoop, coro: Any) -> None:

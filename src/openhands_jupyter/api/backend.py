@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .agent import AgentClient, AgentEndpoint, agent_base_url
+from .errors import OpenHandsError, UnsupportedError, absent_route
 from .models import ConversationInfo, Event, StartTask
 from .transport import Transport, request_gate
 
@@ -39,13 +41,30 @@ class Backend(abc.ABC):
 
     version: str = ""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, agent: AgentClient | None = None) -> None:
         self.transport = transport
+        self.agent = agent or AgentClient()
 
-    async def call(self, method: str, url: str, **kwargs: Any) -> Any:
+    async def call(self, method: str, url: str, *, what: str | None = None, **kwargs: Any) -> Any:
+        """One request to the app server. With ``what``, an answer that says the route does
+        not exist (405, FastAPI's bare 404, an HTML page) becomes ``UnsupportedError``."""
         if request_gate.get() is not None:
             kwargs.setdefault("retries", 0)  # the tracker schedules its own retries
-        return await self.transport.request(method, url, **kwargs)
+        try:
+            return await self.transport.request(method, url, **kwargs)
+        except OpenHandsError as exc:
+            if what and absent_route(exc):
+                raise UnsupportedError(
+                    f"This server does not offer {what}.", status_code=exc.status_code
+                ) from None
+            raise
+
+    def endpoint(self, info: ConversationInfo) -> AgentEndpoint | None:
+        """Where this conversation's agent server is, when the server said (V1, running)."""
+        base = agent_base_url(info.conversation_url, self.transport.base_url)
+        if base is None or not info.id:
+            return None
+        return AgentEndpoint(base, info.id, info.session_api_key)
 
     async def paged(self, url: str, limit: int, key: str) -> list[dict[str, Any]]:
         """Up to ``limit`` items of a paged list (``page_id`` / ``next_page_id``), newest first."""
@@ -104,10 +123,20 @@ class Backend(abc.ABC):
     async def send(self, info: ConversationInfo, text: str) -> None: ...
 
     @abc.abstractmethod
-    async def pause(self, info: ConversationInfo) -> None: ...
+    async def pause(self, info: ConversationInfo) -> None:
+        """Stop this conversation's agent; other conversations are not touched."""
 
     @abc.abstractmethod
     async def resume(self, info: ConversationInfo) -> None: ...
+
+    async def pause_sandbox(self, info: ConversationInfo) -> list[str]:
+        """Pause the sandbox that runs this conversation, and return the ids of every
+        conversation it stops (servers that have no sandboxes raise UnsupportedError)."""
+        raise UnsupportedError("This server has no sandboxes to pause.")
+
+    async def set_title(self, info: ConversationInfo, title: str) -> None:
+        """Give the conversation this title on the server (where the server allows it)."""
+        raise UnsupportedError("This server cannot rename conversations.")
 
     @abc.abstractmethod
     async def delete(self, conversation_id: str) -> None: ...

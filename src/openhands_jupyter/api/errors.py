@@ -13,6 +13,11 @@ from .secrets import redact
 class OpenHandsError(Exception):
     """Base of every error this package raises. ``str()`` is one readable line, never a secret."""
 
+    #: the server's own message (e.g. FastAPI's ``Not Found`` for a route it does not have)
+    server_message: str | None = None
+    #: a 2xx answer that was not JSON at all (an HTML page): a definite "not here"
+    not_json: bool = False
+
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         self.message = redact(" ".join(str(message).split()))
         self.status_code = status_code
@@ -80,7 +85,16 @@ class InvalidResponseError(OpenHandsError):
 
 
 class UnsupportedError(OpenHandsError):
-    """The server does not offer this endpoint (404 or a non-JSON 200 on that route)."""
+    """The server does not offer this endpoint (405, or FastAPI's bare 404)."""
+
+
+def absent_route(exc: OpenHandsError) -> bool:
+    """Whether an error says the route itself does not exist on this server: 405 (a non-GET
+    to a path behind the web UI) or FastAPI's bare ``{"detail": "Not Found"}``. (An HTML page
+    for a GET can also be a proxy's error page: callers decide what it means.)"""
+    if exc.status_code == 405:
+        return True
+    return isinstance(exc, NotFoundError) and exc.server_message == "Not Found"
 
 
 def extract_message(body: Any, fallback: str = "") -> str:
@@ -170,7 +184,9 @@ def error_from_response(response: httpx.Response) -> OpenHandsError:
         cls = ServerError
     else:
         cls = OpenHandsError
-    return cls(line, status_code=code)
+    error = cls(line, status_code=code)
+    error.server_message = redact(message)
+    return error
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -33,7 +33,8 @@ def lenient_id(value: Any) -> str | None:
 
 
 def parse_time(value: Any) -> datetime | None:
-    """Read an ISO-8601 timestamp with or without zone (naive means UTC) and 0-9 fraction digits."""
+    """Read an ISO-8601 timestamp with 0-9 fraction digits. One with a zone comes back in UTC;
+    one without stays naive: it is some server's local clock, not an absolute moment."""
     if not value or not isinstance(value, str):
         return None
     text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
@@ -50,5 +51,13 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        return moment
     return moment.astimezone(timezone.utc)
+
+
+def epoch_ms(moment: datetime | None) -> float | None:
+    """Milliseconds since the epoch for a zoned time; ``None`` for a naive one, whose zone is
+    unknown (nothing may compute an age from it)."""
+    if moment is None or moment.tzinfo is None:
+        return None
+    return moment.timestamp() * 1000

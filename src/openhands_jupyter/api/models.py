@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from . import status as st
@@ -24,6 +24,52 @@ def scrub(value: Any) -> Any:
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a conversation's LLM calls cost: dollars and tokens (``None`` where unknown)."""
+
+    cost: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    @classmethod
+    def from_metrics(cls, metrics: Any) -> Usage | None:
+        """From a metrics object (``accumulated_cost``, ``accumulated_token_usage``)."""
+        if not isinstance(metrics, dict):
+            return None
+        tokens = metrics.get("accumulated_token_usage")
+        tokens = tokens if isinstance(tokens, dict) else {}
+        prompt = _num(tokens.get("prompt_tokens"))
+        completion = _num(tokens.get("completion_tokens"))
+        return cls(
+            cost=_num(metrics.get("accumulated_cost")),
+            prompt_tokens=int(prompt) if prompt is not None else None,
+            completion_tokens=int(completion) if completion is not None else None,
+        )
+
+    @property
+    def empty(self) -> bool:
+        """Nothing counted yet (a server may report zeros while the run cost money)."""
+        return not self.cost and not self.prompt_tokens and not self.completion_tokens
+
+
+def usage_from_stats(value: Any) -> Usage | None:
+    """The agent's usage from a ``stats`` state update (``usage_to_metrics.agent``)."""
+    if not isinstance(value, dict):
+        return None
+    per_usage = value.get("usage_to_metrics")
+    if not isinstance(per_usage, dict):
+        return None
+    agent = per_usage.get("agent")
+    if not isinstance(agent, dict):
+        agent = next((v for v in per_usage.values() if isinstance(v, dict)), None)
+    return Usage.from_metrics(agent)
 
 
 @dataclass(frozen=True)
@@ -75,18 +121,21 @@ class ConversationInfo:
     session_api_key: Secret | None = field(default=None, repr=False)
     created_at: datetime | None = None
     updated_at: datetime | None = None
-    cost: float | None = None
+    usage: Usage | None = None
     pr_numbers: tuple[int, ...] = ()
+    state_marker: str | None = None
+    """Changes whenever the server records a new agent state (V1 ``updated_at``, V0 the id of
+    the newest state event): evidence that a run happened, with no clock involved."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def cost(self) -> float | None:
+        return self.usage.cost if self.usage else None
 
     @classmethod
     def from_v1(cls, data: dict[str, Any], has_run: bool = False) -> ConversationInfo:
-        metrics = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
-        cost = metrics.get("accumulated_cost") if metrics else None
         prs = data.get("pr_number") or []
         created = parse_time(data.get("created_at"))
-        if not has_run and created is not None:
-            has_run = (datetime.now(timezone.utc) - created).total_seconds() > 300
         return cls(
             id=lenient_id(data.get("id")) or "",
             status=st.v1_status(data.get("sandbox_status"), data.get("execution_status"), has_run),
@@ -100,14 +149,16 @@ class ConversationInfo:
             session_api_key=as_secret(_str(data.get("session_api_key"))),
             created_at=created,
             updated_at=parse_time(data.get("updated_at")),
-            cost=float(cost) if isinstance(cost, (int, float)) else None,
+            usage=Usage.from_metrics(data.get("metrics")),
             pr_numbers=tuple(int(p) for p in prs if isinstance(p, int)),
+            state_marker=_str(data.get("updated_at")),
             raw=scrub(data),
         )
 
     @classmethod
-    def from_v0(cls, data: dict[str, Any], agent_state: str | None) -> ConversationInfo:
-        cost = data.get("accumulated_cost")
+    def from_v0(
+        cls, data: dict[str, Any], agent_state: str | None, state_marker: str | None = None
+    ) -> ConversationInfo:
         prs = data.get("pr_number") or []
         return cls(
             id=lenient_id(data.get("conversation_id")) or "",
@@ -121,8 +172,8 @@ class ConversationInfo:
             session_api_key=as_secret(_str(data.get("session_api_key"))),
             created_at=parse_time(data.get("created_at")),
             updated_at=parse_time(data.get("last_updated_at")),
-            cost=float(cost) if isinstance(cost, (int, float)) else None,
             pr_numbers=tuple(int(p) for p in prs if isinstance(p, int)),
+            state_marker=state_marker,
             raw=scrub(data),
         )
 
@@ -131,8 +182,10 @@ class ConversationInfo:
 class Event:
     """One agent event in a form both API generations share.
 
-    ``type`` is one of ``message``, ``command``, ``output``, ``edit``, ``finish``, ``state``,
-    ``error``, ``action`` or ``other``; ``text`` is plain text for display.
+    ``type`` is one of ``message``, ``command``, ``output``, ``edit``, ``read``, ``plan``,
+    ``finish``, ``state``, ``error``, ``action``, ``stats`` or ``other``; ``text`` is plain text for
+    display. ``timestamp`` is the server's own clock: naive when the server sent no zone, so
+    it orders events but says nothing about how long ago they happened.
     """
 
     id: str
@@ -142,6 +195,8 @@ class Event:
     timestamp: datetime | None = None
     exit_code: int | None = None
     kind: str = ""
+    timed_out: bool = False
+    usage: Usage | None = field(default=None, repr=False)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,8 +207,13 @@ class Event:
             "source": self.source,
             "text": self.text[:4000],
             "exit_code": self.exit_code,
+            "timed_out": self.timed_out,
             "time": self.timestamp.isoformat() if self.timestamp else None,
         }
+
+
+#: event types that are bookkeeping, not activity: kept out of feeds and ``events()``
+HIDDEN_TYPES = frozenset({"stats"})
 
 
 def _parts_text(parts: Any) -> str:
@@ -164,11 +224,48 @@ def _parts_text(parts: Any) -> str:
     return "\n".join(str(p.get("text", "")) for p in parts if isinstance(p, dict) and p.get("text"))
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _code(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _v1_action(data: dict[str, Any], base: dict[str, Any]) -> Event:
+    action = _dict(data.get("action"))
+    akind = str(action.get("kind") or "")
+    tool = str(data.get("tool_name") or "")
+    command = str(action.get("command") or "")
+    if tool == "finish" or akind == "FinishAction":
+        return Event(type="finish", text=str(action.get("message") or ""), **base)
+    if tool == "task_tracker" or akind.startswith("TaskTracker"):
+        tasks = action.get("task_list")
+        count = f" ({len(tasks)} tasks)" if isinstance(tasks, list) and tasks else ""
+        return Event(type="plan", text=f"{command or 'plan'}{count}", **base)
+    if (
+        akind.startswith(("FileEditor", "StrReplace"))
+        or tool == "file_editor"
+        or action.get("path")
+    ):
+        path = str(action.get("path") or "")
+        if command == "view":
+            return Event(type="read", text=f"view {path}".strip(), **base)
+        return Event(type="edit", text=f"{command or 'edit'} {path}".strip(), **base)
+    if akind in ("TerminalAction", "ExecuteBashAction", "CmdRunAction") or tool in (
+        "terminal",
+        "execute_bash",
+    ):
+        return Event(type="command", text=command, **base)
+    summary = data.get("summary") or _parts_text(data.get("thought")) or tool or akind
+    return Event(type="action", text=str(summary), **base)
+
+
 def event_from_v1(data: dict[str, Any]) -> Event | None:
-    """Normalise a V1 event; ``None`` for kinds that are not worth showing."""
+    """Normalise a V1 event (app server or agent server); ``None`` for kinds not worth showing."""
     kind = str(data.get("kind") or "")
     source = str(data.get("source") or "")
-    base = {
+    base: dict[str, Any] = {
         "id": str(data.get("id") or ""),
         "source": source,
         "timestamp": parse_time(data.get("timestamp")),
@@ -176,39 +273,40 @@ def event_from_v1(data: dict[str, Any]) -> Event | None:
         "raw": scrub(data),
     }
     if kind == "MessageEvent":
-        message = data.get("llm_message") or {}
-        text = _parts_text(message.get("content"))
-        return Event(type="message", text=text, **base)
+        message = _dict(data.get("llm_message"))
+        return Event(type="message", text=_parts_text(message.get("content")), **base)
     if kind == "ActionEvent":
-        action = data.get("action") or {}
-        akind = str(action.get("kind") or "")
-        tool = str(data.get("tool_name") or "")
-        if tool == "finish" or akind == "FinishAction":
-            return Event(type="finish", text=str(action.get("message") or ""), **base)
-        if akind.startswith(("FileEditor", "StrReplace")) or action.get("path"):
-            verb = str(action.get("command") or "edit")
-            return Event(type="edit", text=f"{verb} {action.get('path', '')}".strip(), **base)
-        if akind in ("TerminalAction", "ExecuteBashAction", "CmdRunAction") or "command" in action:
-            return Event(type="command", text=str(action.get("command") or ""), **base)
-        summary = data.get("summary") or _parts_text(data.get("thought")) or tool or akind
-        return Event(type="action", text=str(summary), **base)
+        return _v1_action(data, base)
     if kind == "ObservationEvent":
-        obs = data.get("observation") or {}
+        obs = _dict(data.get("observation"))
         okind = str(obs.get("kind") or "")
-        if data.get("tool_name") == "finish" or okind == "FinishObservation":
+        if data.get("tool_name") in ("finish", "task_tracker") or okind in (
+            "FinishObservation",
+            "TaskTrackerObservation",
+        ):
             return None
-        code = obs.get("exit_code")
+        if data.get("tool_name") == "file_editor" and not obs.get("is_error"):
+            return None  # the edit itself is shown; its echo of the file is not
+        code = _code(obs.get("exit_code"))
         error = bool(obs.get("is_error"))
         return Event(
             type="error" if error and code is None else "output",
             text=_parts_text(obs.get("content")),
-            exit_code=code if isinstance(code, int) else None,
+            exit_code=code,
+            timed_out=code == -1 or obs.get("timeout") is True,
             **base,
         )
     if kind == "ConversationStateUpdateEvent":
-        if data.get("key") != "execution_status":
-            return None
-        return Event(type="state", text=str(data.get("value") or ""), **base)
+        key = data.get("key")
+        if key == "execution_status":
+            return Event(type="state", text=str(data.get("value") or ""), **base)
+        if key == "stats":
+            return Event(type="stats", text="", usage=usage_from_stats(data.get("value")), **base)
+        if key == "full_state":
+            state = _dict(data.get("value")).get("execution_status")
+            if isinstance(state, str) and state:
+                return Event(type="state", text=state, **{**base, "kind": "full_state"})
+        return None
     if kind == "AgentErrorEvent":
         return Event(type="error", text=str(data.get("error") or ""), **base)
     if kind in ("ConversationErrorEvent", "ServerErrorEvent"):
@@ -221,14 +319,14 @@ def event_from_v1(data: dict[str, Any]) -> Event | None:
 
 def event_from_v0(data: dict[str, Any]) -> Event | None:
     """Normalise a V0 event; ``None`` for kinds that are not worth showing."""
-    base = {
+    base: dict[str, Any] = {
         "id": str(data.get("id", "")),
         "source": str(data.get("source") or ""),
         "timestamp": parse_time(data.get("timestamp")),
         "raw": scrub(data),
     }
-    args = data.get("args") or {}
-    extras = data.get("extras") or {}
+    args = _dict(data.get("args"))
+    extras = _dict(data.get("extras"))
     action = data.get("action")
     observation = data.get("observation")
     if action:
@@ -241,8 +339,14 @@ def event_from_v0(data: dict[str, Any]) -> Event | None:
             return Event(type="message", text=str(text), kind=kind, **base)
         if action == "run":
             return Event(type="command", text=str(args.get("command") or ""), kind=kind, **base)
+        if action == "read":
+            return Event(type="read", text=f"view {args.get('path', '')}", kind=kind, **base)
         if action in ("edit", "write"):
+            if args.get("command") == "view":
+                return Event(type="read", text=f"view {args.get('path', '')}", kind=kind, **base)
             return Event(type="edit", text=f"{action} {args.get('path', '')}", kind=kind, **base)
+        if action == "task_tracking":
+            return Event(type="plan", text=str(args.get("command") or "plan"), kind=kind, **base)
         if action in ("system", "change_agent_state", "recall"):
             return None
         return Event(type="action", text=str(data.get("message") or action), kind=kind, **base)
@@ -251,11 +355,15 @@ def event_from_v0(data: dict[str, Any]) -> Event | None:
         if observation == "agent_state_changed":
             return Event(type="state", text=str(extras.get("agent_state") or ""), kind=kind, **base)
         if observation == "run":
-            code = extras.get("exit_code")
+            metadata = _dict(extras.get("metadata"))
+            code = _code(metadata.get("exit_code"))
+            if code is None:
+                code = _code(extras.get("exit_code"))
             return Event(
                 type="output",
                 text=str(data.get("content") or ""),
-                exit_code=code if isinstance(code, int) else None,
+                exit_code=code,
+                timed_out=code == -1,
                 kind=kind,
                 **base,
             )

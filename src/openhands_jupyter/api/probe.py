@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from .agent import AgentClient
 from .backend import Backend
-from .errors import AuthenticationError, InvalidResponseError, NotFoundError, OpenHandsError
+from .errors import (
+    AuthenticationError,
+    InvalidResponseError,
+    NotFoundError,
+    OpenHandsError,
+    UnsupportedError,
+)
 from .transport import Transport
 from .v0 import V0Backend
 from .v1 import V1Backend
@@ -18,8 +25,8 @@ def is_cloud(base_url: str) -> bool:
     return any(host == h or host.endswith("." + h) for h in CLOUD_HOSTS)
 
 
-def backend_for(version: str, transport: Transport) -> Backend:
-    return V0Backend(transport) if version == "v0" else V1Backend(transport)
+def backend_for(version: str, transport: Transport, agent: AgentClient | None = None) -> Backend:
+    return V0Backend(transport, agent) if version == "v0" else V1Backend(transport, agent)
 
 
 async def probe_version(transport: Transport) -> str:
@@ -31,12 +38,12 @@ async def probe_version(transport: Transport) -> str:
         return "v1"
     except AuthenticationError:
         raise
-    except (NotFoundError, InvalidResponseError):
+    except (NotFoundError, InvalidResponseError, UnsupportedError):
         pass
     try:
         await transport.request("GET", "/api/conversations", params={"limit": 1}, retries=1)
         return "v0"
-    except (NotFoundError, InvalidResponseError):
+    except (NotFoundError, InvalidResponseError, UnsupportedError):
         raise InvalidResponseError(
             f"{transport.base_url} answers neither the V1 nor the V0 OpenHands API: "
             "is the base URL right?"

@@ -18,6 +18,26 @@ ACTIVE = frozenset({QUEUED, STARTING, RUNNING})
 #: Nothing more will happen without a user action: polling stops after a final fetch.
 FINAL = frozenset({FINISHED, ERROR, STUCK, ARCHIVED})
 
+#: raw execution states (V1) and agent states (V0) that only exist once the agent has run:
+#: the server's own evidence that a run happened (``idle`` is also the state before the first)
+RAN_STATES = frozenset(
+    {
+        "running",
+        "finished",
+        "error",
+        "stuck",
+        "paused",
+        "waiting_for_confirmation",
+        "awaiting_user_input",
+        "awaiting_user_confirmation",
+        "rate_limited",
+        "user_confirmed",
+        "user_rejected",
+        "stopped",
+        "rejected",
+    }
+)
+
 START_PHASES_READY = "READY"
 START_PHASES_ERROR = "ERROR"
 

@@ -109,12 +109,14 @@ class Transport:
         retries: int | None = None,
         headers: dict[str, str] | None = None,
         expect_json: bool = True,
+        gated: bool = True,
     ) -> Any:
         """Send one request and return its decoded JSON (or raw bytes when ``expect_json`` is off).
 
         Requests that are safe to repeat are retried on connect errors, timeouts and 502/503/504;
         any request is retried on a connect error (nothing was sent) and on a plain 429 after the
         server's wait. ``retries=0`` turns retries off, for callers that schedule their own.
+        ``gated=False`` keeps the request out of the tracker's budget (another server's).
         """
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "DELETE")
@@ -122,7 +124,9 @@ class Transport:
         attempt = 0
         while True:
             try:
-                return await self._send_once(method, url, params, json_body, headers, expect_json)
+                return await self._send_once(
+                    method, url, params, json_body, headers, expect_json, gated
+                )
             except RateLimitError as exc:
                 if attempt >= budget:
                     raise
@@ -147,9 +151,10 @@ class Transport:
         json_body: Any,
         headers: dict[str, str] | None,
         expect_json: bool,
+        gated: bool = True,
     ) -> Any:
         client = self._client()
-        gate = request_gate.get()
+        gate = request_gate.get() if gated else None
         done = await gate() if gate is not None else None
         try:
             response = await client.request(
@@ -223,12 +228,14 @@ def _reason(exc: Exception) -> str:
 def _check_json_type(response: httpx.Response) -> None:
     ctype = response.headers.get("content-type", "")
     if "json" not in ctype.lower():
-        raise InvalidResponseError(
+        error = InvalidResponseError(
             f"{response.request.method} {response.request.url.path} answered "
             f"{ctype.split(';')[0] or 'no content type'} instead of JSON: is the base URL right, "
             "and does this server offer this API?",
             status_code=response.status_code,
         )
+        error.not_json = bool(ctype) and 200 <= response.status_code < 300
+        raise error
 
 
 def decode_json(response: httpx.Response) -> Any:

@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from . import status as st
 from .backend import Backend, EventCursor, StartRequest
-from .errors import ConflictError, InvalidResponseError, NotFoundError, UnsupportedError
+from .errors import (
+    ConflictError,
+    InvalidResponseError,
+    OpenHandsError,
+    UnsupportedError,
+)
 from .models import ConversationInfo, Event, StartTask, event_from_v1
 
 BATCH = 99
@@ -60,7 +66,9 @@ class V1Backend(Backend):
         self, request: StartRequest, since: float, exclude: set[str]
     ) -> StartTask | None:
         data = _expect(
-            await self.call("GET", f"{P}/start-tasks/search", params={"limit": 100}),
+            await self.call(
+                "GET", f"{P}/start-tasks/search", params={"limit": 100}, what="start-task search"
+            ),
             dict,
             "start-tasks search",
         )
@@ -111,7 +119,7 @@ class V1Backend(Backend):
         return [ConversationInfo.from_v1(i, has_run=True) for i in items]
 
     async def count(self) -> int:
-        return int(await self.call("GET", f"{P}/count"))
+        return int(await self.call("GET", f"{P}/count", what="a conversation count"))
 
     async def _events_page(self, cid: str, params: dict[str, Any]) -> dict[str, Any]:
         new = (f"/api/v1/conversation/{cid}/events/search", params)
@@ -120,8 +128,10 @@ class V1Backend(Backend):
         last_exc: Exception | None = None
         for name, (url, query) in order:
             try:
-                data = await self.call("GET", url, params=query)
-            except (NotFoundError, InvalidResponseError) as exc:
+                data = await self.call("GET", url, params=query, what="V1 events search")
+            except (UnsupportedError, InvalidResponseError) as exc:
+                if isinstance(exc, InvalidResponseError) and not exc.not_json:
+                    raise  # a malformed answer: try again later, same path
                 last_exc = exc
                 if self._events_path == name:
                     raise
@@ -163,28 +173,106 @@ class V1Backend(Backend):
     async def send(self, info: ConversationInfo, text: str) -> None:
         body = {"role": "user", "content": [{"type": "text", "text": text}], "run": True}
         try:
-            await self.call("POST", f"{P}/{info.id}/send-message", json_body=body, idempotent=False)
-        except InvalidResponseError:
-            raise UnsupportedError(
-                "This server has no send-message endpoint (added April 2026); upgrade it."
-            ) from None
+            await self.call(
+                "POST",
+                f"{P}/{info.id}/send-message",
+                json_body=body,
+                idempotent=False,
+                what="send-message",
+            )
+            return
+        except UnsupportedError:
+            pass  # servers before April 2026 (1.6): the agent server takes the message
+        endpoint = self.endpoint(info)
+        if endpoint is None:
+            raise ConflictError(
+                f"Conversation {info.id} is {info.status}: its agent is not running. Resume it "
+                "first."
+            )
+        await self.agent.send_message(endpoint, text)
+
+    async def pause(self, info: ConversationInfo) -> None:
+        """Stop this conversation's agent on its agent server (as the web UI's Stop does); the
+        sandbox and every other conversation in it keep running."""
+        if (info.sandbox_status or "").upper() == "PAUSED":
+            return
+        endpoint = self.endpoint(info)
+        if endpoint is None or info.status in st.FINAL:
+            raise ConflictError(
+                f"Conversation {info.id} is {info.status}: there is no running agent to stop."
+            )
+        await self.agent.pause(endpoint)
+
+    async def resume(self, info: ConversationInfo) -> None:
+        """Run a stopped agent again, or resume its paused sandbox."""
+        if (info.sandbox_status or "").upper() == "PAUSED":
+            await self._sandbox(info, "resume")
+            return
+        endpoint = self.endpoint(info)
+        if endpoint is None:
+            raise ConflictError(f"Conversation {info.id} is {info.status}: nothing to resume.")
+        try:
+            await self.agent.run(endpoint)
+        except ConflictError:
+            pass  # already running
 
     async def _sandbox(self, info: ConversationInfo, action: str) -> None:
         if not info.sandbox_id:
             raise ConflictError(f"Conversation {info.id} has no sandbox to {action}.")
-        await self.call("POST", f"/api/v1/sandboxes/{info.sandbox_id}/{action}", idempotent=True)
+        await self.call(
+            "POST",
+            f"/api/v1/sandboxes/{info.sandbox_id}/{action}",
+            idempotent=True,
+            what=f"sandbox {action}",
+        )
 
-    async def pause(self, info: ConversationInfo) -> None:
+    async def in_sandbox(self, sandbox_id: str) -> list[str]:
+        """Ids of the conversations that share this sandbox."""
+        try:
+            items = await self.paged(f"{P}/search?sandbox_id__eq={sandbox_id}", 1000, "items")
+        except OpenHandsError:
+            items = await self.paged(f"{P}/search", 1000, "items")
+        return [
+            str(ConversationInfo.from_v1(i).id) for i in items if i.get("sandbox_id") == sandbox_id
+        ]
+
+    async def pause_sandbox(self, info: ConversationInfo) -> list[str]:
+        if not info.sandbox_id:
+            raise ConflictError(f"Conversation {info.id} has no sandbox to pause.")
+        affected = await self.in_sandbox(info.sandbox_id)
         await self._sandbox(info, "pause")
+        return affected or [info.id]
 
-    async def resume(self, info: ConversationInfo) -> None:
-        await self._sandbox(info, "resume")
+    async def set_title(self, info: ConversationInfo, title: str) -> None:
+        """The app server's title, and the agent server's (which the server's own title step
+        copies over whatever is stored)."""
+        endpoint = self.endpoint(info)
+        if endpoint is not None:
+            try:
+                await self.agent.set_title(endpoint, title)
+            except OpenHandsError:
+                pass
+        await self.call(
+            "PATCH",
+            f"{P}/{info.id}",
+            json_body={"title": title},
+            idempotent=True,
+            what="renaming a conversation",
+        )
 
     async def delete(self, conversation_id: str) -> None:
-        await self.call("DELETE", f"{P}/{conversation_id}")
+        try:
+            await self.call("DELETE", f"{P}/{conversation_id}", what="V1 delete")
+        except UnsupportedError:
+            # 1.6 servers: V1 has no delete; the legacy route deletes it
+            await self.call(
+                "DELETE", f"/api/conversations/{conversation_id}", what="deleting conversations"
+            )
 
     async def download(self, conversation_id: str) -> bytes:
-        data = await self.call("GET", f"{P}/{conversation_id}/download", expect_json=False)
+        data = await self.call(
+            "GET", f"{P}/{conversation_id}/download", expect_json=False, what="conversation export"
+        )
         return bytes(data)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import uuid
 import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -32,12 +33,21 @@ class SimConfig:
     per_minute: int = 100
     max_concurrent: int | None = None
     events_path: str = "new"
+    frontend: bool = True
+    """Serve the web UI: unknown GETs get its HTML page (200), other methods 405."""
     faults: Faults = field(default_factory=Faults)
     stats: Stats = field(default_factory=Stats)
 
 
 def _err(status: int, detail: Any) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
+
+
+def _dashed(cid: str) -> str:
+    try:
+        return str(uuid.UUID(cid))
+    except ValueError:
+        return cid
 
 
 def build_app(cfg: SimConfig) -> Gate:
@@ -50,6 +60,12 @@ def build_app(cfg: SimConfig) -> Gate:
         return cfg.api in ("v0", "both")
 
     async def html(request: Request) -> Response:
+        """A path no route serves: the web UI's page for a GET when the UI is mounted, 405 for
+        other methods; FastAPI's bare 404 without the UI."""
+        if not cfg.frontend:
+            return _err(404, "Not Found")
+        if request.method != "GET":
+            return JSONResponse({"detail": "Method Not Allowed"}, status_code=405)
         return HTMLResponse(
             "<!doctype html><html><head><title>OpenHands</title></head>"
             "<body><div id='root'></div></body></html>"
@@ -68,7 +84,7 @@ def build_app(cfg: SimConfig) -> Gate:
     def guard_v0(fn: Any) -> Any:
         async def inner(request: Request) -> Response:
             if not v0_enabled():
-                return _err(404, "Not Found")
+                return await html(request)
             world.advance()
             result: Response = await fn(request)
             return result
@@ -208,7 +224,11 @@ def build_app(cfg: SimConfig) -> Gate:
     def _events_response(conv: SimConversation, request: Request) -> Response:
         q = request.query_params
         limit = int(q.get("limit", "100"))
-        items = [e for ev in world.visible_events(conv) for e in render.v1_events(conv, ev)]
+        items = [
+            e
+            for ev in world.visible_events(conv)
+            for e in render.v1_events(conv, ev, world.local_time(ev))
+        ]
         gte = q.get("timestamp__gte")
         if gte:
             items = [e for e in items if e["timestamp"] >= gte]
@@ -238,10 +258,9 @@ def build_app(cfg: SimConfig) -> Gate:
     async def v1_send(request: Request) -> Response:
         conv = world.find(request.path_params["cid"])
         if conv is None:
-            deleted = world.conversations.get(request.path_params["cid"].replace("-", ""))
-            if deleted is not None:
-                return _err(410, "Conversation sandbox is MISSING (archived).")
-            return _err(404, "Conversation not found")
+            return _err(404, f"Conversation {_dashed(request.path_params['cid'])} not found")
+        if conv.sandbox_status == "MISSING":
+            return _err(410, "Conversation sandbox is MISSING (archived).")
         if conv.sandbox_status in ("PAUSED", "STARTING"):
             return _err(
                 409,
@@ -263,18 +282,23 @@ def build_app(cfg: SimConfig) -> Gate:
         )
 
     async def v1_pause(request: Request) -> Response:
-        conv = _by_sandbox(request.path_params["sid"])
-        if conv is None:
+        if not world.pause_sandbox(request.path_params["sid"]):
             return _err(404, "Sandbox not found")
-        world.pause(conv)
         return JSONResponse({"success": True})
 
     async def v1_resume(request: Request) -> Response:
-        conv = _by_sandbox(request.path_params["sid"])
-        if conv is None:
+        if not world.resume_sandbox(request.path_params["sid"]):
             return _err(404, "Sandbox not found")
-        world.resume(conv)
         return JSONResponse({"success": True})
+
+    async def v1_patch(request: Request) -> Response:
+        conv = world.find(request.path_params["cid"])
+        if conv is None:
+            return _err(404, "Conversation not found")
+        body = await request.json()
+        if isinstance(body, dict) and isinstance(body.get("title"), str):
+            conv.title = body["title"]
+        return JSONResponse(world.conversation_json(conv))
 
     async def v1_sandboxes(request: Request) -> Response:
         out = []
@@ -288,7 +312,9 @@ def build_app(cfg: SimConfig) -> Gate:
                     "sandbox_spec_id": "sim",
                     "status": conv.sandbox_status,
                     "session_api_key": conv.session_api_key,
-                    "exposed_urls": None,
+                    "exposed_urls": [{"name": "AGENT_SERVER", "url": world.agent_url, "port": 0}]
+                    if conv.sandbox_status == "RUNNING"
+                    else None,
                     "created_at": conv.created.isoformat(),
                 }
             )
@@ -315,7 +341,7 @@ def build_app(cfg: SimConfig) -> Gate:
             }
             zf.writestr("meta.json", json.dumps(meta))
             for ev in world.visible_events(conv):
-                for i, item in enumerate(render.v1_events(conv, ev)):
+                for i, item in enumerate(render.v1_events(conv, ev, world.local_time(ev))):
                     zf.writestr(f"event_{ev.seq:05d}_{i}.json", json.dumps(item))
         return Response(buf.getvalue(), media_type="application/zip")
 
@@ -390,7 +416,10 @@ def build_app(cfg: SimConfig) -> Gate:
         if not 0 <= limit <= 100:
             return _err(400, "Invalid limit")
         start = int(q.get("start_id", "0"))
-        items = [render.v0_event(e) for e in world.visible_events(conv, lag=False)]
+        rendered = (
+            render.v0_event(e, world.local_time(e)) for e in world.visible_events(conv, lag=False)
+        )
+        items = [e for e in rendered if e is not None]
         if q.get("reverse", "false").lower() == "true":
             items = list(reversed(items))
             page = items[:limit]
@@ -468,6 +497,7 @@ def build_app(cfg: SimConfig) -> Gate:
         Route(f"{P}/{{cid}}/send-message", v1(v1_send), methods=["POST"]),
         Route(f"{P}/{{cid}}/download", v1(v1_download)),
         Route(f"{P}/{{cid}}", v1(v1_delete), methods=["DELETE"]),
+        Route(f"{P}/{{cid}}", v1(v1_patch), methods=["PATCH"]),
         Route(P, v1(v1_start), methods=["POST"]),
         Route(P, v1(v1_conversations)),
         Route("/api/v1/conversation/{cid}/events/search", v1(v1_events)),

@@ -45,7 +45,7 @@ _ROUTES = [
     (r"/api/v1/app-conversations/count", "v1.count"),
     (r"/api/v1/app-conversations/[^/]+/send-message", "v1.send_message"),
     (r"/api/v1/app-conversations/[^/]+/download", "v1.download"),
-    (r"/api/v1/app-conversations/[^/]+", "v1.delete"),
+    (r"/api/v1/app-conversations/[^/]+", "v1.conversation"),
     (r"/api/v1/app-conversations", "v1.conversations"),
     (r"/api/v1/conversation/[^/]+/events/search", "v1.events"),
     (r"/api/v1/events/search", "v1.events_old"),
@@ -72,6 +72,8 @@ def route_name(method: str, path: str) -> str:
                 return "v0.create"
             if name == "v0.conversation" and method == "DELETE":
                 return "v0.delete"
+            if name == "v1.conversation":
+                return "v1.delete" if method == "DELETE" else "v1.patch"
             return name
     return "other"
 
@@ -90,6 +92,9 @@ class Stats:
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        """Requests the app server saw, per route."""
+        self.agent_counts: Counter[str] = Counter()
+        """Requests (and sockets) the agent server saw, per route."""
         self.log: list[Record] = []
         self.faults_injected: Counter[str] = Counter()
         self.early_after_429 = 0
@@ -100,6 +105,7 @@ class Stats:
     def reset(self) -> None:
         with self.lock:
             self.counts.clear()
+            self.agent_counts.clear()
             self.log.clear()
             self.faults_injected.clear()
             self.early_after_429 = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from .world import SimConversation, SimEvent
@@ -22,9 +23,28 @@ def _stamp(event: SimEvent) -> str:
     return event.at.replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
-def v1_events(conv: SimConversation, event: SimEvent) -> list[dict[str, Any]]:
-    """One simulated event as one or two V1 events."""
-    base = {"id": event.id, "timestamp": _stamp(event), "source": event.source}
+def full_state(conv: SimConversation, stamp: str) -> dict[str, Any]:
+    """What the agent server pushes the moment a socket subscribes."""
+    return {
+        "id": str(uuid.uuid4()),
+        "timestamp": stamp,
+        "source": "environment",
+        "kind": "ConversationStateUpdateEvent",
+        "key": "full_state",
+        "value": {
+            "id": str(uuid.UUID(conv.id)),
+            "execution_status": conv.execution_status or "idle",
+            "max_iterations": 500,
+            "stuck_detection": True,
+        },
+    }
+
+
+def v1_events(
+    conv: SimConversation, event: SimEvent, stamp: str | None = None
+) -> list[dict[str, Any]]:
+    """One simulated event as one or two V1 events (``stamp``: the agent server's clock)."""
+    base = {"id": event.id, "timestamp": stamp or _stamp(event), "source": event.source}
     if event.type == "message":
         role = "user" if event.source == "user" else "assistant"
         return [
@@ -32,6 +52,38 @@ def v1_events(conv: SimConversation, event: SimEvent) -> list[dict[str, Any]]:
                 **base,
                 "kind": "MessageEvent",
                 "llm_message": {"role": role, "content": [{"type": "text", "text": event.text}]},
+            }
+        ]
+    if event.type == "stats":
+        return [
+            {**base, "kind": "ConversationStateUpdateEvent", "key": "stats", "value": event.value}
+        ]
+    if event.type == "pause":
+        return [{**base, "kind": "PauseEvent"}]
+    if event.type == "plan":
+        return [
+            {
+                **base,
+                "kind": "ActionEvent",
+                "tool_name": "task_tracker",
+                "thought": [],
+                "summary": "task_tracker: plan",
+                "action": {
+                    "kind": "TaskTrackerAction",
+                    "command": "plan",
+                    "task_list": [{"title": t, "status": "todo"} for t in event.text.split(";")],
+                },
+            }
+        ]
+    if event.type == "read":
+        return [
+            {
+                **base,
+                "kind": "ActionEvent",
+                "tool_name": "file_editor",
+                "thought": [],
+                "summary": f"View {event.text}",
+                "action": {"kind": "FileEditorAction", "command": "view", "path": event.text},
             }
         ]
     if event.type == "command":
@@ -56,6 +108,7 @@ def v1_events(conv: SimConversation, event: SimEvent) -> list[dict[str, Any]]:
                     "kind": "TerminalObservation",
                     "is_error": bool(event.exit_code),
                     "exit_code": event.exit_code,
+                    "timeout": event.exit_code == -1,
                     "content": [{"type": "text", "text": event.text}],
                 },
             }
@@ -113,11 +166,13 @@ def v1_events(conv: SimConversation, event: SimEvent) -> list[dict[str, Any]]:
     return []
 
 
-def v0_event(event: SimEvent) -> dict[str, Any]:
-    """One simulated event as a V0 event."""
+def v0_event(event: SimEvent, stamp: str | None = None) -> dict[str, Any] | None:
+    """One simulated event as a V0 event (``None`` for what V0 does not record)."""
+    if event.type in ("stats", "pause"):
+        return None
     base: dict[str, Any] = {
         "id": event.seq,
-        "timestamp": _stamp(event),
+        "timestamp": stamp or _stamp(event),
         "source": event.source,
         "message": event.text,
         "cause": None,
@@ -130,12 +185,21 @@ def v0_event(event: SimEvent) -> dict[str, Any]:
         }
     if event.type == "command":
         return {**base, "action": "run", "args": {"command": event.text}}
+    if event.type == "read":
+        return {**base, "action": "read", "args": {"path": event.text}}
+    if event.type == "plan":
+        return {**base, "action": "task_tracking", "args": {"command": "plan"}}
     if event.type == "output":
         return {
             **base,
             "observation": "run",
             "content": event.text,
-            "extras": {"command": "", "exit_code": event.exit_code},
+            # 1.6 puts the exit code in the metadata
+            "extras": {
+                "command": "",
+                "hidden": False,
+                "metadata": {"exit_code": event.exit_code, "pid": -1, "prefix": "", "suffix": ""},
+            },
         }
     if event.type == "edit":
         _, _, path = event.text.partition(" ")

@@ -10,19 +10,64 @@ from typing import Any
 
 import uvicorn
 
+from .agent import build_agent_app
 from .app import SimConfig, build_app
 from .faults import Faults, Stats
 from .world import World
 
 
+class _Served:
+    """One uvicorn server on a 127.0.0.1 socket, in a daemon thread."""
+
+    def __init__(self, app: Any, port: int, name: str) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        self.port = sock.getsockname()[1]
+        sock.listen(128)
+        sock.setblocking(False)
+        self.socket = sock
+        config = uvicorn.Config(
+            app,
+            log_level="critical",
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            access_log=False,
+            ws_ping_interval=None,
+        )
+        server = uvicorn.Server(config)
+        setattr(server, "install_signal_handlers", lambda: None)  # noqa: B010
+        self.server = server
+        self.thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True
+        )
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("The simulator did not start.")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.server.force_exit = True
+        self.thread.join(timeout=10)
+        self.socket.close()
+
+
 class Simulator:
-    """Serve the simulated OpenHands API over real HTTP.
+    """Serve the simulated OpenHands API over real HTTP: the app server, and an agent server
+    on a second port (``agent_url``) with the event socket.
 
     ``speed`` divides every scripted duration (a sandbox takes ~8.5 s at speed 1). ``api`` is
     ``"v1"``, ``"v0"`` or ``"both"``. ``api_key`` makes it require ``Authorization: Bearer``;
     ``session_api_key`` makes it require ``X-Session-API-Key``. ``rate_limit`` enforces the Cloud
     limits (10/s, 100/min, scaled by ``speed``); ``max_concurrent`` answers
-    CONCURRENCY_LIMIT_REACHED past that many active conversations.
+    CONCURRENCY_LIMIT_REACHED past that many active conversations. Events reach the app
+    server's store in webhook batches of ``batch_size`` events or after ``flush_delay``
+    (sim-)seconds, as on a real server (5 / 30 s by default). ``grouping="ADD_TO_ANY"`` puts
+    every new conversation into a running sandbox. ``frontend`` serves the web UI's page on
+    unknown paths (405 for non-GET), else FastAPI's 404.
     """
 
     def __init__(
@@ -41,17 +86,27 @@ class Simulator:
         max_concurrent: int | None = None,
         events_path: str = "new",
         scenario: str = "finish",
-        event_lag: float = 1.0,
+        batch_size: int = 5,
+        flush_delay: float = 30.0,
         step: float = 1.5,
         faults: Faults | None = None,
+        grouping: str = "NO_GROUPING",
+        frontend: bool = True,
+        local_offset_hours: float = 0.0,
+        title_delay: float = 3.0,
     ) -> None:
         self.port = port
+        self.agent_port = 0
         self.world = World(
             speed=speed,
-            event_lag=event_lag,
+            batch_size=batch_size,
+            flush_delay=flush_delay,
             step=step,
             default_scenario=scenario,
             session_key=conversation_session_key,
+            grouping=grouping,
+            local_offset_hours=local_offset_hours,
+            title_delay=title_delay,
         )
         self.config = SimConfig(
             world=self.world,
@@ -65,10 +120,10 @@ class Simulator:
             max_concurrent=max_concurrent,
             events_path=events_path,
             faults=faults or Faults(),
+            frontend=frontend,
         )
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._app: _Served | None = None
+        self._agent: _Served | None = None
 
     def __repr__(self) -> str:
         return f"Simulator(url={self.url!r}, api={self.config.api!r}, speed={self.world.speed})"
@@ -89,49 +144,46 @@ class Simulator:
     def counts(self) -> Any:
         return self.config.stats.counts
 
+    @property
+    def agent_url(self) -> str:
+        return f"http://127.0.0.1:{self.agent_port}"
+
     def start(self) -> Simulator:
-        if self._server is not None:
+        if self._app is not None:
             return self
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        self.port = sock.getsockname()[1]
-        sock.listen(128)
-        sock.setblocking(False)
-        self._socket = sock
-        config = uvicorn.Config(
-            build_app(self.config),
-            log_level="critical",
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-            access_log=False,
-        )
-        server = uvicorn.Server(config)
-        setattr(server, "install_signal_handlers", lambda: None)  # noqa: B010
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="openhands-sim", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("The simulator did not start.")
-            time.sleep(0.01)
+        self._app = _Served(build_app(self.config), self.port, "openhands-sim")
+        self.port = self._app.port
+        self.start_agent_server()
         return self
+
+    def start_agent_server(self) -> None:
+        """Serve the agent server (again, on the same port after :meth:`stop_agent_server`)."""
+        if self._agent is not None:
+            return
+        stats = self.config.stats
+
+        def count(route: str) -> None:
+            with stats.lock:
+                stats.agent_counts[route] += 1
+
+        self._agent = _Served(
+            build_agent_app(self.world, count), self.agent_port, "openhands-agent"
+        )
+        self.agent_port = self._agent.port
+        self.world.agent_url = self.agent_url
+
+    def stop_agent_server(self) -> None:
+        """Stop the agent server: connections to it are refused (as behind a network policy)."""
+        agent, self._agent = self._agent, None
+        if agent is not None:
+            agent.stop()
 
     def stop(self) -> None:
         """Stop serving; connections are refused until :meth:`start` is called again."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.should_exit = True
-            server.force_exit = True
-        if thread is not None:
-            thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        self.stop_agent_server()
+        app, self._app = self._app, None
+        if app is not None:
+            app.stop()
 
     def __enter__(self) -> Simulator:
         return self.start()

@@ -14,6 +14,10 @@ from typing import Any
 from . import scenarios as sc
 
 TERMINAL_EXEC = frozenset({"finished", "error", "stuck"})
+NEVER = float("inf")
+#: what one agent step costs in the simulator, and the tokens it takes
+STEP_COST = 0.0123
+STEP_TOKENS = (1200, 34)
 
 
 def _iso(moment: datetime, zone: bool) -> str:
@@ -30,7 +34,12 @@ class SimEvent:
     text: str
     exit_code: int | None
     at: datetime
-    visible_at: float
+    """When it happened, in UTC."""
+    moment: float
+    """When it happened, on the simulator's monotonic clock."""
+    visible_at: float = NEVER
+    """When the app server's event store has it (the agent server's webhook is batched)."""
+    value: Any = None
 
 
 @dataclass
@@ -55,9 +64,15 @@ class SimConversation:
     events: list[SimEvent] = field(default_factory=list)
     updated: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     cost: float = 0.0
+    tokens: tuple[int, int] = (0, 0)
     visible_v1: bool = False
     deleted: bool = False
     start_error: bool = False
+    buffer: list[SimEvent] = field(default_factory=list)
+    buffer_since: float | None = None
+    agent_title: str | None = None
+    title_due: float = NEVER
+    agent_paused: list[tuple[float, sc.Step]] | None = None
 
 
 @dataclass
@@ -78,14 +93,23 @@ class World:
         self,
         *,
         speed: float = 1.0,
-        event_lag: float = 1.0,
+        batch_size: int = 5,
+        flush_delay: float = 30.0,
         step: float = 1.5,
         null_period: float = 2.0,
         default_scenario: str = "finish",
         session_key: str | None = None,
+        grouping: str = "NO_GROUPING",
+        local_offset_hours: float = 0.0,
+        title_delay: float = 3.0,
     ) -> None:
         self.speed = speed
-        self.event_lag = event_lag
+        self.batch_size = max(1, int(batch_size))
+        self.flush_delay = flush_delay
+        self.grouping = grouping
+        self.local_offset = timedelta(hours=local_offset_hours)
+        self.title_delay = title_delay
+        self.agent_url = "http://127.0.0.1:1"
         self.step = step
         self.null_period = null_period
         self.default_scenario = default_scenario
@@ -121,17 +145,26 @@ class World:
             if repository:
                 phases.append(("PREPARING_REPOSITORY", 2.0))
             phases += [("SETTING_UP_SKILLS", 1.0), ("STARTING_CONVERSATION", 1.0)]
+            shared = self._shared_sandbox() if self.grouping != "NO_GROUPING" else None
+            if shared is not None:
+                phases = [("WORKING", 0.2), ("STARTING_CONVERSATION", 0.5)]
             total = sum(d for _, d in phases)
+            sandbox_id = (
+                shared.sandbox_id
+                if shared
+                else secrets.token_urlsafe(16).replace("-", "x").replace("_", "y")[:22]
+            )
+            key = shared.session_api_key if shared else None
             conv = SimConversation(
                 id=uuid.uuid4().hex,
                 task_id=uuid.uuid4().hex,
                 task=task,
                 scenario=scenario,
-                sandbox_id=secrets.token_urlsafe(16).replace("-", "x").replace("_", "y")[:22],
+                sandbox_id=sandbox_id,
                 repository=repository,
                 branch=branch,
                 title=title,
-                session_api_key=self.session_key or "sess-" + secrets.token_hex(16),
+                session_api_key=key or self.session_key or "sess-" + secrets.token_hex(16),
                 created=datetime.now(timezone.utc),
                 ready_at=now + self.scaled(total),
             )
@@ -140,6 +173,18 @@ class World:
             self.conversations[conv.id] = conv
             self.order.append(conv.id)
             return start
+
+    def _shared_sandbox(self) -> SimConversation | None:
+        """A running sandbox a new conversation joins (``ADD_TO_ANY``)."""
+        for conv in self.conversations.values():
+            if not conv.deleted and conv.sandbox_status == "RUNNING":
+                return conv
+        return None
+
+    def in_sandbox(self, sandbox_id: str) -> list[SimConversation]:
+        return [
+            c for c in self.conversations.values() if c.sandbox_id == sandbox_id and not c.deleted
+        ]
 
     # -- advancing ----------------------------------------------------------------------------
     def advance(self) -> None:
@@ -170,6 +215,7 @@ class World:
         task.status = "READY"
         conv.visible_v1 = True
         conv.sandbox_status = "RUNNING"
+        conv.title_due = conv.ready_at + self.scaled(self.title_delay)
         conv.exec_ready_at = conv.ready_at + self.scaled(self.null_period)
         at = conv.exec_ready_at
         self._emit(conv, "message", conv.task, "user", None, conv.ready_at)
@@ -179,6 +225,11 @@ class World:
         conv.updated = datetime.now(timezone.utc)
 
     def _advance_conv(self, conv: SimConversation, now: float) -> None:
+        if now >= conv.title_due:
+            # the server's title step: it copies the agent server's title over the stored one
+            conv.title_due = NEVER
+            conv.title = conv.agent_title or f"Sim title: {sc.finish_message(conv.task)[6:46]}"
+        self._flush_due(conv, now)
         if (
             conv.sandbox_status == "STARTING"
             and conv.resume_exec is not None
@@ -213,10 +264,34 @@ class World:
             conv.execution_status = step.text
             self.changes.append((at, conv.id, step.text))
         elif step.kind == "sandbox":
-            self.pause(conv, at=now)
+            for other in self.in_sandbox(conv.sandbox_id):
+                self.pause(other, at=now)
         else:
-            conv.cost = round(conv.cost + 0.0123, 4)
             self._emit(conv, step.type, step.text, step.source, step.exit_code, at)
+            if step.source == "agent" and step.type != "message":
+                conv.cost = round(conv.cost + STEP_COST, 4)
+                conv.tokens = (conv.tokens[0] + STEP_TOKENS[0], conv.tokens[1] + STEP_TOKENS[1])
+                self._emit(conv, "stats", "", "environment", None, at, value=self.stats(conv))
+
+    def stats(self, conv: SimConversation) -> dict[str, Any]:
+        """A ``stats`` state update's value, as the agent server sends it."""
+        metrics = {
+            "model_name": "sim/fake",
+            "accumulated_cost": conv.cost,
+            "max_budget_per_task": None,
+            "accumulated_token_usage": {
+                "model": "sim/fake",
+                "prompt_tokens": conv.tokens[0],
+                "completion_tokens": conv.tokens[1],
+                "cache_read_tokens": 0,
+                "cache_write_tokens": 0,
+                "reasoning_tokens": 0,
+                "context_window": 0,
+                "per_turn_token": sum(STEP_TOKENS),
+                "response_id": "",
+            },
+        }
+        return {"usage_to_metrics": {"agent": metrics}}
 
     def _emit(
         self,
@@ -226,20 +301,48 @@ class World:
         source: str,
         exit_code: int | None,
         at: float,
+        value: Any = None,
     ) -> None:
+        """Record an event: the agent server has it at once; the app server's store gets it
+        when the webhook flushes (``batch_size`` events, or ``flush_delay`` after the first
+        buffered one: the agent server's timer is not reset by later events)."""
         self._seq += 1
+        self._flush_due(conv, at)
         wall = datetime.now(timezone.utc) - timedelta(seconds=max(0.0, self.now() - at))
-        conv.events.append(
-            SimEvent(
-                seq=len(conv.events),
-                id=str(uuid.uuid4()),
-                type=type_,
-                source=source,
-                text=text,
-                exit_code=exit_code,
-                at=wall,
-                visible_at=at + self.scaled(self.event_lag),
-            )
+        event = SimEvent(
+            seq=len(conv.events),
+            id=str(uuid.uuid4()),
+            type=type_,
+            source=source,
+            text=text,
+            exit_code=exit_code,
+            at=wall,
+            moment=at,
+            value=value,
+        )
+        conv.events.append(event)
+        conv.buffer.append(event)
+        if len(conv.buffer) >= self.batch_size:
+            self._flush(conv, at)
+        elif conv.buffer_since is None:
+            conv.buffer_since = at
+
+    def _flush(self, conv: SimConversation, at: float) -> None:
+        for event in conv.buffer:
+            event.visible_at = at
+        conv.buffer = []
+        conv.buffer_since = None
+
+    def _flush_due(self, conv: SimConversation, now: float) -> None:
+        if conv.buffer_since is not None:
+            due = conv.buffer_since + self.scaled(self.flush_delay)
+            if now >= due:
+                self._flush(conv, due)
+
+    def local_time(self, event: SimEvent) -> str:
+        """The event's timestamp as the agent server writes it: its local clock, no zone."""
+        return (
+            (event.at + self.local_offset).replace(tzinfo=None).isoformat(timespec="microseconds")
         )
 
     # -- commands -----------------------------------------------------------------------------
@@ -278,6 +381,64 @@ class World:
             conv.execution_status = None
             conv.updated = datetime.now(timezone.utc)
 
+    def pause_sandbox(self, sandbox_id: str) -> list[SimConversation]:
+        """Pause a sandbox: every conversation in it stops."""
+        with self.lock:
+            convs = self.in_sandbox(sandbox_id)
+            for conv in convs:
+                self.pause(conv)
+            return convs
+
+    def resume_sandbox(self, sandbox_id: str) -> list[SimConversation]:
+        with self.lock:
+            convs = self.in_sandbox(sandbox_id)
+            for conv in convs:
+                self.resume(conv)
+            return convs
+
+    def agent_pause(self, conv: SimConversation) -> bool:
+        """The agent server's ``pause``: this conversation's agent only; the sandbox runs on."""
+        with self.lock:
+            now = self.now()
+            self._advance_conv(conv, now)
+            if conv.sandbox_status != "RUNNING" or conv.execution_status not in (
+                "running",
+                "idle",
+                None,
+            ):
+                return False  # as the SDK: only a running or idle agent pauses
+            frozen = []
+            prev = now
+            for due, step in conv.steps:
+                frozen.append((max(0.0, due - prev), step))
+                prev = max(prev, due)
+            conv.steps.clear()
+            conv.agent_paused = frozen
+            conv.execution_status = "paused"
+            conv.updated = datetime.now(timezone.utc)
+            self._emit(conv, "pause", "paused", "user", None, now)
+            self._emit(conv, "state", "paused", "environment", None, now)
+            return True
+
+    def agent_run(self, conv: SimConversation) -> str:
+        """The agent server's ``run``: ``"ran"``, ``"running"`` (already) or ``"idle"``."""
+        with self.lock:
+            now = self.now()
+            self._advance_conv(conv, now)
+            if conv.execution_status == "running":
+                return "running"
+            if conv.execution_status != "paused" or conv.agent_paused is None:
+                return "idle"
+            conv.execution_status = "running"
+            conv.updated = datetime.now(timezone.utc)
+            self._emit(conv, "state", "running", "environment", None, now)
+            at = now
+            for delay, step in conv.agent_paused:
+                at += delay
+                conv.steps.append((at, step))
+            conv.agent_paused = None
+            return "ran"
+
     def resume(self, conv: SimConversation) -> None:
         with self.lock:
             if conv.sandbox_status != "PAUSED":
@@ -313,11 +474,14 @@ class World:
         return None if conv is None or conv.deleted else conv
 
     def visible_events(self, conv: SimConversation, lag: bool = True) -> list[SimEvent]:
-        """Events the store has; V1's app-server store lags behind, V0 reads the log directly."""
+        """Events the store has: the app server's V1 store gets them in webhook batches; the
+        agent server (and V0, which reads the log directly) has them at once."""
         if not lag:
             return list(conv.events)
         now = self.now()
-        return [e for e in conv.events if e.visible_at <= now]
+        with self.lock:
+            self._flush_due(conv, now)
+            return [e for e in conv.events if e.visible_at <= now]
 
     # -- rendering ----------------------------------------------------------------------------
     def task_json(self, task: SimStartTask, zone: bool = False) -> dict[str, Any]:
@@ -330,7 +494,7 @@ class World:
             "detail": task.detail,
             "app_conversation_id": conv.id if ready else None,
             "sandbox_id": conv.sandbox_id if task.status not in ("WORKING",) else None,
-            "agent_server_url": "http://127.0.0.1:18100" if ready else None,
+            "agent_server_url": self.agent_url if ready else None,
             "request": {
                 **task.request,
                 "secrets": {k: "***" for k in task.request.get("secrets", {})},
@@ -352,11 +516,23 @@ class World:
             "trigger": "openhands_api",
             "pr_number": [42] if conv.execution_status == "finished" and conv.repository else [],
             "llm_model": "sim/fake",
+            # as on a real 1.11 server: the app server's metrics stay at zero; the figures are
+            # in the agent's ``stats`` events
             "metrics": {
-                "model_name": "sim/fake",
-                "accumulated_cost": conv.cost,
+                "model_name": "default",
+                "accumulated_cost": 0.0,
                 "max_budget_per_task": None,
-                "accumulated_token_usage": None,
+                "accumulated_token_usage": {
+                    "model": "",
+                    "prompt_tokens": 0,
+                    "completion_tokens": 0,
+                    "cache_read_tokens": 0,
+                    "cache_write_tokens": 0,
+                    "reasoning_tokens": 0,
+                    "context_window": 0,
+                    "per_turn_token": 0,
+                    "response_id": "",
+                },
             },
             "parent_conversation_id": None,
             "sub_conversation_ids": [],
@@ -364,7 +540,7 @@ class World:
             "updated_at": _iso(conv.updated, True),
             "sandbox_status": conv.sandbox_status,
             "execution_status": conv.execution_status if running else None,
-            "conversation_url": f"http://127.0.0.1:18100/api/conversations/{conv.id}"
+            "conversation_url": f"{self.agent_url}/api/conversations/{conv.id}"
             if running
             else None,
             "session_api_key": conv.session_api_key if running else None,

@@ -20,6 +20,8 @@ class Snapshot:
     repository: str | None = None
     branch: str | None = None
     cost: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
     pr_numbers: tuple[int, ...] = ()
     detail: str | None = None
     result: str | None = None
@@ -30,3 +32,8 @@ class Snapshot:
     queue_position: int | None = None
     url: str | None = None
     tracking: bool = True
+    activity: str = ""
+    """``live`` (straight from the agent server), ``delayed`` (the app server's batched event
+    store, seconds behind), or ``""`` (not watched)."""
+    activity_note: str | None = None
+    """Why activity is delayed, when it is."""

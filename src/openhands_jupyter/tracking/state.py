@@ -9,16 +9,37 @@ import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..api import status as st
 from ..api.backend import EventCursor, StartRequest
-from ..api.models import ConversationInfo, Event
+from ..api.models import HIDDEN_TYPES, ConversationInfo, Event, Usage
 from .snapshot import Snapshot
 
 _keys = itertools.count(1)
 _PLACEHOLDER = re.compile(r"^Conversation [0-9a-f]{5,32}$")
 
 Subscriber = Callable[[Snapshot], None]
+
+#: the agent-server feed's states
+LIVE_OFF = ""
+LIVE_CONNECTING = "connecting"
+LIVE_ON = "live"
+LIVE_RETRYING = "retrying"
+LIVE_FALLBACK = "delayed"
+
+
+@dataclass
+class Expectation:
+    """What a command (send, stop, resume) should lead to, and the server's state when it was
+    sent: a later answer only overrides it with evidence that the server moved on."""
+
+    status: str
+    marker: str | None
+    state_events: int
+    polls: int = 0
+    """Status answers that showed no change since the command (a no-op command is given up
+    on after a few)."""
 
 
 @dataclass(eq=False)
@@ -47,23 +68,42 @@ class Tracked:
     has_run: bool = False
     start_attempts: int = 0
     verify_since: float | None = None
-    stale_status: str | None = None
-    stale_until: float = 0.0
+    expect: Expectation | None = None
     seen: bool = False
     misses: int = 0
     events_supported: bool = True
     cursor: EventCursor = field(default_factory=EventCursor)
     subscribers: dict[int, tuple[Subscriber, bool]] = field(default_factory=dict)
+    waiters: int = 0
     done: asyncio.Event | None = None
     pending_events: list[Event] = field(default_factory=list)
     _published: tuple[object, ...] = ()
+    # what the events said
+    seen_ids: set[str] = field(default_factory=set)
+    server_time: str | None = None
+    """The newest event timestamp, exactly as the server wrote it (its own clock)."""
+    state_events: int = 0
+    stats_usage: Usage | None = None
+    last_finish: str | None = None
+    last_agent_message: str | None = None
+    # the agent-server feed
+    live: Any = None
+    live_state: str = LIVE_OFF
+    live_note: str | None = None
+    live_status_at: float = -math.inf
+    unconfirmed: bool = False
+    """The socket moved the status; the next batched status poll confirms it."""
+    # the title the user asked for, kept against the server's own title step
+    title_attempts: int = 0
 
     @property
     def title(self) -> str | None:
-        """The server's title, unless it is still the placeholder ``Conversation <hex>``."""
+        """The title the user gave, else the server's (unless still ``Conversation <hex>``)."""
+        if self.request and self.request.title:
+            return self.request.title
         if self.info and self.info.title and not _PLACEHOLDER.match(self.info.title):
             return self.info.title
-        return self.request.title if self.request else None
+        return None
 
     @property
     def repository(self) -> str | None:
@@ -81,17 +121,49 @@ class Tracked:
     def visible(self) -> bool:
         return any(v for _, v in self.subscribers.values())
 
-    last_finish: str | None = None
-    last_agent_message: str | None = None
+    @property
+    def watched(self) -> bool:
+        """Someone is looking: a widget on screen, a ``wait()`` or a ``follow()``."""
+        return self.visible or self.waiters > 0
 
-    def add_events(self, events: list[Event]) -> None:
-        self.feed.extend(events)
-        self.pending_events.extend(events)
+    @property
+    def usage(self) -> Usage | None:
+        """Cost and tokens: the conversation's metrics, else the agent's stats events (a
+        server may report zero metrics while the stats carry the real figures)."""
+        info = self.info.usage if self.info else None
+        if info is not None and not info.empty:
+            return info
+        return self.stats_usage or info
+
+    def add_events(self, events: list[Event]) -> list[Event]:
+        """Take events from any source; returns those not seen before (by id)."""
+        fresh = []
         for event in events:
+            if event.id and event.id in self.seen_ids:
+                continue
+            if event.id:
+                self.seen_ids.add(event.id)
+            stamp = event.raw.get("timestamp") if event.raw else None
+            if isinstance(stamp, str) and (self.server_time is None or stamp > self.server_time):
+                self.server_time = stamp
+            if event.type == "stats":
+                if event.usage is not None:
+                    self.stats_usage = event.usage
+                continue
+            if event.type in ("state", "finish"):
+                self.state_events += 1
             if event.type == "finish" and event.text:
                 self.last_finish = event.text
             elif event.type == "message" and event.source == "agent" and event.text:
                 self.last_agent_message = event.text
+            if event.type in HIDDEN_TYPES:
+                continue
+            if event.source == "agent" or (event.type == "state" and event.text == "running"):
+                self.has_run = True
+            fresh.append(event)
+        self.feed.extend(fresh)
+        self.pending_events.extend(fresh)
+        return fresh
 
     @property
     def result(self) -> str | None:
@@ -112,9 +184,20 @@ class Tracked:
         """Not working any more, and the final event fetch (the answer) is done."""
         return self.status not in st.ACTIVE and self.final_left <= 0
 
+    @property
+    def activity(self) -> str:
+        """Where the feed comes from: ``live`` (the agent server), ``delayed`` (the app
+        server's batched store), or ``""`` while nobody watches."""
+        if self.live_state == LIVE_ON:
+            return "live"
+        if self.live_state == LIVE_FALLBACK:
+            return "delayed"
+        return ""
+
     def snapshot(self, new_events: tuple[Event, ...] = ()) -> Snapshot:
         """A picture of the current state carrying ``new_events``."""
         info = self.info
+        usage = self.usage
         return Snapshot(
             key=self.key,
             status=self.status,
@@ -124,7 +207,9 @@ class Tracked:
             title=self.title,
             repository=self.repository,
             branch=self.branch,
-            cost=info.cost if info else None,
+            cost=usage.cost if usage else None,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
             pr_numbers=info.pr_numbers if info else (),
             detail=self.detail,
             result=self.result,
@@ -134,16 +219,18 @@ class Tracked:
             queue_position=self.queue_position,
             url=self.web_url,
             tracking=self.tracking,
+            activity=self.activity,
+            activity_note=self.live_note if self.live_state == LIVE_FALLBACK else None,
         )
 
     def fingerprint(self) -> tuple[object, ...]:
-        info = self.info
+        usage = self.usage
         return (
             self.status,
             self.start_phase,
             self.title,
-            info.cost if info else None,
-            info.pr_numbers if info else (),
+            usage,
+            self.info.pr_numbers if self.info else (),
             self.detail,
             self.result,
             self.last_error,
@@ -152,4 +239,6 @@ class Tracked:
             self.settled,
             self.tracking,
             self.conversation_id,
+            self.activity,
+            self.live_note,
         )

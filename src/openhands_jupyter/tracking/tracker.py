@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from ..api import status as st
+from ..api.agent import AgentClient, AgentEndpoint
 from ..api.backend import Backend, request_gate
 from ..api.errors import (
     APIConnectionError,
     ConcurrencyLimitError,
+    ConflictError,
     InvalidResponseError,
     NotFoundError,
     OpenHandsError,
@@ -23,18 +26,27 @@ from ..api.errors import (
     ServerError,
     UnsupportedError,
 )
-from ..api.models import ConversationInfo, StartTask
+from ..api.models import ConversationInfo, Event, StartTask, event_from_v1
 from ..api.secrets import package_logger
 from ..api.transport import backoff_delay
 from .budget import RequestBudget
 from .config import TrackerConfig
+from .live import LiveFeed, gap_since, stop_all
 from .loops import BackgroundLoop, running_loop
-from .state import Subscriber, Tracked
+from .state import LIVE_FALLBACK, LIVE_OFF, Expectation, Subscriber, Tracked
 
 log = package_logger("openhands_jupyter.tracking")
 T = TypeVar("T")
 BUSY = frozenset({st.STARTING, st.RUNNING, st.WAITING})
 MAX_START_ATTEMPTS = 4
+MAX_TITLE_ATTEMPTS = 5
+#: status answers with no change at all after a command before the server's word is taken
+MAX_UNCHANGED_POLLS = 4
+
+
+def live_newer_than(tracked: Tracked, sent_at: float) -> bool:
+    """Whether the socket reported a status after a request sent at ``sent_at``."""
+    return tracked.live_status_at > sent_at
 
 
 class Tracker:
@@ -45,10 +57,14 @@ class Tracker:
         backend: Callable[[], Awaitable[Backend]],
         config: TrackerConfig | None = None,
         web_url: Callable[[Tracked], str | None] | None = None,
+        agent: AgentClient | None = None,
     ) -> None:
         self.config = config or TrackerConfig()
         self._backend = backend
         self._web_url = web_url or (lambda t: None)
+        self.agent = agent or AgentClient()
+        self._version: str | None = None
+        self._backend_obj: Backend | None = None
         self.budget = RequestBudget(
             self.config.budget_per_minute, self.config.max_per_second, self.config.time_scale
         )
@@ -117,6 +133,41 @@ class Tracker:
         loop = self._ensure_loop()
         return asyncio.run_coroutine_threadsafe(coro, loop)
 
+    def scaled(self, seconds: float) -> float:
+        return self.config.s(seconds)
+
+    # -- the one writer: everything that changes tracked state runs on the tracker's loop -------
+    def _here(self) -> bool:
+        loop = self._ensure_loop()
+        return running_loop() is loop
+
+    def on_loop(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        """Run ``fn(*args)`` on the tracker's loop: at once when called there, else scheduled."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        if self._here():
+            try:
+                future.set_result(fn(*args))
+            except Exception as exc:
+                future.set_exception(exc)
+            return future
+
+        async def call() -> T:
+            return fn(*args)
+
+        return self.submit(call())
+
+    async def on_loop_async(self, fn: Callable[..., T], *args: Any) -> T:
+        """:meth:`on_loop`, awaited from any loop."""
+        return await asyncio.wrap_future(self.on_loop(fn, *args))
+
+    def on_loop_sync(self, fn: Callable[..., T], *args: Any, timeout: float = 10.0) -> T | None:
+        """:meth:`on_loop` from blocking code: waits when the tracker runs on its own thread;
+        in a kernel cell (the tracker's loop is the caller's) it runs at once."""
+        future = self.on_loop(fn, *args)
+        if future.done() or self.on_private_thread:
+            return future.result(timeout)
+        return None
+
     def _start_task(self) -> None:
         if self.closed:
             return
@@ -134,6 +185,12 @@ class Tracker:
 
     def wake(self) -> None:
         self.call_soon(self._start_task)
+
+    async def _get_backend(self) -> Backend:
+        backend = await self._backend()
+        self._backend_obj = backend
+        self._version = backend.version
+        return backend
 
     # -- registration ---------------------------------------------------------------------------
     def track(self, tracked: Tracked) -> None:
@@ -164,6 +221,7 @@ class Tracker:
                 tracked.status = st.ERROR
                 tracked.detail = "Launch cancelled before it started."
                 self._renumber()
+        self.call_soon(self._sync_live, tracked)
         self.call_soon(self._publish, tracked, True)
         self.call_soon(self._entries_changed)
 
@@ -175,52 +233,78 @@ class Tracker:
         self.untrack(tracked)
         return True
 
-    def poke(
-        self, tracked: Tracked, *, reactivate: bool = False, status: str | None = None
-    ) -> None:
-        """Ask about this conversation soon (after a command); ``status`` is what the command
-        is known to cause, shown until the server confirms it."""
-        with self._lock:
-            if status is not None:
-                if status != tracked.status:
-                    tracked.stale_status = tracked.status
-                    tracked.stale_until = self._now() + self.config.s(self.config.poll_interval * 3)
-                tracked.status = status
-                if status in st.ACTIVE:
-                    tracked.reset_answer()
-            if reactivate and tracked.key not in self.entries:
+    def after_command(self, tracked: Tracked, command: str) -> None:
+        """A command reached the server: show what it causes, ask again soon, and keep showing
+        it until the server shows evidence (a new state, a newer marker) that it moved on.
+        Must run on the tracker's loop (see :meth:`on_loop`)."""
+        expected = {
+            "send": st.RUNNING,
+            "resume": st.STARTING,
+            "stop": st.PAUSED,
+            "delete": st.ARCHIVED,
+        }.get(command)
+        if expected is None:
+            return
+        info = tracked.info
+        tracked.expect = Expectation(
+            expected, info.state_marker if info else None, tracked.state_events
+        )
+        self._set_status(tracked, expected)
+        if command in ("send", "resume"):
+            tracked.reset_answer()
+            tracked.final_left = 0
+            if tracked.key not in self.entries:
                 self.entries[tracked.key] = tracked
-                tracked.tracking = True
-            tracked.next_due = self._now() + self.config.s(0.5)
-            if reactivate:
-                tracked.final_left = 0
-                tracked.events_due = tracked.next_due
-        self.wake()
-        self.call_soon(self._publish, tracked)
+                self.call_soon(self._entries_changed)
+            tracked.tracking = True
+        if command == "delete":
+            tracked.expect = None
+        tracked.next_due = self._now() + self.config.s(0.5)
+        tracked.events_due = min(tracked.events_due, tracked.next_due)
+        self._start_task()
+        self._sync_live(tracked)
+        self._publish(tracked)
+
+    def accept_info(self, tracked: Tracked, info: ConversationInfo | None) -> None:
+        """A status read outside the loop (``refresh()``), applied like the loop's own."""
+        self._apply_info(tracked, info, self._now(), sent_at=-math.inf)
+        self._sync_live(tracked)
+
+    def accept_events(self, tracked: Tracked, events: list[Event]) -> None:
+        """Events read outside the loop (``events()``)."""
+        tracked.add_events(events)
+        self._publish(tracked)
 
     def subscribe(
         self, tracked: Tracked, fn: Subscriber, *, visible: bool = True
     ) -> Callable[[], None]:
-        """Call ``fn(snapshot)`` on every change (on the tracker's loop). Returns an unsubscriber."""
+        """Call ``fn(snapshot)`` on every change (on the tracker's loop). Returns an unsubscriber.
+        A visible subscriber (a widget on screen) makes the conversation watched: it gets the
+        agent server's live feed."""
         with self._lock:
             self._sub_ids += 1
             sid = self._sub_ids
+
+        def add() -> None:
             tracked.subscribers[sid] = (fn, visible)
             if visible and tracked.status not in st.FINAL:
                 tracked.events_due = min(tracked.events_due, self._now())
-
-        def deliver() -> None:
             try:
                 fn(tracked.snapshot(tuple(tracked.feed)))
             except Exception:
                 log.exception("subscriber failed")
+            self._sync_live(tracked)
+            self._start_task()
 
-        self.call_soon(deliver)
-        self.wake()
+        self.call_soon(add)
 
         def unsubscribe() -> None:
-            with self._lock:
-                tracked.subscribers.pop(sid, None)
+            def remove() -> None:
+                if tracked.subscribers.pop(sid, None) is not None:
+                    self._sync_live(tracked)
+
+            with contextlib.suppress(RuntimeError):
+                self.call_soon(remove)
 
         return unsubscribe
 
@@ -278,7 +362,7 @@ class Tracker:
         sent_at = time.time()
         backend: Backend | None = None
         try:
-            backend = await self._backend()
+            backend = await self._get_backend()
             tracked.start_attempts += 1
             task = await backend.start(tracked.request)
         except ConcurrencyLimitError as exc:
@@ -322,7 +406,7 @@ class Tracker:
         ]
         if not pending:
             return
-        backend = await self._backend()
+        backend = await self._get_backend()
         known = {t.start_task_id for t in self.entries.values() if t.start_task_id}
         for tracked in pending:
             assert tracked.request is not None and tracked.verify_since is not None
@@ -448,11 +532,11 @@ class Tracker:
     def _needs_status(self, tracked: Tracked) -> bool:
         if tracked.status == st.QUEUED or not tracked.tracking:
             return False
-        return tracked.status not in st.FINAL
+        return tracked.status not in st.FINAL or tracked.unconfirmed
 
     def _interval(self, tracked: Tracked) -> float:
         cfg = self.config
-        if tracked.status in (st.RUNNING, st.STARTING):
+        if tracked.status in (st.RUNNING, st.STARTING) or tracked.expect is not None:
             return cfg.s(cfg.poll_interval)
         if tracked.status in (st.IDLE, st.WAITING):
             return cfg.s(cfg.idle_interval)
@@ -468,15 +552,35 @@ class Tracker:
         starting = [t for t in entries if t.conversation_id is None and t.start_task_id]
         if any(t.next_due <= now for t in starting):
             await self._poll_start_tasks(starting, now)
-        convs = [t for t in entries if t.conversation_id and t.status not in st.FINAL]
+        convs = [t for t in entries if t.conversation_id]
         due = [t for t in convs if t.next_due <= now]
         if due:
             batch = [t for t in convs if t.next_due <= now + self._interval(t) / 2]
             await self._poll_conversations(batch)
+            await self._keep_titles(batch)
         await self._poll_events(self._now())
 
+    async def _keep_titles(self, batch: list[Tracked]) -> None:
+        """The server replaces a title given at the start with one it generates: give it back
+        (a few times at most, each after a status poll showed it replaced)."""
+        for tracked in batch:
+            wanted = tracked.request.title if tracked.request else None
+            info = tracked.info
+            if not wanted or info is None or info.title == wanted:
+                continue
+            if tracked.title_attempts >= MAX_TITLE_ATTEMPTS or not tracked.conversation_id:
+                continue
+            tracked.title_attempts += 1
+            backend = await self._get_backend()
+            try:
+                await backend.set_title(info, wanted)
+            except UnsupportedError:
+                tracked.title_attempts = MAX_TITLE_ATTEMPTS
+            except (NotFoundError, ConflictError) as exc:
+                log.debug("could not set the title: %s", exc)
+
     async def _poll_start_tasks(self, starting: list[Tracked], now: float) -> None:
-        backend = await self._backend()
+        backend = await self._get_backend()
         ids = [t.start_task_id for t in starting if t.start_task_id]
         tasks = await backend.start_tasks(ids)
         cfg = self.config
@@ -514,49 +618,92 @@ class Tracker:
         tracked.web_url = self._web_url(tracked)
 
     async def _poll_conversations(self, batch: list[Tracked]) -> None:
-        backend = await self._backend()
+        backend = await self._get_backend()
+        self._version = backend.version
         ids = [t.conversation_id for t in batch if t.conversation_id]
         has_run = frozenset(t.conversation_id for t in batch if t.has_run and t.conversation_id)
+        sent_at = self._now()
         infos = await backend.conversations(ids, has_run)
         now = self._now()
         for tracked, info in zip(batch, infos):
-            self._apply_info(tracked, info, now)
+            self._apply_info(tracked, info, now, sent_at=sent_at)
+            self._sync_live(tracked)
 
-    def _apply_info(self, tracked: Tracked, info: ConversationInfo | None, now: float) -> None:
+    def _set_status(self, tracked: Tracked, status: str) -> None:
+        """Every status change goes through here, so that ends and restarts are noticed."""
         before = tracked.status
+        tracked.status = status
+        if status in st.FINAL and before not in st.FINAL:
+            self._became_final(tracked)
+        elif status not in st.FINAL and before in st.FINAL:
+            tracked.final_left = 0
+        if before in BUSY and status not in BUSY:
+            self._slot_freed = True
+
+    def _moved_on(self, tracked: Tracked, info: ConversationInfo, *, poll: bool = False) -> bool:
+        """Whether the server shows evidence of a state newer than the last command's."""
+        expect = tracked.expect
+        if expect is None:
+            return True
+        if info.status == expect.status:
+            return True
+        if expect.status == st.RUNNING and info.status in (st.STARTING, st.WAITING):
+            return True
+        if info.state_marker is not None and info.state_marker != expect.marker:
+            return True
+        if tracked.state_events > expect.state_events:
+            return True
+        if poll:
+            expect.polls += 1
+        return expect.polls > MAX_UNCHANGED_POLLS
+
+    def _apply_info(
+        self,
+        tracked: Tracked,
+        info: ConversationInfo | None,
+        now: float,
+        sent_at: float = -math.inf,
+    ) -> None:
         if info is None:
             tracked.misses += 1
             if tracked.seen or tracked.misses >= 5:
-                tracked.status = st.ARCHIVED if tracked.seen else st.ERROR
+                tracked.expect = None
+                self._set_status(tracked, st.ARCHIVED if tracked.seen else st.ERROR)
                 tracked.detail = None if tracked.seen else "The server does not know this id."
         else:
             tracked.misses = 0
             tracked.seen = True
             tracked.info = info
-            if info.status == tracked.stale_status and now < tracked.stale_until:
-                pass  # the server has not caught up with our command yet
-            else:
-                tracked.status = info.status
-                tracked.stale_status = None
-            if info.status in (st.RUNNING, st.FINISHED, st.ERROR, st.STUCK, st.WAITING):
-                tracked.has_run = True
             tracked.start_phase = None
+            if (info.execution_status or "").lower() in st.RAN_STATES:
+                tracked.has_run = True
+            live_newer = (
+                live_newer_than(tracked, sent_at)
+                and (info.sandbox_status or "RUNNING").upper() == "RUNNING"
+            )
+            if live_newer:
+                pass  # the agent server said something newer while this answer was on its way
+            elif self._moved_on(tracked, info, poll=True):
+                tracked.expect = None
+                self._set_status(tracked, info.status)
+            elif tracked.live is None or not tracked.live.connected:
+                # still the state from before the command: look at the events for evidence
+                tracked.events_due = min(tracked.events_due, now)
+        if not live_newer_than(tracked, sent_at):
+            tracked.unconfirmed = False
         tracked.next_due = now + self._interval(tracked)
-        if tracked.status in st.FINAL and before not in st.FINAL:
-            self._became_final(tracked)
-        elif tracked.status not in st.FINAL and before in st.FINAL:
-            tracked.final_left = 0
-        if before in BUSY and tracked.status not in BUSY:
-            self._slot_freed = True
         if tracked.visible and tracked.status not in st.FINAL and tracked.events_due == math.inf:
             tracked.events_due = now
         self._publish(tracked)
 
     def _became_final(self, tracked: Tracked) -> None:
         self._slot_freed = True
-        if tracked.conversation_id and tracked.events_supported:
+        tracked.expect = None
+        answered = tracked.status != st.FINISHED or tracked.last_finish is not None
+        if tracked.conversation_id and tracked.events_supported and not answered:
             tracked.final_left = self.config.final_fetches
-            tracked.events_due = self._now() + self.config.s(self.config.event_lag_allowance)
+            lag = 0.0 if self._endpoint(tracked) else self.config.event_lag_allowance
+            tracked.events_due = self._now() + self.config.s(lag)
         else:
             tracked.final_left = 0
             tracked.events_due = math.inf
@@ -570,19 +717,16 @@ class Tracker:
         due.sort(key=lambda t: (not t.visible, t.events_due))
         if not due:
             return
-        backend = await self._backend()
+        backend = await self._get_backend()
         cfg = self.config
         for tracked in due:
             final = tracked.status in st.FINAL
-            if not final and not tracked.visible:
+            if not final and (not tracked.watched or self._live_covers(tracked)):
                 tracked.events_due = math.inf
                 continue
             try:
-                assert tracked.info is not None
-                events = await backend.events(tracked.info, tracked.cursor)
-            except (NotFoundError, UnsupportedError, InvalidResponseError) as exc:
-                if isinstance(exc, InvalidResponseError) and not isinstance(exc, UnsupportedError):
-                    raise
+                events = await self._read_events(backend, tracked)
+            except UnsupportedError:
                 tracked.events_supported = False
                 tracked.events_due = math.inf
                 continue
@@ -597,7 +741,141 @@ class Tracker:
                     tracked.events_due = self._now() + cfg.s(cfg.poll_interval)
             else:
                 tracked.events_due = self._now() + cfg.s(cfg.poll_interval)
+            info = tracked.info
+            if tracked.expect is not None and info is not None and self._moved_on(tracked, info):
+                tracked.expect = None
+                self._set_status(tracked, info.status)
             self._publish(tracked)
+            self._sync_live(tracked)
+
+    async def _read_events(self, backend: Backend, tracked: Tracked) -> list[Event]:
+        """New events: from the agent server when it can be reached (it has them at once),
+        else from the app server's store (which the agent server feeds in batches)."""
+        endpoint = self._endpoint(tracked)
+        if endpoint is not None and tracked.live_state != LIVE_FALLBACK:
+            try:
+                raw = await self.agent.events_since(endpoint, gap_since(tracked.server_time))
+                return [e for e in (event_from_v1(r) for r in raw) if e is not None]
+            except OpenHandsError as exc:
+                log.debug("agent-server events failed (%s); reading the app server's", exc)
+        assert tracked.info is not None
+        return await backend.events(tracked.info, tracked.cursor)
+
+    # -- the live feed ---------------------------------------------------------------------------
+    def _endpoint(self, tracked: Tracked) -> AgentEndpoint | None:
+        if self._version != "v1" or tracked.info is None or self._backend_obj is None:
+            return None
+        if (tracked.info.sandbox_status or "").upper() != "RUNNING":
+            return None
+        return self._backend_obj.endpoint(tracked.info)
+
+    def _live_wanted(self, tracked: Tracked) -> bool:
+        if self.closed or not tracked.tracking or not tracked.watched:
+            return False
+        if tracked.live_state == LIVE_FALLBACK and tracked.live is not None and tracked.live.done:
+            return False  # it gave up for a reason that will not change by itself
+        if self._endpoint(tracked) is None:
+            return False
+        if tracked.status in st.FINAL:
+            return tracked.final_left > 0
+        return tracked.status != st.PAUSED or tracked.expect is not None
+
+    def _live_covers(self, tracked: Tracked) -> bool:
+        """Whether the live feed brings this conversation's events (so the app server's
+        store need not be read); while it has not connected yet, it does not."""
+        live = tracked.live
+        return live is not None and not live.done and tracked.live_state != LIVE_FALLBACK
+
+    def _sync_live(self, tracked: Tracked) -> None:
+        """Open or close the agent-server feed as the conversation's watchers and status say.
+        Runs on the tracker's loop."""
+        wanted = self._live_wanted(tracked)
+        live = tracked.live
+        if wanted and (live is None or live.done):
+            if live is not None and live.done and tracked.live_state == LIVE_FALLBACK:
+                return
+            tracked.live = LiveFeed(self, tracked, open_timeout=self.config.s(10.0))
+        elif not wanted and live is not None:
+            live.stop()
+            tracked.live = None
+            if tracked.live_state != LIVE_FALLBACK or tracked.status in st.FINAL:
+                tracked.live_state = LIVE_OFF
+                tracked.live_note = None
+            if tracked.watched and tracked.status not in st.FINAL:
+                tracked.events_due = min(tracked.events_due, self._now())
+            self._publish(tracked)
+
+    def live_endpoint(self, tracked: Tracked) -> AgentEndpoint | None:
+        return self._endpoint(tracked)
+
+    def live_events(self, tracked: Tracked, frames: list[dict[str, Any]], *, live: bool) -> None:
+        """Frames from the agent server. Events are de-duplicated by id; the status follows
+        the socket's state updates at once (history read over REST never moves it)."""
+        events = [e for e in (event_from_v1(f) for f in frames) if e is not None]
+        # the state pushed on subscribe is a status, not an event of the run
+        tracked.add_events([e for e in events if e.kind != "full_state"])
+        if live:
+            self._live_states(tracked, events)
+        if tracked.status in st.FINAL and tracked.final_left > 0 and tracked.last_finish:
+            tracked.final_left = 0
+            tracked.events_due = math.inf
+        self._publish(tracked)
+        if tracked.status in st.FINAL or tracked.status == st.PAUSED:
+            self._sync_live(tracked)
+
+    def live_status(self, tracked: Tracked, frames: list[dict[str, Any]]) -> None:
+        """The status from state frames only (the ones a socket got as it subscribed)."""
+        events = [e for e in (event_from_v1(f) for f in frames) if e is not None]
+        self._live_states(tracked, events)
+        self._publish(tracked)
+
+    def _live_states(self, tracked: Tracked, events: list[Event]) -> None:
+        for event in events:
+            if event.type == "state":
+                paused = event.text in ("paused", "interrupted")
+                self._live_status(tracked, "paused" if paused else event.text)
+
+    def _live_status(self, tracked: Tracked, execution_status: str) -> None:
+        if execution_status in (
+            "running",
+            "finished",
+            "error",
+            "stuck",
+            "waiting_for_confirmation",
+        ):
+            tracked.has_run = True
+        status = st.v1_status("RUNNING", execution_status, tracked.has_run)
+        tracked.live_status_at = self._now()
+        tracked.expect = None  # a state the server reached just now outranks any expectation
+        if status != tracked.status:
+            self._set_status(tracked, status)
+            tracked.unconfirmed = True
+            if tracked.status in st.FINAL and tracked.last_finish:
+                tracked.final_left = 0
+            tracked.next_due = min(tracked.next_due, self._now() + self._interval(tracked))
+
+    def live_changed(self, tracked: Tracked, state: str, note: str | None) -> None:
+        if (state, note) == (tracked.live_state, tracked.live_note):
+            return
+        tracked.live_state = state
+        tracked.live_note = note
+        if state == LIVE_FALLBACK and tracked.watched:
+            tracked.events_due = min(tracked.events_due, self._now())
+            self._wake_up()
+        self._publish(tracked)
+
+    def live_key_refused(self, tracked: Tracked) -> None:
+        """The session key was refused: it may have been replaced; ask for the status soon."""
+        tracked.next_due = min(tracked.next_due, self._now())
+        self._wake_up()
+
+    def live_feeds(self) -> list[LiveFeed]:
+        return [t.live for t in list(self.entries.values()) if t.live is not None]
+
+    @property
+    def open_sockets(self) -> int:
+        """How many agent-server feeds are open right now."""
+        return sum(1 for feed in self.live_feeds() if not feed.done)
 
     # -- publishing -----------------------------------------------------------------------------
     def _publish(self, tracked: Tracked, force: bool = False) -> None:
@@ -621,17 +899,30 @@ class Tracker:
     # -- waiting --------------------------------------------------------------------------------
     async def wait(self, tracked: Tracked, timeout: float | None = None) -> None:
         """Return once the status leaves queued/starting/running and the answer has been read;
-        must run on the tracker loop."""
+        must run on the tracker loop. While it waits, the conversation counts as watched."""
         if tracked.settled:
             return
         if tracked.done is None:
             tracked.done = asyncio.Event()
         tracked.done.clear()
         self._start_task()
-        await asyncio.wait_for(tracked.done.wait(), timeout)
+        async with self.watching(tracked):
+            await asyncio.wait_for(tracked.done.wait(), timeout)
+
+    @contextlib.asynccontextmanager
+    async def watching(self, tracked: Tracked) -> AsyncIterator[None]:
+        """Count as a watcher of ``tracked`` meanwhile (it gets the live feed). Tracker loop."""
+        tracked.waiters += 1
+        self._sync_live(tracked)
+        try:
+            yield
+        finally:
+            tracked.waiters -= 1
+            self._sync_live(tracked)
 
     # -- shutdown -------------------------------------------------------------------------------
     async def _stop_task(self) -> None:
+        await stop_all(self.live_feeds())
         task = self._task
         self._task = None
         if task is not None and not task.done():
@@ -663,10 +954,19 @@ class Tracker:
                 pass
             own.stop()
         elif running_loop() is loop:
+            for feed in self.live_feeds():
+                feed.stop()
             if self._task is not None:
                 self._task.cancel()
         else:
+
+            def cancel_all() -> None:
+                for feed in self.live_feeds():
+                    feed.stop()
+                if self._task is not None:
+                    self._task.cancel()
+
             try:
-                loop.call_soon_threadsafe(lambda: self._task.cancel() if self._task else None)
+                loop.call_soon_threadsafe(cancel_all)
             except RuntimeError:
                 pass

@@ -1,0 +1,165 @@
+"""The agent server behind a V1 conversation: its REST routes, reached with the conversation's
+own ``session_api_key`` (a secret, sent only in the ``X-Session-API-Key`` header)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from .errors import AuthenticationError, InvalidResponseError, NotFoundError
+from .secrets import Secret
+from .transport import Transport
+
+EVENT_PAGE = 100
+
+
+def agent_base_url(conversation_url: str | None, app_base_url: str) -> str | None:
+    """The agent server's base URL: ``conversation_url`` without ``/api/conversations/{id}``.
+
+    A relative ``conversation_url`` lives on the app server's host (as the web UI reads it).
+    """
+    if not conversation_url:
+        return None
+    url = conversation_url
+    if not url.lower().startswith(("http://", "https://")):
+        url = urljoin(app_base_url.rstrip("/") + "/", url.lstrip("/"))
+    parts = urlsplit(url)
+    path = parts.path
+    marker = path.rfind("/api/conversations/")
+    if marker < 0:
+        return None
+    return urlunsplit((parts.scheme.lower(), parts.netloc, path[:marker], "", "")).rstrip("/")
+
+
+@dataclass(frozen=True)
+class AgentEndpoint:
+    """Where one conversation's agent server is, and the key it wants (masked in repr)."""
+
+    base_url: str
+    conversation_id: str
+    key: Secret | None = field(default=None, repr=False)
+
+    @property
+    def dashed_id(self) -> str:
+        return str(uuid.UUID(self.conversation_id))
+
+    @property
+    def socket_url(self) -> str:
+        parts = urlsplit(self.base_url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        path = f"{parts.path.rstrip('/')}/sockets/events/{self.dashed_id}"
+        return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+    def headers(self) -> dict[str, str]:
+        return {"X-Session-API-Key": self.key.get()} if self.key is not None else {}
+
+
+class AgentClient:
+    """REST calls to agent servers. One transport per agent-server URL, outside the app
+    server's request budget (these requests never reach the app server)."""
+
+    def __init__(self, transport_options: dict[str, Any] | None = None) -> None:
+        self._options = transport_options or {}
+        self._transports: dict[str, Transport] = {}
+        self._lock = threading.Lock()
+
+    def transport(self, base_url: str) -> Transport:
+        with self._lock:
+            found = self._transports.get(base_url)
+            if found is None:
+                found = Transport(base_url, **self._options)
+                self._transports[base_url] = found
+            return found
+
+    async def aclose(self) -> None:
+        with self._lock:
+            transports = list(self._transports.values())
+        for transport in transports:
+            await transport.aclose()
+
+    async def call(self, endpoint: AgentEndpoint, method: str, path: str, **kwargs: Any) -> Any:
+        url = f"/api/conversations/{endpoint.dashed_id}{path}"
+        try:
+            return await self.transport(endpoint.base_url).request(
+                method,
+                url,
+                headers=endpoint.headers(),
+                retries=kwargs.pop("retries", 0),
+                gated=False,
+                **kwargs,
+            )
+        except AuthenticationError:
+            raise AuthenticationError(
+                "The agent server refused this conversation's session key (it may have been "
+                "replaced: the next status poll brings the new one)."
+            ) from None
+        except NotFoundError:
+            raise NotFoundError(
+                f"The agent server does not know conversation {endpoint.conversation_id}."
+            ) from None
+
+    async def events_page(
+        self, endpoint: AgentEndpoint, params: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        data = await self.call(endpoint, "GET", "/events/search", params=params)
+        if not isinstance(data, dict) or not isinstance(data.get("items", []), list):
+            raise InvalidResponseError("The agent server's events answer is not a page.")
+        items = [i for i in data.get("items", []) if isinstance(i, dict)]
+        page = data.get("next_page_id")
+        return items, page if isinstance(page, str) and page else None
+
+    async def events_since(
+        self, endpoint: AgentEndpoint, since: str | None, max_pages: int = 20
+    ) -> list[dict[str, Any]]:
+        """Raw events with ``timestamp >= since`` (the server's own clock), oldest first; the
+        newest page only when ``since`` is ``None``."""
+        if since is None:
+            items, _ = await self.events_page(
+                endpoint, {"limit": EVENT_PAGE, "sort_order": "TIMESTAMP_DESC"}
+            )
+            return list(reversed(items))
+        params: dict[str, Any] = {
+            "limit": EVENT_PAGE,
+            "sort_order": "TIMESTAMP",
+            "timestamp__gte": since,
+        }
+        out: list[dict[str, Any]] = []
+        for _ in range(max_pages):
+            items, page = await self.events_page(endpoint, params)
+            out.extend(items)
+            if not page:
+                return out
+            params = {**params, "page_id": page}
+        # far behind: what matters now is the newest page
+        newest = await self.events_since(endpoint, None)
+        return out + newest
+
+    async def all_events(
+        self, endpoint: AgentEndpoint, max_pages: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Every event, oldest first, page by page."""
+        params: dict[str, Any] = {"limit": EVENT_PAGE, "sort_order": "TIMESTAMP"}
+        out: list[dict[str, Any]] = []
+        for _ in range(max_pages):
+            items, page = await self.events_page(endpoint, params)
+            out.extend(items)
+            if not page:
+                break
+            params = {**params, "page_id": page}
+        return out
+
+    async def send_message(self, endpoint: AgentEndpoint, text: str) -> None:
+        body = {"role": "user", "content": [{"type": "text", "text": text}], "run": True}
+        await self.call(endpoint, "POST", "/events", json_body=body, idempotent=False)
+
+    async def pause(self, endpoint: AgentEndpoint) -> None:
+        await self.call(endpoint, "POST", "/pause", json_body={}, idempotent=True)
+
+    async def run(self, endpoint: AgentEndpoint) -> None:
+        await self.call(endpoint, "POST", "/run", json_body={}, idempotent=True)
+
+    async def set_title(self, endpoint: AgentEndpoint, title: str) -> None:
+        await self.call(endpoint, "PATCH", "", json_body={"title": title}, idempotent=True)

@@ -1,0 +1,122 @@
+"""The agent server's event WebSocket (``/sockets/events/{id}``), over the ``websockets`` library.
+
+The key goes in a first ``{"type": "auth"}`` frame, never in the URL; every later frame from the
+server is one event as JSON. Close codes become the package's errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from .agent import AgentEndpoint
+from .errors import APIConnectionError, AuthenticationError, NotFoundError, OpenHandsError
+from .secrets import package_logger
+
+#: close codes the agent server uses
+AUTH_FAILED = 4001
+NOT_FOUND = 4004
+TOO_MANY = 1013
+MAX_FRAME = 16 * 1024 * 1024
+_frames_log = package_logger("openhands_jupyter.api.socket")
+
+
+class EventSocket:
+    """An open, authenticated event socket. Iterate :meth:`frames` for event dicts."""
+
+    def __init__(self, ws: ClientConnection, endpoint: AgentEndpoint) -> None:
+        self._ws = ws
+        self.endpoint = endpoint
+
+    async def frames(self) -> AsyncIterator[dict[str, Any]]:
+        """Each event as it arrives; ends when the server closes normally, raises otherwise."""
+        try:
+            async for message in self._ws:
+                try:
+                    data = json.loads(message)
+                except (TypeError, ValueError):
+                    continue
+                if isinstance(data, dict):
+                    yield data
+        except ConnectionClosed as exc:
+            raise closed_error(exc) from None
+        rcvd = self._ws.close_code
+        if rcvd is not None and rcvd not in (1000, 1001):
+            raise closed_error(None, rcvd, self._ws.close_reason or "")
+
+    async def close(self) -> None:
+        await self._ws.close()
+
+
+def closed_error(
+    exc: ConnectionClosed | None, code: int | None = None, reason: str = ""
+) -> OpenHandsError:
+    if exc is not None and exc.rcvd is not None:
+        code, reason = exc.rcvd.code, exc.rcvd.reason
+    if code == AUTH_FAILED:
+        return AuthenticationError("The agent server refused this conversation's session key.")
+    if code == NOT_FOUND:
+        return NotFoundError("The agent server does not know this conversation.")
+    if code == TOO_MANY:
+        return APIConnectionError(
+            "The agent server has too many connections for this conversation."
+        )
+    text = f"{code}" + (f" {reason}" if reason else "") if code else "no close frame"
+    return APIConnectionError(f"The agent server's event socket closed ({text}).")
+
+
+@asynccontextmanager
+async def open_event_socket(
+    endpoint: AgentEndpoint, *, open_timeout: float = 10.0, ping_interval: float = 20.0
+) -> AsyncIterator[EventSocket]:
+    """Connect and authenticate; raises ``APIConnectionError`` / ``AuthenticationError``."""
+    try:
+        ws = await connect(
+            endpoint.socket_url,
+            open_timeout=open_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_interval,
+            close_timeout=2.0,
+            max_size=MAX_FRAME,
+            user_agent_header="openhands-jupyter",
+            # the library logs every frame at DEBUG, the auth frame too: through a logger
+            # that masks every known secret
+            logger=_frames_log,
+        )
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        if status in (401, 403):
+            raise AuthenticationError(
+                f"The agent server refused the event socket (HTTP {status})."
+            ) from None
+        if status == 404:
+            raise NotFoundError("This agent server offers no event socket (HTTP 404).") from None
+        raise APIConnectionError(
+            f"The agent server refused the event socket (HTTP {status})."
+        ) from None
+    except (InvalidHandshake, InvalidURI) as exc:
+        raise APIConnectionError(
+            f"No event socket at the agent server: {_first_line(exc)}"
+        ) from None
+    except (OSError, TimeoutError) as exc:
+        raise APIConnectionError(
+            f"Cannot connect to the agent server: {_first_line(exc)}"
+        ) from None
+    try:
+        if endpoint.key is not None:
+            await ws.send(json.dumps({"type": "auth", "session_api_key": endpoint.key.get()}))
+        yield EventSocket(ws, endpoint)
+    except ConnectionClosed as exc:
+        raise closed_error(exc) from None
+    finally:
+        await ws.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]

@@ -1,0 +1,197 @@
+"""The simulated agent server (what ``conversation_url`` points at): its REST routes and the
+event WebSocket, authenticated with each sandbox's own session key."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from . import render
+from .world import SimConversation, World
+
+AUTH_FAILED = 4001
+NOT_FOUND = 4004
+PUSH_INTERVAL = 0.02
+
+
+def _err(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def build_agent_app(world: World, counts: Callable[[str], None]) -> Starlette:
+    def keys() -> set[str]:
+        return {
+            c.session_api_key
+            for c in world.conversations.values()
+            if not c.deleted and c.sandbox_status == "RUNNING"
+        }
+
+    def conversation(cid: str) -> SimConversation | None:
+        conv = world.find(cid)
+        if conv is None or conv.sandbox_status != "RUNNING":
+            return None
+        return conv
+
+    Handler = Callable[[Request, SimConversation], Awaitable[Response]]
+
+    def route(name: str, fn: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def inner(request: Request) -> Response:
+            counts(name)
+            if request.headers.get("x-session-api-key") not in keys():
+                return _err(401, "Unauthorized")
+            world.advance()
+            conv = conversation(request.path_params["cid"])
+            if conv is None:
+                return _err(404, f"Conversation not found: {request.path_params['cid']}")
+            return await fn(request, conv)
+
+        return inner
+
+    def rendered(conv: SimConversation) -> list[dict[str, Any]]:
+        return [
+            item
+            for ev in world.visible_events(conv, lag=False)
+            for item in render.v1_events(conv, ev, world.local_time(ev))
+        ]
+
+    async def events_search(request: Request, conv: SimConversation) -> Response:
+        q = request.query_params
+        limit = int(q.get("limit", "100"))
+        if not 0 < limit <= 100:
+            return _err(422, "limit must be between 1 and 100")
+        items = rendered(conv)
+        gte = q.get("timestamp__gte")
+        if gte:
+            items = [e for e in items if e["timestamp"] >= gte.replace("+00:00", "")]
+        items.sort(key=lambda e: e["timestamp"], reverse=q.get("sort_order") == "TIMESTAMP_DESC")
+        offset = int(q.get("page_id") or 0)
+        page = items[offset : offset + limit]
+        nxt = str(offset + limit) if offset + limit < len(items) else None
+        return JSONResponse({"items": page, "next_page_id": nxt})
+
+    async def events_count(request: Request, conv: SimConversation) -> Response:
+        return JSONResponse(len(rendered(conv)))
+
+    async def send_message(request: Request, conv: SimConversation) -> Response:
+        body = await request.json()
+        text = "\n".join(
+            str(p.get("text", "")) for p in body.get("content", []) if isinstance(p, dict)
+        )
+        world.send(conv, text)
+        return JSONResponse({"success": True})
+
+    async def pause(request: Request, conv: SimConversation) -> Response:
+        world.agent_pause(conv)
+        return JSONResponse({"success": True})
+
+    async def run(request: Request, conv: SimConversation) -> Response:
+        if world.agent_run(conv) == "running":
+            return _err(409, "Conversation already running. Wait for completion or pause first.")
+        return JSONResponse({"success": True})
+
+    async def info(request: Request, conv: SimConversation) -> Response:
+        return JSONResponse(
+            {
+                "id": str(uuid.UUID(conv.id)),
+                "title": conv.agent_title,
+                "execution_status": conv.execution_status or "idle",
+            }
+        )
+
+    async def patch(request: Request, conv: SimConversation) -> Response:
+        body = await request.json()
+        if isinstance(body, dict) and isinstance(body.get("title"), str) and body["title"]:
+            conv.agent_title = body["title"].strip()
+        return JSONResponse({"success": True})
+
+    async def alive(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def socket(websocket: WebSocket) -> None:
+        counts("agent.socket")
+        cid = websocket.path_params["cid"]
+        header = websocket.headers.get("x-session-api-key")
+        if header is not None and header not in keys():
+            await websocket.close(code=AUTH_FAILED, reason="Authentication failed")
+            return
+        await websocket.accept()
+        if header is None:
+            try:
+                first = json.loads(await asyncio.wait_for(websocket.receive_text(), 10))
+            except (asyncio.TimeoutError, ValueError, WebSocketDisconnect):
+                await websocket.close(code=AUTH_FAILED, reason="Authentication failed")
+                return
+            if not isinstance(first, dict) or first.get("session_api_key") not in keys():
+                await websocket.close(code=AUTH_FAILED, reason="Authentication failed")
+                return
+        world.advance()
+        conv = conversation(cid)
+        if conv is None:
+            await websocket.close(code=NOT_FOUND, reason="Conversation not found")
+            return
+        mode = websocket.query_params.get("resend_mode")
+        sent = 0 if mode == "all" else len(conv.events)
+        # subscribed: the current state goes out first
+        await websocket.send_json(render.full_state(conv, _now_stamp(world)))
+        receiver = asyncio.ensure_future(_drain(websocket))
+        try:
+            while not receiver.done():
+                world.advance()
+                if conv.deleted or conv.sandbox_status != "RUNNING":
+                    await websocket.close(code=1001, reason="Conversation closed")
+                    return
+                events = conv.events[sent:]
+                sent += len(events)
+                for ev in events:
+                    for item in render.v1_events(conv, ev, world.local_time(ev)):
+                        await websocket.send_json(item)
+                await asyncio.sleep(PUSH_INTERVAL)
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        finally:
+            receiver.cancel()
+
+    P = "/api/conversations/{cid}"
+    return Starlette(
+        routes=[
+            Route("/alive", alive),
+            Route("/health", alive),
+            Route(f"{P}/events/search", route("agent.events", events_search)),
+            Route(f"{P}/events/count", route("agent.events_count", events_count)),
+            Route(f"{P}/events", route("agent.send", send_message), methods=["POST"]),
+            Route(f"{P}/pause", route("agent.pause", pause), methods=["POST"]),
+            Route(f"{P}/interrupt", route("agent.pause", pause), methods=["POST"]),
+            Route(f"{P}/run", route("agent.run", run), methods=["POST"]),
+            Route(P, route("agent.conversation", info)),
+            Route(P, route("agent.patch", patch), methods=["PATCH"]),
+            WebSocketRoute("/sockets/events/{cid}", socket),
+        ]
+    )
+
+
+async def _drain(websocket: WebSocket) -> None:
+    """Read (and drop) what the client sends, so a close from its side is noticed."""
+    try:
+        while True:
+            await websocket.receive_text()
+    except (WebSocketDisconnect, RuntimeError):
+        return
+
+
+def _now_stamp(world: World) -> str:
+    from datetime import datetime, timezone
+
+    return (
+        (datetime.now(timezone.utc) + world.local_offset)
+        .replace(tzinfo=None)
+        .isoformat(timespec="microseconds")
+    )

@@ -1,0 +1,167 @@
+"""One watched conversation's live feed: the agent server's event socket, with a REST read on
+every (re)connect so that nothing is missed, and reconnects with capped backoff and jitter."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from ..api.agent import AgentClient, AgentEndpoint
+from ..api.errors import AuthenticationError, NotFoundError, OpenHandsError
+from ..api.secrets import package_logger
+from ..api.socket import open_event_socket
+from ..api.transport import backoff_delay, request_gate
+from .state import LIVE_CONNECTING, LIVE_FALLBACK, LIVE_ON, LIVE_RETRYING, Tracked
+
+log = package_logger("openhands_jupyter.tracking")
+
+#: failed connects in a row before the app server's (delayed) events take over meanwhile
+FALLBACK_AFTER = 2
+#: how far before the newest event a gap read starts, on the server's own clock (events are
+#: stored a little out of timestamp order); duplicates are dropped by id
+GAP_MARGIN = timedelta(seconds=5)
+
+
+class LiveHost(Protocol):
+    """What a live feed needs from the tracker (all called on the tracker's loop)."""
+
+    agent: AgentClient
+
+    def live_endpoint(self, tracked: Tracked) -> AgentEndpoint | None: ...
+
+    def live_events(
+        self, tracked: Tracked, frames: list[dict[str, Any]], *, live: bool
+    ) -> None: ...
+
+    def live_status(self, tracked: Tracked, frames: list[dict[str, Any]]) -> None: ...
+
+    def live_changed(self, tracked: Tracked, state: str, note: str | None) -> None: ...
+
+    def live_key_refused(self, tracked: Tracked) -> None: ...
+
+    def scaled(self, seconds: float) -> float: ...
+
+
+def gap_since(server_time: str | None) -> str | None:
+    """Where a gap read starts: a little before the newest event seen, on the server's clock."""
+    if not server_time:
+        return None
+    try:
+        moment = datetime.fromisoformat(server_time.replace("Z", "+00:00"))
+    except ValueError:
+        return server_time
+    return (moment - GAP_MARGIN).isoformat()
+
+
+class LiveFeed:
+    """Runs on the tracker's loop until :meth:`stop`; every event goes to ``host.live_events``."""
+
+    def __init__(self, host: LiveHost, tracked: Tracked, open_timeout: float = 10.0) -> None:
+        self.host = host
+        self.tracked = tracked
+        self.open_timeout = open_timeout
+        self.failures = 0
+        self.connected = False
+        self.connects = 0
+        self.task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+            self._run(), name=f"openhands-live-{tracked.conversation_id}"
+        )
+
+    def stop(self) -> None:
+        self.task.cancel()
+
+    @property
+    def done(self) -> bool:
+        return self.task.done()
+
+    async def _run(self) -> None:
+        request_gate.set(None)  # the agent server is not the app server: outside its budget
+        host, tracked = self.host, self.tracked
+        key_refusals = 0
+        while True:
+            endpoint = host.live_endpoint(tracked)
+            if endpoint is None:
+                host.live_changed(tracked, LIVE_FALLBACK, "the server gave no agent-server address")
+                return
+            state = LIVE_CONNECTING if self.failures < FALLBACK_AFTER else LIVE_FALLBACK
+            if self.failures and state == LIVE_CONNECTING:
+                state = LIVE_RETRYING
+            if state != LIVE_FALLBACK:
+                host.live_changed(tracked, state, None)
+            try:
+                await self._session(endpoint)
+                note = "the agent server closed the event socket"
+                key_refusals = 0
+            except asyncio.CancelledError:
+                raise
+            except AuthenticationError as exc:
+                key_refusals += 1
+                host.live_key_refused(tracked)
+                note = str(exc)
+                if key_refusals >= 3:
+                    host.live_changed(tracked, LIVE_FALLBACK, note)
+                    return
+            except NotFoundError as exc:
+                host.live_changed(tracked, LIVE_FALLBACK, str(exc))
+                return
+            except OpenHandsError as exc:
+                note = str(exc)
+            except Exception as exc:  # a library failure must not end the feed quietly
+                log.debug("live feed failed", exc_info=True)
+                note = f"{type(exc).__name__}: {exc}"
+            finally:
+                self.connected = False
+            self.failures += 1
+            delay = backoff_delay(self.failures - 1, base=host.scaled(1.0), cap=host.scaled(30.0))
+            if self.failures >= FALLBACK_AFTER:
+                host.live_changed(
+                    tracked, LIVE_FALLBACK, f"{note}; reconnecting at {_clock(delay)}"
+                )
+            await asyncio.sleep(delay)
+
+    async def _session(self, endpoint: AgentEndpoint) -> None:
+        host, tracked = self.host, self.tracked
+        async with open_event_socket(endpoint, open_timeout=self.open_timeout) as sock:
+            frames = sock.frames().__aiter__()
+            early: list[dict[str, Any]] = []
+            # The server pushes the current state the moment it has subscribed this socket:
+            # from then on nothing can slip between the REST read below and the socket.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.open_timeout
+            while loop.time() < deadline:
+                try:
+                    frame = await asyncio.wait_for(frames.__anext__(), deadline - loop.time())
+                except asyncio.TimeoutError:
+                    break
+                except StopAsyncIteration:
+                    return
+                early.append(frame)
+                if frame.get("kind") == "ConversationStateUpdateEvent":
+                    break
+            # the status as of the subscription first (the history read after it is newer and
+            # must not colour it), then the history, then what came since, in order
+            host.live_status(tracked, early)
+            history = await host.agent.events_since(endpoint, gap_since(tracked.server_time))
+            host.live_events(tracked, history, live=False)
+            host.live_events(tracked, early, live=False)
+            self.connected = True
+            self.connects += 1
+            self.failures = 0
+            host.live_changed(tracked, LIVE_ON, None)
+            async for frame in frames:
+                host.live_events(tracked, [frame], live=True)
+
+
+def _clock(delay: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(time.time() + delay))
+
+
+async def stop_all(feeds: list[LiveFeed]) -> None:
+    for feed in feeds:
+        feed.stop()
+    for feed in feeds:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await feed.task

@@ -1,0 +1,1 @@
+"""A real OpenHands server on loopback for tests: the launcher and a scripted fake LLM."""

@@ -1,0 +1,197 @@
+"""A scripted OpenAI-compatible LLM on 127.0.0.1 for a real OpenHands server.
+
+The last user message picks the script with a marker:
+
+- no marker: call ``finish`` at once;
+- ``[llm:command]``: run ``echo hello-from-fake-llm`` in the terminal, then finish;
+- ``[llm:long=N]``: run a command that takes N seconds (``sleep N``), then finish;
+- ``[llm:slow=N]``: wait N seconds before every answer (the conversation stays running).
+
+The finish message is ``Done: <first line of the user message, markers removed>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+MARKER = re.compile(r"\[llm:([a-z_]+)(?:=([0-9.]+))?\]")
+COMMAND = "echo hello-from-fake-llm"
+COMMAND_OUTPUT = "hello-from-fake-llm"
+TITLE = "Title from the fake LLM"
+USAGE = {"prompt_tokens": 1200, "completion_tokens": 34, "total_tokens": 1234}
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            str(p.get("text", ""))
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text"
+        )
+    return ""
+
+
+def finish_message(task: str) -> str:
+    """The answer the fake LLM gives for a task: ``Done: <first line without markers>``."""
+    lines = [" ".join(MARKER.sub("", line).split()) for line in task.splitlines()]
+    first = next((line for line in lines if line), "")
+    return f"Done: {first[:80]}" if first else "Done."
+
+
+def plan(messages: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, float]:
+    """The next tool call for this conversation, and how long to wait before answering."""
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+    task = _text(messages[last_user].get("content")) if last_user >= 0 else ""
+    # the task text is the user's own words: the first text part that carries no system context
+    markers = {m.group(1): m.group(2) for m in MARKER.finditer(task)}
+    steps_done = sum(1 for m in messages[last_user + 1 :] if m.get("role") == "tool")
+    delay = float(markers.get("slow") or 0)
+    script: list[dict[str, Any]] = []
+    if "command" in markers:
+        script.append(
+            {"name": "terminal", "arguments": {"command": COMMAND, "security_risk": "LOW"}}
+        )
+    if "long" in markers:
+        seconds = float(markers.get("long") or 20)
+        script.append(
+            {
+                "name": "terminal",
+                "arguments": {
+                    "command": f"sleep {seconds:g} && echo slept-{seconds:g}",
+                    "timeout": seconds + 60,
+                    "security_risk": "LOW",
+                },
+            }
+        )
+    script.append({"name": "finish", "arguments": {"message": finish_message(task)}})
+    if steps_done >= len(script):
+        return script[-1], delay
+    return script[steps_done], delay
+
+
+class FakeLLM:
+    """Serve the fake LLM in a background thread; ``url`` is its OpenAI base URL (``/v1``)."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.requests: list[dict[str, Any]] = []
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def app(self) -> Starlette:
+        async def models(request: Request) -> Response:
+            return JSONResponse({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+        async def completions(request: Request) -> Response:
+            body = await request.json()
+            self.requests.append(body)
+            messages = body.get("messages") or []
+            model = body.get("model") or "fake"
+            if not body.get("tools"):
+                # a call without tools: the server asks for a title (or a summary)
+                return _reply(model, body, {"role": "assistant", "content": TITLE})
+            call, delay = plan(messages)
+            if delay:
+                await asyncio.sleep(delay)
+            assert call is not None
+            tool_call = {
+                "id": "call_" + uuid.uuid4().hex[:12],
+                "type": "function",
+                "function": {"name": call["name"], "arguments": json.dumps(call["arguments"])},
+            }
+            return _reply(
+                model, body, {"role": "assistant", "content": None, "tool_calls": [tool_call]}
+            )
+
+        return Starlette(
+            routes=[
+                Route("/v1/models", models),
+                Route("/v1/chat/completions", completions, methods=["POST"]),
+                Route("/chat/completions", completions, methods=["POST"]),
+            ]
+        )
+
+    def start(self) -> FakeLLM:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        sock.listen(64)
+        config = uvicorn.Config(self.app(), log_level="critical", lifespan="off", access_log=False)
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="fake-llm", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("The fake LLM did not start.")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def _reply(model: str, body: dict[str, Any], message: dict[str, Any]) -> Response:
+    created = int(time.time())
+    cid = "chatcmpl-" + uuid.uuid4().hex[:12]
+    reason = "tool_calls" if message.get("tool_calls") else "stop"
+    if not body.get("stream"):
+        return JSONResponse(
+            {
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "message": message, "finish_reason": reason}],
+                "usage": USAGE,
+            }
+        )
+
+    async def chunks() -> AsyncIterator[bytes]:
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+            data = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                **extra,
+            }
+            return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+        delta: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+        if message.get("tool_calls"):
+            delta["tool_calls"] = [{"index": 0, **message["tool_calls"][0]}]
+        yield chunk(delta)
+        yield chunk({}, reason, usage=USAGE)
+        yield b"data: [DONE]\n\n"
+
+    return StreamingResponse(chunks(), media_type="text/event-stream")

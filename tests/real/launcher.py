@@ -1,0 +1,334 @@
+"""Start a real OpenHands server (``openhands-ai`` from the package index) on 127.0.0.1.
+
+The server is installed once into a cached venv (``$OHJ_REAL_CACHE``, default
+``~/.cache/openhands-jupyter/real``), keyed by version, with Python 3.12 or 3.13. It runs with
+the process sandbox (no Docker), the SDK's default webhook batching unless told otherwise, and
+a scripted fake LLM (:mod:`tests.real.fake_llm`). Every process it starts carries a tag in its
+environment; :meth:`RealServer.stop` stops exactly the tagged processes, by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .fake_llm import FakeLLM
+
+V1_VERSION = "1.11.0"
+V0_VERSION = "1.6.0"
+TAG = "OHJ_REAL_SERVER_TAG"
+
+_APP_MODULE = '''
+"""App server with three in-memory patches for this machine (no file is edited)."""
+import psutil
+from openhands.app_server.utils import environment, docker_utils
+
+environment.is_running_in_docker = lambda: False
+docker_utils.is_running_in_docker = lambda: False
+
+from openhands.app_server.sandbox import process_sandbox_service as pss
+from openhands.app_server.sandbox.sandbox_models import SandboxStatus
+
+
+def _process_status(self, process_info):
+    """Any live process that is not a zombie and not stopped is running (idle servers sleep)."""
+    try:
+        process = psutil.Process(process_info.pid)
+        if not process.is_running():
+            return SandboxStatus.MISSING
+        status = process.status()
+        if status == psutil.STATUS_ZOMBIE:
+            return SandboxStatus.MISSING
+        if status == psutil.STATUS_STOPPED:
+            return SandboxStatus.PAUSED
+        return SandboxStatus.RUNNING
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return SandboxStatus.MISSING
+
+
+pss.ProcessSandboxService._get_process_status = _process_status
+
+from openhands.app_server.app import app  # noqa: E402
+'''
+
+_AGENT_MODULE = '''
+"""The agent server, bound to loopback."""
+import runpy
+import sys
+
+sys.argv = [sys.argv[0], *sys.argv[1:], "--host", "127.0.0.1"]
+runpy.run_module("openhands.agent_server", run_name="__main__", alter_sys=True)
+'''
+
+
+class RealServerError(RuntimeError):
+    """The real server could not be installed or started."""
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("OHJ_REAL_CACHE") or Path.home() / ".cache/openhands-jupyter/real")
+
+
+def find_python() -> str:
+    """A Python 3.12 or 3.13 interpreter (every openhands-ai release since 0.10 needs one)."""
+    candidates = [shutil.which(n) for n in ("python3.12", "python3.13")]
+    home = Path.home() / ".pyenv/versions"
+    candidates += sorted(glob.glob(str(home / "3.12*/bin/python")))
+    candidates += sorted(glob.glob(str(home / "3.13*/bin/python")))
+    candidates += [c for c in ("/usr/bin/python3.12", "/usr/bin/python3.13")]
+    for path in candidates:
+        if not path or not os.path.exists(path):
+            continue
+        try:
+            out = subprocess.run(
+                [path, "-c", "import sys, venv; print(sys.version_info[:2] >= (3, 12))"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if out.stdout.strip() == "True":
+            return path
+    raise RealServerError(
+        "No Python 3.12 or 3.13 found: openhands-ai needs one (python3.12 on PATH or pyenv)."
+    )
+
+
+def ensure_installed(version: str, log: Any = None) -> Path:
+    """The venv holding ``openhands-ai==version``, installed on first use (cached after)."""
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    venv = root / f"openhands-ai-{version}"
+    marker = venv / ".installed"
+    with open(root / f".lock-{version}", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return venv
+        shutil.rmtree(venv, ignore_errors=True)
+        python = find_python()
+        started = time.monotonic()
+        if log:
+            print(f"installing openhands-ai=={version} into {venv} (first run only)", file=log)
+        subprocess.run([python, "-m", "venv", str(venv)], check=True)
+        pip = [
+            str(venv / "bin/python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+        ]
+        result = subprocess.run(
+            [*pip, f"openhands-ai=={version}"], capture_output=True, text=True, timeout=3600
+        )
+        if result.returncode != 0:
+            tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+            raise RealServerError(f"Installing openhands-ai=={version} failed:\n{tail}")
+        marker.write_text(json.dumps({"version": version, "seconds": time.monotonic() - started}))
+        return venv
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tagged_pids(tag: str) -> list[int]:
+    """Every process whose environment carries ``tag`` (the server and all it started)."""
+    needle = f"{TAG}={tag}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return [p for p in found if p != os.getpid()]
+
+
+def stop_tagged(tag: str, grace: float = 5.0) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = tagged_pids(tag)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and tagged_pids(tag):
+            time.sleep(0.1)
+
+
+class RealServer:
+    """A real OpenHands V1 app server on 127.0.0.1 with the process sandbox.
+
+    ``batching`` is ``(events, seconds)`` for the agent server's webhook to the app server;
+    ``None`` keeps the SDK's defaults (5 events / 30 s), as real deployments run.
+    """
+
+    def __init__(
+        self,
+        version: str = V1_VERSION,
+        *,
+        session_api_key: str | None = None,
+        batching: tuple[int, float] | None = None,
+        grouping: str = "ADD_TO_ANY",
+        llm: FakeLLM | None = None,
+    ) -> None:
+        self.version = version
+        self.session_api_key = session_api_key
+        self.batching = batching
+        self.grouping = grouping
+        self.llm = llm
+        self._own_llm = llm is None
+        self.tag = uuid.uuid4().hex
+        self.port = 0
+        self.dir: Path | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def headers(self) -> dict[str, str]:
+        return {"X-Session-API-Key": self.session_api_key} if self.session_api_key else {}
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self.dir is None or not (self.dir / "server.log").exists():
+            return ""
+        text = (self.dir / "server.log").read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def start(self, timeout: float = 120.0) -> RealServer:
+        venv = ensure_installed(self.version, log=sys.stderr)
+        if self.llm is None:
+            self.llm = FakeLLM().start()
+        self.dir = Path(tempfile.mkdtemp(prefix="ohj-real-"))
+        mods = self.dir / "mods"
+        mods.mkdir()
+        (mods / "ohj_real_app.py").write_text(textwrap.dedent(_APP_MODULE))
+        (mods / "ohj_agent_server.py").write_text(textwrap.dedent(_AGENT_MODULE))
+        for name in ("persist", "sandboxes", "home"):
+            (self.dir / name).mkdir()
+        self.port = free_port()
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("OPENHANDS_", "OH_", "VIRTUAL_ENV"))
+        }
+        env.update(
+            {
+                TAG: self.tag,
+                "PYTHONPATH": str(mods),
+                "RUNTIME": "process",
+                "SERVE_FRONTEND": "false",
+                "OH_PERSISTENCE_DIR": str(self.dir / "persist"),
+                "OH_SANDBOX_BASE_WORKING_DIR": str(self.dir / "sandboxes"),
+                "OH_SANDBOX_BASE_PORT": str(20000 + (os.getpid() * 7 + self.port) % 20000),
+                "OH_SANDBOX_AGENT_SERVER_MODULE": "ohj_agent_server",
+                "OH_WEBHOOKS_0_BASE_URL": f"{self.url}/api/v1/webhooks",
+                "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}",
+            }
+        )
+        if self.batching is not None:
+            env["OH_WEBHOOKS_0_EVENT_BUFFER_SIZE"] = str(self.batching[0])
+            env["OH_WEBHOOKS_0_FLUSH_DELAY"] = str(self.batching[1])
+        if self.session_api_key:
+            env["SESSION_API_KEY"] = self.session_api_key
+        log = open(self.dir / "server.log", "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                str(venv / "bin/python"),
+                "-m",
+                "uvicorn",
+                "ohj_real_app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            cwd=self.dir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        try:
+            self._wait_alive(timeout)
+            self._store_settings()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_alive(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RealServerError(
+                    f"OpenHands {self.version} exited with {self.process.returncode}:\n"
+                    + self.log_tail()
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/alive", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.3)
+        raise RealServerError(
+            f"OpenHands {self.version} was not alive after {timeout:.0f} s:\n" + self.log_tail()
+        )
+
+    def _store_settings(self) -> None:
+        assert self.llm is not None
+        body = {
+            "agent_settings_diff": {
+                "llm": {"model": "openai/fake", "base_url": self.llm.url, "api_key": "x"}
+            },
+            "sandbox_grouping_strategy": self.grouping,
+        }
+        r = httpx.post(f"{self.url}/api/v1/settings", json=body, headers=self.headers(), timeout=30)
+        if r.status_code >= 400:
+            raise RealServerError(f"Storing LLM settings failed: {r.status_code} {r.text[:300]}")
+
+    def stop(self) -> None:
+        stop_tagged(self.tag)
+        if self.process is not None:
+            with contextlib.suppress(Exception):
+                self.process.wait(timeout=5)
+            self.process = None
+        if self._own_llm and self.llm is not None:
+            self.llm.stop()
+            self.llm = None
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    def __enter__(self) -> RealServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
