@@ -135,6 +135,8 @@ def ensure_installed(version: str, log: Any = None) -> Path:
             "-q",
             "--disable-pip-version-check",
         ]
+        # the pip a fresh venv brings cannot read some of openhands-ai's dependency metadata
+        subprocess.run([*pip, "--upgrade", "pip"], capture_output=True, timeout=600, check=True)
         result = subprocess.run(
             [*pip, f"openhands-ai=={version}"], capture_output=True, text=True, timeout=3600
         )

@@ -145,12 +145,12 @@ class LiveFeed:
             # must not colour it), then the history, then what came since, in order
             host.live_status(tracked, early)
             history = await host.agent.events_since(endpoint, gap_since(tracked.server_time))
-            host.live_events(tracked, history, live=False)
-            host.live_events(tracked, early, live=False)
             self.connected = True
             self.connects += 1
             self.failures = 0
             host.live_changed(tracked, LIVE_ON, None)
+            host.live_events(tracked, history, live=False)
+            host.live_events(tracked, early, live=False)
             async for frame in frames:
                 host.live_events(tracked, [frame], live=True)
 

@@ -95,6 +95,7 @@ class Tracked:
     """The socket moved the status; the next batched status poll confirms it."""
     # the title the user asked for, kept against the server's own title step
     title_attempts: int = 0
+    title_checks: int = 0
 
     @property
     def title(self) -> str | None:

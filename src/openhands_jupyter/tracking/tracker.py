@@ -532,7 +532,7 @@ class Tracker:
     def _needs_status(self, tracked: Tracked) -> bool:
         if tracked.status == st.QUEUED or not tracked.tracking:
             return False
-        return tracked.status not in st.FINAL or tracked.unconfirmed
+        return tracked.status not in st.FINAL or tracked.unconfirmed or tracked.title_checks > 0
 
     def _interval(self, tracked: Tracked) -> float:
         cfg = self.config
@@ -557,27 +557,39 @@ class Tracker:
         if due:
             batch = [t for t in convs if t.next_due <= now + self._interval(t) / 2]
             await self._poll_conversations(batch)
-            await self._keep_titles(batch)
         await self._poll_events(self._now())
 
     async def _keep_titles(self, batch: list[Tracked]) -> None:
-        """The server replaces a title given at the start with one it generates: give it back
-        (a few times at most, each after a status poll showed it replaced)."""
+        """The server replaces a title given at the start with one it generates (once, some
+        seconds in): give it back, and look again twice after each time (a few times at most)."""
         for tracked in batch:
             wanted = tracked.request.title if tracked.request else None
             info = tracked.info
-            if not wanted or info is None or info.title == wanted:
+            if not wanted or info is None or not tracked.conversation_id:
                 continue
-            if tracked.title_attempts >= MAX_TITLE_ATTEMPTS or not tracked.conversation_id:
+            if info.title == wanted:
+                if tracked.title_checks > 0:
+                    tracked.title_checks -= 1
+                    self._check_title_later(tracked)
+                continue
+            if tracked.title_attempts >= MAX_TITLE_ATTEMPTS:
+                tracked.title_checks = 0
                 continue
             tracked.title_attempts += 1
             backend = await self._get_backend()
             try:
                 await backend.set_title(info, wanted)
+                tracked.title_checks = 2
+                self._check_title_later(tracked)
             except UnsupportedError:
                 tracked.title_attempts = MAX_TITLE_ATTEMPTS
+                tracked.title_checks = 0
             except (NotFoundError, ConflictError) as exc:
                 log.debug("could not set the title: %s", exc)
+
+    def _check_title_later(self, tracked: Tracked) -> None:
+        due = self._now() + self.config.s(self.config.poll_interval * 3)
+        tracked.next_due = min(tracked.next_due, due) if tracked.status not in st.FINAL else due
 
     async def _poll_start_tasks(self, starting: list[Tracked], now: float) -> None:
         backend = await self._get_backend()
@@ -593,9 +605,10 @@ class Tracker:
             else:
                 tracked.misses = 0
                 self._apply_start(tracked, task)
-            tracked.start_delay = min(
-                tracked.start_delay * cfg.start_growth, cfg.s(cfg.start_max_interval)
-            )
+            # someone watching wants to see the agent's first steps: keep asking every
+            # start_interval (one request covers every start task); else slow down
+            growth = 1.0 if tracked.watched else cfg.start_growth
+            tracked.start_delay = min(tracked.start_delay * growth, cfg.s(cfg.start_max_interval))
             tracked.next_due = now + (tracked.start_delay if tracked.conversation_id is None else 0)
             self._publish(tracked)
         ready = [t for t in starting if t.conversation_id]
@@ -628,6 +641,7 @@ class Tracker:
         for tracked, info in zip(batch, infos):
             self._apply_info(tracked, info, now, sent_at=sent_at)
             self._sync_live(tracked)
+        await self._keep_titles(batch)
 
     def _set_status(self, tracked: Tracked, status: str) -> None:
         """Every status change goes through here, so that ends and restarts are noticed."""

@@ -1,0 +1,28 @@
+"""Session-wide real OpenHands servers for the tests that use them (marker ``real``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .launcher import RealServer, RealServerError
+
+#: the app server's own key (``SESSION_API_KEY``): every /api/v1 call must carry it
+APP_KEY = "real-app-key-0f9e8d7c6b5a"
+
+
+@pytest.fixture(scope="session")
+def real_server() -> Iterator[RealServer]:
+    """OpenHands 1.11.0 with the SDK's default webhook batching (5 events / 30 s), the process
+    sandbox, conversations sharing a sandbox (``ADD_TO_ANY``) and a scripted fake LLM. A
+    server that cannot be installed or started fails the tests that need it: never a skip."""
+    server = RealServer(session_api_key=APP_KEY)
+    try:
+        server.start()
+    except RealServerError as exc:
+        pytest.fail(f"The real OpenHands server did not start: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,151 @@
+"""Against a real OpenHands 1.11.0 server on loopback (tests/real/launcher.py): the public API
+with the SDK's default event batching, where the app server's event store lags the agent."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from openhands_jupyter import AuthenticationError, NotFoundError, OpenHands
+from openhands_jupyter.tracking import Snapshot
+
+from .real.fake_llm import COMMAND, COMMAND_OUTPUT, TITLE, finish_message
+from .real.fixtures import APP_KEY, real_server  # noqa: F401
+from .real.launcher import RealServer
+
+pytestmark = [pytest.mark.real, pytest.mark.timeout(600)]
+
+
+@pytest.fixture
+def oh(real_server: RealServer) -> Iterator[OpenHands]:  # noqa: F811
+    client = OpenHands(base_url=real_server.url, session_api_key=APP_KEY, progress=False)
+    yield client
+    client.close()
+
+
+def eventually(check: object, timeout: float = 60.0, every: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if callable(check) and check():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s: {check}")
+        time.sleep(every)
+
+
+def test_start_to_finished_with_the_agents_answer(oh: OpenHands) -> None:
+    task = "Say hello"
+    conv = oh.start(task)
+    conv.wait(timeout=180)
+    assert conv.status == "finished", (conv.status, conv.detail)
+    assert conv.result == finish_message(task)
+    assert conv.id is not None and len(conv.id) == 32
+    # the fake LLM reported usage; the app server's metrics stay at zero, the stats carry it
+    assert conv.tokens["prompt"] and conv.tokens["prompt"] > 0
+    assert conv.tokens["completion"] and conv.tokens["completion"] > 0
+
+
+def test_command_and_exit_code_while_the_agent_still_works(oh: OpenHands) -> None:
+    conv = oh.start("Show the greeting [llm:command] [llm:slow=4]")
+    snaps: list[Snapshot] = []
+    conv.subscribe(snaps.append, visible=True)  # a widget on screen: the live feed
+    # the command and its output are on screen while the agent is still working
+    eventually(lambda: any(e.type == "output" for s in snaps for e in s.new_events), 180)
+    assert conv.status == "running"
+    feed = [e for s in snaps for e in s.new_events]
+    assert [e.text for e in feed if e.type == "command"] == [COMMAND]
+    [output] = [e for e in feed if e.type == "output"]
+    assert output.exit_code == 0 and output.text.strip() == COMMAND_OUTPUT
+    assert [s.activity for s in snaps if any(e.type == "output" for e in s.new_events)] == ["live"]
+    conv.wait(timeout=120)
+    events = conv.events()
+    assert [e.text for e in events if e.type == "command"] == [COMMAND]
+    assert [e.exit_code for e in events if e.type == "output"] == [0]
+    assert conv.result == finish_message("Show the greeting")
+
+
+def test_follow_up_runs_again(oh: OpenHands) -> None:
+    conv = oh.start("First part")
+    conv.wait(timeout=180)
+    assert conv.result == finish_message("First part")
+    conv.send("Second part")
+    conv.wait(timeout=120)
+    assert conv.status == "finished"
+    assert conv.result == finish_message("Second part")
+
+
+def test_stop_and_resume_touch_only_that_conversation(oh: OpenHands) -> None:
+    a = oh.start("Keep busy A [llm:command] [llm:slow=3]")
+    b = oh.start("Keep busy B [llm:command] [llm:slow=3]")
+    eventually(lambda: a.status == "running" and b.status == "running", 180)
+    assert a.info and b.info and a.info.sandbox_id == b.info.sandbox_id  # one sandbox
+    a.stop()
+    eventually(lambda: a.refresh().status == "paused", 60)
+    b.refresh()
+    assert b.status in ("running", "finished"), b.status
+    assert b.info is not None and b.info.sandbox_status == "RUNNING"
+    b.wait(timeout=120)
+    assert b.status == "finished" and b.result == finish_message("Keep busy B")
+    assert a.refresh().status == "paused"
+    a.resume()
+    a.wait(timeout=120)
+    assert a.status == "finished" and a.result == finish_message("Keep busy A")
+
+
+def test_a_supplied_title_is_kept(oh: OpenHands, real_server: RealServer) -> None:  # noqa: F811
+    conv = oh.start("Name this one", title="My own title")
+    conv.wait(timeout=180)
+    # the server's title step runs once the first events reach it (batched), then polls the
+    # agent server for 3 s: give it that time, then ask the server itself
+    time.sleep(8)
+    eventually(lambda: _server_title(real_server, conv.id) == "My own title", 40, 1.0)
+    assert conv.title == "My own title"
+
+
+def test_without_a_title_the_server_generates_one(
+    oh: OpenHands,
+    real_server: RealServer,  # noqa: F811
+) -> None:
+    conv = oh.start("No title given")
+    conv.wait(timeout=180)
+    eventually(lambda: _server_title(real_server, conv.id) == TITLE, 60, 1.0)
+    eventually(lambda: conv.refresh().title == TITLE, 10)
+
+
+def _server_title(server: RealServer, cid: str | None) -> str | None:
+    r = httpx.get(
+        f"{server.url}/api/v1/app-conversations", params={"ids": cid}, headers=server.headers()
+    )
+    [info] = r.json()
+    return info["title"] if info else None
+
+
+def test_list_reattach_and_delete(oh: OpenHands, real_server: RealServer) -> None:  # noqa: F811
+    conv = oh.start("Something to find")
+    conv.wait(timeout=180)
+    assert conv.id in [c.id for c in oh.list(limit=50)]
+    with OpenHands(base_url=real_server.url, session_api_key=APP_KEY, progress=False) as other:
+        again = other.get(conv.id)  # type: ignore[arg-type]
+        assert again.status == "finished"
+        assert again.result == finish_message("Something to find")
+    conv.delete()
+    with pytest.raises(NotFoundError):
+        oh.get(conv.id)  # type: ignore[arg-type]
+    eventually(lambda: conv.status == "archived", 30)
+
+
+def test_a_wrong_session_key_is_an_authentication_error(
+    real_server: RealServer,  # noqa: F811
+) -> None:
+    with OpenHands(base_url=real_server.url, session_api_key="wrong", progress=False) as bad:
+        with pytest.raises(AuthenticationError) as info:
+            bad.list()
+        assert "wrong" not in str(info.value) and "\n" not in str(info.value)
+    with (
+        OpenHands(base_url=real_server.url, progress=False) as none,
+        pytest.raises(AuthenticationError),
+    ):
+        none.start("No key given")

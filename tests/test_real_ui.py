@@ -1,0 +1,106 @@
+"""The magic in a real kernel and the widget in JupyterLab, against a real OpenHands 1.11.0
+server (SDK default event batching): the feed shows the agent's command while it works."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .browser import (
+    ARTIFACTS,
+    BROWSER_MARKS,
+    JupyterServer,
+    launch_browser,
+    open_notebook,
+    run_cells,
+    write_notebook,
+)
+from .kernel import Kernel
+from .real.fake_llm import COMMAND, finish_message
+from .real.fixtures import APP_KEY, real_server  # noqa: F401
+from .real.launcher import RealServer
+
+pytestmark = [pytest.mark.real, pytest.mark.timeout(600)]
+
+
+def _env(server: RealServer) -> dict[str, str]:
+    return {"OPENHANDS_BASE_URL": server.url, "OPENHANDS_SESSION_API_KEY": APP_KEY}
+
+
+@pytest.mark.kernel
+def test_magic_in_a_real_kernel_shows_the_command_while_the_agent_works(
+    real_server: RealServer,  # noqa: F811
+) -> None:
+    k = Kernel(_env(real_server))
+    try:
+        assert k.run("%load_ext openhands_jupyter")["error"] is None
+        out = k.run("conv = %openhands Greet the world [llm:command] [llm:slow=4]")
+        assert out["error"] is None and out["stderr"] == "", out
+        feed: list[dict[str, Any]] = []
+        statuses: list[str] = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and "finished" not in statuses:
+            k.watch(0.5)
+            feed, statuses = [], []
+            for _comm, state, _parent in k.comm_states():
+                status = (state.get("state") or {}).get("status")
+                if status and (not statuses or statuses[-1] != status):
+                    statuses.append(status)
+                if "feed" in state:
+                    feed = state["feed"]
+                if status == "running" and any(e["text"] == COMMAND for e in feed):
+                    statuses.append("command-shown-while-running")
+        assert statuses[-1] == "finished", statuses
+        assert "command-shown-while-running" in statuses, statuses
+        assert any(e["type"] == "output" and e["exit_code"] == 0 for e in feed)
+        result = k.run("print(conv.status, '|', conv.result)")
+        assert result["stdout"].strip() == f"finished | {finish_message('Greet the world')}"
+        assert APP_KEY not in repr(k.iopub)
+    finally:
+        k.close()
+
+
+@pytest.fixture
+def lab(real_server: RealServer, tmp_path: Any) -> Iterator[JupyterServer]:  # noqa: F811
+    srv = JupyterServer("lab", tmp_path, _env(real_server))
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.browser
+@BROWSER_MARKS[1]
+def test_widget_in_jupyterlab_against_the_real_server(lab: JupyterServer) -> None:
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    write_notebook(
+        lab.nb_dir / "real.ipynb",
+        ["%load_ext openhands_jupyter", "conv = %openhands Wave hello [llm:command] [llm:slow=3]"],
+    )
+    with sync_playwright() as p:
+        browser = launch_browser(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        try:
+            open_notebook(page, lab, "real.ipynb")
+            run_cells(page, [0, 1])
+            card = page.locator(".jp-OutputArea-output .ohj-card").first
+            card.wait_for(timeout=30000)
+            # the command is on screen while the pill still says running
+            card.locator(".ohj-ev-text", has_text=COMMAND).first.wait_for(timeout=120000)
+            assert card.locator(".ohj-pill").first.text_content() == "running"
+            card.locator(".ohj-exit", has_text="exit 0").first.wait_for(timeout=10000)
+            assert card.locator(".ohj-pill").first.text_content() == "running"
+            page.screenshot(path=str(ARTIFACTS / "real-lab-running.png"), full_page=True)
+            page.wait_for_function(
+                "() => (document.querySelector('.ohj-result-text') || {}).textContent"
+                f" === {finish_message('Wave hello')!r}",
+                timeout=60000,
+            )
+            assert card.locator(".ohj-pill").first.text_content() == "finished"
+            page.screenshot(path=str(ARTIFACTS / "real-lab-finished.png"), full_page=True)
+        finally:
+            page.close()
+            browser.close()
