@@ -36,7 +36,22 @@ function phaseText(phase) {
   return String(phase || "").toLowerCase().replace(/_/g, " ");
 }
 
-const ICON = { command: "$", output: "›", edit: "✎", message: "»", finish: "✔", error: "✖", state: "•", action: "→" };
+const ICON = { command: "$", output: "›", edit: "✎", read: "◎", plan: "☰", message: "»", finish: "✔", error: "✖", state: "•", action: "→" };
+
+function count(n) {
+  if (typeof n !== "number") return "";
+  return n >= 10000 ? `${Math.round(n / 1000)}k` : n >= 1000 ? `${(n / 1000).toFixed(1)}k` : String(n);
+}
+
+// "$0.04 · 3.6k in / 102 out tokens": what the server reported, nothing where it reported none
+function usageText(cost, tokens) {
+  const parts = [];
+  if (typeof cost === "number") parts.push(`$${cost.toFixed(2)}`);
+  if (tokens && (typeof tokens.prompt === "number" || typeof tokens.completion === "number")) {
+    parts.push(`${count(tokens.prompt) || "?"} in / ${count(tokens.completion) || "?"} out tokens`);
+  }
+  return parts.join(" · ");
+}
 
 function feedItem(ev) {
   const row = h("li", `ohj-ev ohj-ev-${ev.type}`);
@@ -46,7 +61,9 @@ function feedItem(ev) {
   if (ev.type === "message" && ev.source === "user") text = `you: ${text}`;
   const body = h("span", "ohj-ev-text", text.length > 600 ? text.slice(0, 599) + "…" : text);
   row.appendChild(body);
-  if (ev.exit_code !== null && ev.exit_code !== undefined) {
+  if (ev.timed_out) {
+    row.appendChild(h("span", "ohj-exit ohj-bad", "timed out"));
+  } else if (ev.exit_code !== null && ev.exit_code !== undefined) {
     row.appendChild(h("span", `ohj-exit ${ev.exit_code === 0 ? "ohj-ok" : "ohj-bad"}`, `exit ${ev.exit_code}`));
   }
   return row;
@@ -74,6 +91,7 @@ function renderCard({ model, el }) {
 
   const phase = h("div", "ohj-phase");
   const retry = h("div", "ohj-retry");
+  const delayed = h("div", "ohj-delayed");
   const detail = h("div", "ohj-detail");
 
   const feedBox = h("div", "ohj-feed-box");
@@ -111,7 +129,7 @@ function renderCard({ model, el }) {
   actions.append(stopBtn, resumeBtn, refreshBtn, untrackBtn, input, sendBtn);
   const actionError = h("div", "ohj-action-error");
 
-  root.append(head, sub, phase, retry, detail, feedBox, resultBox, actions, actionError);
+  root.append(head, sub, phase, retry, delayed, detail, feedBox, resultBox, actions, actionError);
 
   let localBusy = "";
   const send = (action, extra) => {
@@ -176,7 +194,13 @@ function renderCard({ model, el }) {
     title.title = s.task || "";
     meta.textContent = s.conversation_id ? s.conversation_id.slice(0, 8) : "";
     repo.textContent = s.repository ? `${s.repository}${s.branch ? "@" + s.branch : ""}` : "no repository";
-    cost.textContent = typeof s.cost === "number" ? `$${s.cost.toFixed(2)}` : "";
+    cost.textContent = usageText(s.cost, s.tokens);
+    delayed.textContent =
+      s.activity === "delayed"
+        ? `Activity may be delayed: it comes from the server's event store, not live${s.activity_note ? ` (${s.activity_note})` : ""}.`
+        : "";
+    delayed.style.display = delayed.textContent ? "" : "none";
+    root.dataset.activity = s.activity || "";
     prs.textContent = s.prs && s.prs.length ? `PR ${s.prs.map((n) => "#" + n).join(", ")}` : "";
     const url = safeUrl(s.url);
     if (url) {
@@ -309,7 +333,7 @@ function renderPanel({ model, el }) {
       const repoCell = h("td", null, r.repository ? `${r.repository}${r.branch ? "@" + r.branch : ""}` : "");
       const elapsedCell = h("td");
       elapsedCells.push([elapsedCell, r]);
-      const costCell = h("td", null, typeof r.cost === "number" ? `$${r.cost.toFixed(2)}` : "");
+      const costCell = h("td", "ohj-cell-cost", usageText(r.cost, r.tokens));
       const linkCell = h("td");
       const url = safeUrl(r.url);
       if (url) {

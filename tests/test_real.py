@@ -149,3 +149,15 @@ def test_a_wrong_session_key_is_an_authentication_error(
         pytest.raises(AuthenticationError),
     ):
         none.start("No key given")
+
+
+def test_event_kinds_plans_reads_and_edits(oh: OpenHands) -> None:
+    conv = oh.start("Sort out the kinds [llm:plan] [llm:edit] [llm:view]")
+    conv.wait(timeout=180)
+    events = conv.events()
+    kinds = [(e.type, e.text.split(" ")[0]) for e in events if e.source == "agent"]
+    # a task_tracker plan is not a shell command, and a file_editor view is not an edit
+    assert ("plan", "plan") in kinds
+    assert ("edit", "create") in kinds and ("read", "view") in kinds
+    assert not any(e.type == "command" for e in events)
+    assert not any(e.type == "error" for e in events), [e.text for e in events]

@@ -5,6 +5,8 @@ The last user message picks the script with a marker:
 - no marker: call ``finish`` at once;
 - ``[llm:command]``: run ``echo hello-from-fake-llm`` in the terminal, then finish;
 - ``[llm:long=N]``: run a command that takes N seconds (``sleep N``), then finish;
+- ``[llm:plan]``: write a plan with the task tracker; ``[llm:edit]``: create a file with the
+  file editor; ``[llm:view]``: view that file;
 - ``[llm:slow=N]``: wait N seconds before every answer (the conversation stays running).
 
 The finish message is ``Done: <first line of the user message, markers removed>``.
@@ -32,6 +34,7 @@ MARKER = re.compile(r"\[llm:([a-z_]+)(?:=([0-9.]+))?\]")
 COMMAND = "echo hello-from-fake-llm"
 COMMAND_OUTPUT = "hello-from-fake-llm"
 TITLE = "Title from the fake LLM"
+EDITED_PATH = f"/tmp/ohj-fake-llm-{uuid.uuid4().hex[:8]}.txt"
 USAGE = {"prompt_tokens": 1200, "completion_tokens": 34, "total_tokens": 1234}
 
 
@@ -63,6 +66,11 @@ def plan(messages: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, float]:
     steps_done = sum(1 for m in messages[last_user + 1 :] if m.get("role") == "tool")
     delay = float(markers.get("slow") or 0)
     script: list[dict[str, Any]] = []
+    if "plan" in markers:
+        tasks = [{"title": "Look around", "notes": "", "status": "todo"}]
+        script.append(
+            {"name": "task_tracker", "arguments": {"command": "plan", "task_list": tasks}}
+        )
     if "command" in markers:
         script.append(
             {"name": "terminal", "arguments": {"command": COMMAND, "security_risk": "LOW"}}
@@ -79,6 +87,12 @@ def plan(messages: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, float]:
                 },
             }
         )
+    if "edit" in markers:
+        args = {"command": "create", "path": EDITED_PATH, "file_text": "hello from the fake LLM\n"}
+        script.append({"name": "file_editor", "arguments": {**args, "security_risk": "LOW"}})
+    if "view" in markers:
+        args = {"command": "view", "path": EDITED_PATH, "security_risk": "LOW"}
+        script.append({"name": "file_editor", "arguments": args})
     script.append({"name": "finish", "arguments": {"message": finish_message(task)}})
     if steps_done >= len(script):
         return script[-1], delay

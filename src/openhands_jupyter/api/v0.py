@@ -13,8 +13,15 @@ from .models import ConversationInfo, Event, StartTask, event_from_v0
 P = "/api/conversations"
 
 
+STATE_PAGES = 5
+
+
 class V0Backend(Backend):
     version = "v0"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._states: dict[str, tuple[str, int]] = {}
 
     def _runtime(self, info: ConversationInfo) -> tuple[str, dict[str, str]]:
         """Base URL and headers for calls bound to the conversation's runtime."""
@@ -49,19 +56,42 @@ class V0Backend(Backend):
             StartTask.from_json({"id": i, "status": "READY", "app_conversation_id": i}) for i in ids
         ]
 
-    async def _agent_state(self, info: ConversationInfo) -> str | None:
+    def _note_states(self, cid: str, raws: list[Any]) -> None:
+        """Remember the newest ``agent_state_changed`` seen in any read of this conversation:
+        V0 emits one only on a transition, so a long run has none among its newest events."""
+        for raw in raws:
+            if not isinstance(raw, dict) or raw.get("observation") != "agent_state_changed":
+                continue
+            eid = raw.get("id")
+            state = (raw.get("extras") or {}).get("agent_state")
+            known = self._states.get(cid)
+            if isinstance(eid, int) and state and (known is None or eid > known[1]):
+                self._states[cid] = (str(state), eid)
+
+    async def _agent_state(self, info: ConversationInfo) -> tuple[str | None, int | None]:
+        """The latest agent state and the id of the event that set it: from the newest events,
+        else from what earlier reads saw, else by paging back (once) through the history."""
         url, headers = self._runtime(info)
-        data = await self.call(
-            "GET",
-            f"{url}/events",
-            params={"start_id": 0, "limit": 20, "reverse": "true"},
-            headers=headers,
-        )
-        for raw in data.get("events", []) if isinstance(data, dict) else []:
-            if isinstance(raw, dict) and raw.get("observation") == "agent_state_changed":
-                state = (raw.get("extras") or {}).get("agent_state")
-                return str(state) if state else None
-        return None
+        end_id: int | None = None
+        for page in range(STATE_PAGES):
+            params: dict[str, Any] = {"start_id": 0, "limit": 20 if page == 0 else 100}
+            params["reverse"] = "true"
+            if end_id is not None:
+                params["end_id"] = end_id
+            data = await self.call("GET", f"{url}/events", params=params, headers=headers)
+            raws = data.get("events", []) if isinstance(data, dict) else []
+            raws = [r for r in raws if isinstance(r, dict)]
+            self._note_states(info.id, raws)
+            if any(r.get("observation") == "agent_state_changed" for r in raws):
+                break
+            if info.id in self._states or not (isinstance(data, dict) and data.get("has_more")):
+                break
+            ids = [r["id"] for r in raws if isinstance(r.get("id"), int)]
+            if not ids:
+                break
+            end_id = min(ids) - 1
+        known = self._states.get(info.id)
+        return (known[0], known[1]) if known else (None, None)
 
     async def conversations(
         self, ids: list[str], has_run: frozenset[str] = frozenset()
@@ -73,10 +103,12 @@ class V0Backend(Backend):
                 out.append(None)
                 continue
             info = ConversationInfo.from_v0(data, None)
-            state = None
+            state, marker = None, None
             if str(data.get("status", "")).upper() == "RUNNING":
-                state = await self._agent_state(info)
-            out.append(ConversationInfo.from_v0(data, state))
+                state, marker = await self._agent_state(info)
+            out.append(
+                ConversationInfo.from_v0(data, state, str(marker) if marker is not None else None)
+            )
         return out
 
     async def search(self, limit: int = 20) -> list[ConversationInfo]:
@@ -100,6 +132,7 @@ class V0Backend(Backend):
             )
             if not isinstance(data, dict):
                 raise InvalidResponseError("Unexpected events response.")
+            self._note_states(info.id, data.get("events", []))
             for raw in data.get("events", []):
                 if not isinstance(raw, dict):
                     continue

@@ -99,11 +99,41 @@ def build_agent_app(world: World, counts: Callable[[str], None]) -> Starlette:
         return JSONResponse({"success": True})
 
     async def info(request: Request, conv: SimConversation) -> Response:
+        """The agent server's own record of the conversation (the fields a 1.11 server has)."""
+        empty: dict[str, Any] = {}
         return JSONResponse(
             {
                 "id": str(uuid.UUID(conv.id)),
                 "title": conv.agent_title,
                 "execution_status": conv.execution_status or "idle",
+                "agent": {"kind": "Agent", "llm": {"model": "sim/fake"}},
+                "agent_state": empty,
+                "activated_knowledge_skills": [],
+                "invoked_skills": [],
+                "available_models": [],
+                "current_model_id": None,
+                "supports_runtime_model_switch": False,
+                "blocked_actions": empty,
+                "blocked_messages": empty,
+                "client_tools": [],
+                "confirmation_policy": {"kind": "NeverConfirm"},
+                "security_analyzer": None,
+                "hook_config": None,
+                "created_at": conv.created.isoformat(),
+                "updated_at": conv.updated.isoformat(),
+                "forked_from_conversation_id": None,
+                "forked_from_event_id": None,
+                "last_user_message_id": None,
+                "leaf_event_id": None,
+                "launched_agent_profile": None,
+                "max_iterations": 500,
+                "stuck_detection": True,
+                "metrics": None,
+                "stats": {"usage_to_metrics": empty},
+                "persistence_dir": f"/workspace/conversations/{conv.id}",
+                "secret_registry": {"secret_sources": empty},
+                "tags": empty,
+                "workspace": {"kind": "LocalWorkspace", "working_dir": "/workspace/project"},
             }
         )
 

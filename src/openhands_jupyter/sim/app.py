@@ -241,18 +241,27 @@ def build_app(cfg: SimConfig) -> Gate:
         nxt = str(offset + limit) if offset + limit < len(items) else None
         return JSONResponse({"items": page, "next_page_id": nxt})
 
+    def _stored(cid: str) -> SimConversation | None:
+        """The event store keeps a conversation's events after it is deleted."""
+        try:
+            return world.conversations.get(uuid.UUID(cid).hex)
+        except ValueError:
+            return None
+
     async def v1_events(request: Request) -> Response:
         if cfg.events_path == "old":
             return _err(404, "Not Found")
-        conv = world.find(request.path_params["cid"])
+        conv = _stored(request.path_params["cid"])
         if conv is None:
-            return _err(404, "Conversation not found")
+            return JSONResponse({"items": [], "next_page_id": None})
         return _events_response(conv, request)
 
     async def v1_events_old(request: Request) -> Response:
-        conv = world.find(request.query_params.get("conversation_id__eq", ""))
+        if cfg.events_path != "old":
+            return _err(404, "Not Found")
+        conv = _stored(request.query_params.get("conversation_id__eq", ""))
         if conv is None:
-            return _err(404, "Conversation not found")
+            return JSONResponse({"items": [], "next_page_id": None})
         return _events_response(conv, request)
 
     async def v1_send(request: Request) -> Response:
@@ -309,6 +318,7 @@ def build_app(cfg: SimConfig) -> Gate:
                 if conv is None
                 else {
                     "id": sid,
+                    "created_by_user_id": None,
                     "sandbox_spec_id": "sim",
                     "status": conv.sandbox_status,
                     "session_api_key": conv.session_api_key,
@@ -419,12 +429,14 @@ def build_app(cfg: SimConfig) -> Gate:
         rendered = (
             render.v0_event(e, world.local_time(e)) for e in world.visible_events(conv, lag=False)
         )
-        items = [e for e in rendered if e is not None]
+        end = int(q["end_id"]) if q.get("end_id") else None
+        items = [
+            e
+            for e in rendered
+            if e is not None and e["id"] >= start and (end is None or e["id"] <= end)
+        ]
         if q.get("reverse", "false").lower() == "true":
-            items = list(reversed(items))
-            page = items[:limit]
-            return JSONResponse({"events": page, "has_more": len(items) > limit})
-        items = [e for e in items if e["id"] >= start]
+            items.reverse()  # newest first, from end_id down to start_id
         return JSONResponse({"events": items[:limit], "has_more": len(items) > limit})
 
     async def v0_message(request: Request) -> Response:

@@ -40,124 +40,171 @@ def full_state(conv: SimConversation, stamp: str) -> dict[str, Any]:
     }
 
 
+def _tool_call(event: SimEvent, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The fields an agent's tool call carries, as the SDK records them."""
+    call_id = "call_" + event.id.replace("-", "")[:12]
+    return {
+        "thought": [],
+        "thinking_blocks": [],
+        "tool_name": name,
+        "tool_call_id": call_id,
+        "tool_call": {
+            "id": call_id,
+            "name": name,
+            "arguments": json.dumps(arguments),
+            "origin": "completion",
+        },
+        "llm_response_id": "chatcmpl-" + event.id.replace("-", "")[:12],
+        "security_risk": "LOW" if name != "finish" else "UNKNOWN",
+        "summary": f"{name}: {json.dumps(arguments)}",
+    }
+
+
+def _observation(event: SimEvent, name: str) -> dict[str, Any]:
+    action_id = event.value if isinstance(event.value, str) else None
+    return {
+        "tool_name": name,
+        "tool_call_id": "call_" + (action_id or event.id).replace("-", "")[:12],
+        "action_id": action_id,
+        "extended_content": [],
+    }
+
+
+def _text(text: str) -> list[dict[str, Any]]:
+    return [{"cache_prompt": False, "type": "text", "text": text}]
+
+
 def v1_events(
     conv: SimConversation, event: SimEvent, stamp: str | None = None
 ) -> list[dict[str, Any]]:
-    """One simulated event as one or two V1 events (``stamp``: the agent server's clock)."""
+    """One simulated event as one or two V1 events (``stamp``: the agent server's clock), with
+    the same fields a real 1.11 agent server writes."""
     base = {"id": event.id, "timestamp": stamp or _stamp(event), "source": event.source}
+    state = {**base, "kind": "ConversationStateUpdateEvent"}
+    if event.type == "system":
+        return [
+            {
+                **base,
+                "kind": "SystemPromptEvent",
+                "system_prompt": {
+                    "cache_prompt": False,
+                    "type": "text",
+                    "text": "You are a simulated agent.",
+                },
+                "tools": [],
+                "dynamic_context": None,
+            }
+        ]
+    if event.type == "user_id":
+        return [{**state, "key": "last_user_message_id", "value": event.value}]
     if event.type == "message":
         role = "user" if event.source == "user" else "assistant"
         return [
             {
                 **base,
                 "kind": "MessageEvent",
-                "llm_message": {"role": role, "content": [{"type": "text", "text": event.text}]},
+                "llm_message": {"role": role, "content": _text(event.text), "thinking_blocks": []},
+                "activated_skills": [],
+                "extended_content": [],
             }
         ]
     if event.type == "stats":
-        return [
-            {**base, "kind": "ConversationStateUpdateEvent", "key": "stats", "value": event.value}
-        ]
+        return [{**state, "key": "stats", "value": event.value}]
+    if event.type == "state":
+        return [{**state, "key": "execution_status", "value": event.text}]
     if event.type == "pause":
         return [{**base, "kind": "PauseEvent"}]
     if event.type == "plan":
+        tasks = [{"title": t, "notes": "", "status": "todo"} for t in event.text.split(";")]
         return [
             {
                 **base,
                 "kind": "ActionEvent",
-                "tool_name": "task_tracker",
-                "thought": [],
-                "summary": "task_tracker: plan",
-                "action": {
-                    "kind": "TaskTrackerAction",
-                    "command": "plan",
-                    "task_list": [{"title": t, "status": "todo"} for t in event.text.split(";")],
-                },
+                **_tool_call(event, "task_tracker", {"command": "plan", "task_list": tasks}),
+                "action": {"command": "plan", "task_list": tasks, "kind": "TaskTrackerAction"},
             }
         ]
-    if event.type == "read":
+    if event.type in ("read", "edit"):
+        verb, _, path = (
+            event.text.partition(" ") if event.type == "edit" else ("view", "", event.text)
+        )
+        args = {"command": verb, "path": path}
+        action: dict[str, Any] = {
+            "command": verb,
+            "path": path,
+            "file_text": None,
+            "old_str": None,
+            "new_str": None,
+            "insert_line": None,
+            "view_range": None,
+            "kind": "FileEditorAction",
+        }
         return [
             {
                 **base,
                 "kind": "ActionEvent",
-                "tool_name": "file_editor",
-                "thought": [],
-                "summary": f"View {event.text}",
-                "action": {"kind": "FileEditorAction", "command": "view", "path": event.text},
+                **_tool_call(event, "file_editor", args),
+                "action": action,
             }
         ]
     if event.type == "command":
+        action = {
+            "command": event.text,
+            "is_input": False,
+            "reset": False,
+            "kind": "TerminalAction",
+        }
+        args = {"command": event.text, "security_risk": "LOW"}
         return [
-            {
-                **base,
-                "kind": "ActionEvent",
-                "tool_name": "terminal",
-                "thought": [],
-                "summary": f"Run {event.text}",
-                "action": {"kind": "TerminalAction", "command": event.text, "is_input": False},
-            }
+            {**base, "kind": "ActionEvent", **_tool_call(event, "terminal", args), "action": action}
         ]
     if event.type == "output":
+        code = event.exit_code
         return [
             {
                 **base,
                 "kind": "ObservationEvent",
-                "tool_name": "terminal",
-                "action_id": None,
+                **_observation(event, "terminal"),
                 "observation": {
+                    "content": _text(event.text),
+                    "is_error": False,
+                    "command": "",
+                    "exit_code": code,
+                    "timeout": code == -1,
+                    "metadata": {
+                        "exit_code": code,
+                        "pid": -1,
+                        "username": "sim",
+                        "hostname": "sim",
+                        "working_dir": "/workspace/project",
+                        "py_interpreter_path": None,
+                        "prefix": "",
+                        "suffix": "",
+                    },
+                    "full_output_save_dir": None,
                     "kind": "TerminalObservation",
-                    "is_error": bool(event.exit_code),
-                    "exit_code": event.exit_code,
-                    "timeout": event.exit_code == -1,
-                    "content": [{"type": "text", "text": event.text}],
                 },
-            }
-        ]
-    if event.type == "edit":
-        verb, _, path = event.text.partition(" ")
-        return [
-            {
-                **base,
-                "kind": "ActionEvent",
-                "tool_name": "file_editor",
-                "thought": [],
-                "summary": f"Edit {path}",
-                "action": {"kind": "FileEditorAction", "command": verb, "path": path},
             }
         ]
     if event.type == "finish":
-        summary = "finish: " + json.dumps({"message": event.text})
-        return [
-            {
-                **base,
-                "kind": "ActionEvent",
-                "tool_name": "finish",
-                "thought": [],
-                "action": {"kind": "FinishAction", "message": event.text},
-                "summary": summary,
-                "security_risk": "UNKNOWN",
+        args = {"message": event.text}
+        action = {"message": event.text, "kind": "FinishAction"}
+        observation = {
+            **base,
+            "id": event.id[:-4] + "f1n1",
+            "source": "environment",
+            "kind": "ObservationEvent",
+            **_observation(event, "finish"),
+            "action_id": event.id,
+            "observation": {
+                "content": _text(event.text),
+                "is_error": False,
+                "kind": "FinishObservation",
             },
-            {
-                **base,
-                "id": event.id[:-4] + "f1n1",
-                "kind": "ObservationEvent",
-                "tool_name": "finish",
-                "action_id": event.id,
-                "observation": {
-                    "kind": "FinishObservation",
-                    "is_error": False,
-                    "content": [{"type": "text", "text": event.text}],
-                },
-            },
-        ]
-    if event.type == "state":
+        }
         return [
-            {
-                **base,
-                "kind": "ConversationStateUpdateEvent",
-                "key": "execution_status",
-                "value": event.text,
-            }
+            {**base, "kind": "ActionEvent", **_tool_call(event, "finish", args), "action": action},
+            observation,
         ]
     if event.type == "error":
         return [
@@ -168,7 +215,7 @@ def v1_events(
 
 def v0_event(event: SimEvent, stamp: str | None = None) -> dict[str, Any] | None:
     """One simulated event as a V0 event (``None`` for what V0 does not record)."""
-    if event.type in ("stats", "pause"):
+    if event.type in ("stats", "pause", "system", "user_id"):
         return None
     base: dict[str, Any] = {
         "id": event.seq,

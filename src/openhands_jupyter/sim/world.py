@@ -73,6 +73,7 @@ class SimConversation:
     agent_title: str | None = None
     title_due: float = NEVER
     agent_paused: list[tuple[float, sc.Step]] | None = None
+    last_action_id: str | None = None
 
 
 @dataclass
@@ -218,7 +219,9 @@ class World:
         conv.title_due = conv.ready_at + self.scaled(self.title_delay)
         conv.exec_ready_at = conv.ready_at + self.scaled(self.null_period)
         at = conv.exec_ready_at
+        self._emit(conv, "system", "", "agent", None, conv.ready_at)
         self._emit(conv, "message", conv.task, "user", None, conv.ready_at)
+        self._emit(conv, "user_id", "", "environment", None, conv.ready_at, conv.events[-1].id)
         for step in sc.run_steps(conv.scenario, conv.task, self.step):
             at += self.scaled(step.delay)
             conv.steps.append((at, step))
@@ -308,6 +311,9 @@ class World:
         buffered one: the agent server's timer is not reset by later events)."""
         self._seq += 1
         self._flush_due(conv, at)
+        if type_ in ("output", "finish_obs") and value is None:
+            value = conv.last_action_id
+
         wall = datetime.now(timezone.utc) - timedelta(seconds=max(0.0, self.now() - at))
         event = SimEvent(
             seq=len(conv.events),
@@ -321,6 +327,8 @@ class World:
             value=value,
         )
         conv.events.append(event)
+        if type_ in ("command", "edit", "read", "plan", "finish"):
+            conv.last_action_id = event.id
         conv.buffer.append(event)
         if len(conv.buffer) >= self.batch_size:
             self._flush(conv, at)
@@ -545,5 +553,8 @@ class World:
             else None,
             "session_api_key": conv.session_api_key if running else None,
             "agent_kind": "openhands",
-            "tags": {},
+            "public": None,
+            "tags": {"archiveworkspacepath": f"./{conv.id}"},
+            "acp_server": None,
+            "launched_agent_profile": None,
         }

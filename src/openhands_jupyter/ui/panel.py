@@ -12,10 +12,12 @@ import traitlets
 
 from ..api import status as st
 from ..api.errors import OpenHandsError
+from ..api.ids import epoch_ms
 from ..client import AsyncOpenHands, OpenHands
 from ..conversation import Conversation
 from ..tracking import Snapshot, Tracked
 from .assets import asset
+from .widget import tokens_state
 
 FLUSH_SECONDS = 0.25
 
@@ -70,8 +72,7 @@ class Panel(anywidget.AnyWidget):
             return
         info = tracked.info
         started = self._started.setdefault(
-            key,
-            info.created_at.timestamp() * 1000 if info and info.created_at else time.time() * 1000,
+            key, (epoch_ms(info.created_at) if info else None) or time.time() * 1000
         )
         if snap.status in st.ACTIVE or snap.status in (st.WAITING,):
             self._ended.pop(key, None)
@@ -87,6 +88,7 @@ class Panel(anywidget.AnyWidget):
             "repository": snap.repository or "",
             "branch": snap.branch or "",
             "cost": snap.cost,
+            "tokens": tokens_state(snap),
             "url": url if url.startswith(("http://", "https://")) else "",
             "detail": snap.detail or snap.last_error or "",
             "started_at": started,

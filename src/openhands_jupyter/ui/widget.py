@@ -12,6 +12,7 @@ import traitlets
 
 from ..api import status as st
 from ..api.errors import OpenHandsError
+from ..api.ids import epoch_ms
 from ..conversation import Conversation
 from ..tracking import Snapshot
 from .assets import asset
@@ -23,6 +24,13 @@ ACTIONS = ("stop", "resume", "send", "refresh", "untrack")
 def _excerpt(text: str | None, size: int = 200) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= size else text[: size - 1] + "…"
+
+
+def tokens_state(snap: Snapshot) -> dict[str, int | None] | None:
+    """Prompt and completion tokens for the frontend, or ``None`` when none were reported."""
+    if snap.prompt_tokens is None and snap.completion_tokens is None:
+        return None
+    return {"prompt": snap.prompt_tokens, "completion": snap.completion_tokens}
 
 
 class ConversationWidget(anywidget.AnyWidget):
@@ -50,8 +58,8 @@ class ConversationWidget(anywidget.AnyWidget):
     # -- state from snapshots -------------------------------------------------------------------
     def _state(self, snap: Snapshot) -> dict[str, Any]:
         conv = self.conversation
-        created = conv.created_at
-        started = created.timestamp() * 1000 if created else self._started_ms
+        # a naive server time has no zone: measure from when this client saw it start
+        started = epoch_ms(conv.created_at) or self._started_ms
         if snap.status not in st.ACTIVE and snap.status not in (st.RUNNING, st.WAITING):
             if self._ended_ms is None:
                 self._ended_ms = time.time() * 1000
@@ -67,6 +75,9 @@ class ConversationWidget(anywidget.AnyWidget):
             "branch": snap.branch or "",
             "conversation_id": snap.conversation_id or "",
             "cost": snap.cost,
+            "tokens": tokens_state(snap),
+            "activity": snap.activity,
+            "activity_note": snap.activity_note or "",
             "prs": list(snap.pr_numbers),
             "url": url if url.startswith(("http://", "https://")) else "",
             "result": (snap.result or "")[:20000],
