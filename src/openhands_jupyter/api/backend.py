@@ -53,7 +53,10 @@ class Backend(abc.ABC):
         try:
             return await self.transport.request(method, url, **kwargs)
         except OpenHandsError as exc:
-            if what and absent_route(exc):
+            # a web page for a user's own call means the same (the tracker's polls retry one,
+            # which may come from a proxy in trouble)
+            page = exc.not_json and request_gate.get() is None
+            if what and (absent_route(exc) or page):
                 raise UnsupportedError(
                     f"This server does not offer {what}.", status_code=exc.status_code
                 ) from None

@@ -179,6 +179,8 @@ class Transport:
         if response.status_code >= 400:
             raise error_from_response(response)
         if not expect_json:
+            if response.headers.get("content-type", "").lower().startswith("text/html"):
+                _check_json_type(response)  # a web page where a file was due: not this route
             return response.content
         return decode_json(response)
 

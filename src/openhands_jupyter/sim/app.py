@@ -35,6 +35,8 @@ class SimConfig:
     events_path: str = "new"
     frontend: bool = True
     """Serve the web UI: unknown GETs get its HTML page (200), other methods 405."""
+    absent: frozenset[str] = frozenset()
+    """Routes (by their counting name, e.g. ``v1.send_message``) this server does not have."""
     faults: Faults = field(default_factory=Faults)
     stats: Stats = field(default_factory=Stats)
 

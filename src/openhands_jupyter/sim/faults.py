@@ -217,6 +217,15 @@ class Gate:
         if cfg.session_api_key and headers.get("x-session-api-key") != cfg.session_api_key:
             await _json(counted_send, 401, {"detail": "Unauthorized"})
             return
+        if record.route in cfg.absent:
+            # a route this server version does not have: answered like any unknown path
+            if not cfg.frontend:
+                await _json(counted_send, 404, {"detail": "Not Found"})
+            elif method != "GET":
+                await _json(counted_send, 405, {"detail": "Method Not Allowed"})
+            else:
+                await _raw(counted_send, 200, b"<!doctype html><html></html>", b"text/html")
+            return
         if cfg.rate_limit:
             blocked = self._rate(identity)
             if blocked is not None:

@@ -67,7 +67,8 @@ class Simulator:
     server's store in webhook batches of ``batch_size`` events or after ``flush_delay``
     (sim-)seconds, as on a real server (5 / 30 s by default). ``grouping="ADD_TO_ANY"`` puts
     every new conversation into a running sandbox. ``frontend`` serves the web UI's page on
-    unknown paths (405 for non-GET), else FastAPI's 404.
+    unknown paths (405 for non-GET), else FastAPI's 404. ``absent`` names routes this server
+    lacks (a 1.6 server's V1 has no ``v1.send_message`` and no ``v1.delete``).
     """
 
     def __init__(
@@ -94,6 +95,7 @@ class Simulator:
         frontend: bool = True,
         local_offset_hours: float = 0.0,
         title_delay: float = 3.0,
+        absent: frozenset[str] | set[str] = frozenset(),
     ) -> None:
         self.port = port
         self.agent_port = 0
@@ -121,6 +123,7 @@ class Simulator:
             events_path=events_path,
             faults=faults or Faults(),
             frontend=frontend,
+            absent=frozenset(absent),
         )
         self._app: _Served | None = None
         self._agent: _Served | None = None

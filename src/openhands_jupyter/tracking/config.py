@@ -20,7 +20,10 @@ class TrackerConfig:
     paused_interval: float = 60.0
     queue_retry_interval: float = 30.0
     event_lag_allowance: float = 2.0
-    final_fetches: int = 3
+    final_fetches: int = 6
+    """Reads of the app server's events for the answer after the end (at 2, 7, 17, 37, 67,
+    97 s): its store is fed in batches of 5 events or 30 s."""
+    max_final_gap: float = 30.0
     budget_per_minute: int = 60
     max_per_second: int = 10
     max_concurrent: int | None = None

@@ -752,7 +752,11 @@ class Tracker:
                     tracked.final_left = 0
                     tracked.events_due = math.inf
                 else:
-                    tracked.events_due = self._now() + cfg.s(cfg.poll_interval)
+                    # the app server's store gets events in batches (up to 30 s apart): wait
+                    # for the finish message with growing gaps rather than many requests
+                    used = cfg.final_fetches - tracked.final_left
+                    gap = min(cfg.poll_interval * 2 ** max(0, used - 1), cfg.max_final_gap)
+                    tracked.events_due = self._now() + cfg.s(gap)
             else:
                 tracked.events_due = self._now() + cfg.s(cfg.poll_interval)
             info = tracked.info
