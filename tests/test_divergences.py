@@ -261,3 +261,21 @@ def test_a_follow_up_that_ends_within_one_poll_is_seen_finished(live: bool) -> N
         assert took < poll, took
         conv.wait(timeout=20)
         assert conv.result == finish_message("Quick one")
+
+
+# -- a: which generation "auto" picks ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("api", "v1_enabled", "expected"),
+    [("v1", True, "v1"), ("both", True, "v1"), ("both", False, "v0"), ("v0", True, "v0")],
+)
+def test_auto_picks_what_the_servers_web_ui_uses(api: str, v1_enabled: bool, expected: str) -> None:
+    # a 1.6 server has both; its web UI starts V1 conversations when its settings say
+    # v1_enabled; one run with V1 switched off has only the legacy API
+    with (
+        Simulator(speed=SPEED, api=api, v1_enabled=v1_enabled) as sim,
+        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
+    ):
+        conv = oh.start("Which one")
+        conv.wait(timeout=20)
+        assert oh.aio._version == expected
+        assert conv.result == finish_message("Which one")

@@ -113,6 +113,12 @@ class AsyncOpenHands:
     def has_api_key(self) -> bool:
         return self._api_key is not None
 
+    @property
+    def generation(self) -> str | None:
+        """The API generation in use (``v1`` or ``v0``); ``None`` until the first request
+        when ``api_version`` is ``auto``."""
+        return self._version
+
     # -- plumbing -------------------------------------------------------------------------------
     async def backend(self) -> Backend:
         """The backend for this server, probing the API generation once when set to auto."""
@@ -299,6 +305,10 @@ class OpenHands:
     @property
     def tracker(self) -> Tracker:
         return self.aio.tracker
+
+    @property
+    def generation(self) -> str | None:
+        return self.aio.generation
 
     @property
     def tracked(self) -> list[Conversation]:

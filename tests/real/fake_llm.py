@@ -7,7 +7,9 @@ The last user message picks the script with a marker:
 - ``[llm:long=N]``: run a command that takes N seconds (``sleep N``), then finish;
 - ``[llm:plan]``: write a plan with the task tracker; ``[llm:edit]``: create a file with the
   file editor; ``[llm:view]``: view that file;
-- ``[llm:slow=N]``: wait N seconds before every answer (the conversation stays running).
+- ``[llm:slow=N]``: wait N seconds before every answer (the conversation stays running);
+- ``[llm:many=N]``: run N short commands (a run long enough to push its state change out of
+  the newest events).
 
 The finish message is ``Done: <first line of the user message, markers removed>``.
 """
@@ -57,14 +59,36 @@ def finish_message(task: str) -> str:
     return f"Done: {first[:80]}" if first else "Done."
 
 
-def plan(messages: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, float]:
-    """The next tool call for this conversation, and how long to wait before answering."""
-    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
-    task = _text(messages[last_user].get("content")) if last_user >= 0 else ""
-    # the task text is the user's own words: the first text part that carries no system context
+RESULT = "EXECUTION RESULT of ["
+TASK_IN_EXAMPLE = re.compile(r"NEW TASK DESCRIPTION -+\n(.*?)\n-+ END OF NEW TASK", re.S)
+
+
+def task_and_steps(messages: list[dict[str, Any]]) -> tuple[str, int]:
+    """The user's latest request (not a tool result, not an in-context example around it) and
+    how many steps the agent has taken since."""
+    last = -1
+    for i, m in enumerate(messages):
+        text = _text(m.get("content")).lstrip()
+        # tool results and context the server adds (<RUNTIME_INFORMATION>…) are not requests
+        if m.get("role") == "user" and not text.startswith((RESULT, "<")):
+            last = i
+    task = _text(messages[last].get("content")) if last >= 0 else ""
+    inner = TASK_IN_EXAMPLE.search(task)
+    if inner:
+        task = inner.group(1)
+    steps = sum(1 for m in messages[last + 1 :] if m.get("role") == "assistant")
+    return task.strip(), steps
+
+
+def plan(
+    messages: list[dict[str, Any]], tools: list[str] | None = None
+) -> tuple[dict[str, Any] | None, float]:
+    """The next tool call for this conversation, and how long to wait before answering.
+    ``tools`` are the tool names offered (V0 calls the shell ``execute_bash``)."""
+    task, steps_done = task_and_steps(messages)
     markers = {m.group(1): m.group(2) for m in MARKER.finditer(task)}
-    steps_done = sum(1 for m in messages[last_user + 1 :] if m.get("role") == "tool")
     delay = float(markers.get("slow") or 0)
+    shell = "execute_bash" if tools and "execute_bash" in tools else "terminal"
     script: list[dict[str, Any]] = []
     if "plan" in markers:
         tasks = [{"title": "Look around", "notes": "", "status": "todo"}]
@@ -72,20 +96,22 @@ def plan(messages: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, float]:
             {"name": "task_tracker", "arguments": {"command": "plan", "task_list": tasks}}
         )
     if "command" in markers:
-        script.append(
-            {"name": "terminal", "arguments": {"command": COMMAND, "security_risk": "LOW"}}
-        )
+        script.append({"name": shell, "arguments": {"command": COMMAND, "security_risk": "LOW"}})
     if "long" in markers:
         seconds = float(markers.get("long") or 20)
         script.append(
             {
-                "name": "terminal",
+                "name": shell,
                 "arguments": {
                     "command": f"sleep {seconds:g} && echo slept-{seconds:g}",
                     "timeout": seconds + 60,
                     "security_risk": "LOW",
                 },
             }
+        )
+    for i in range(int(markers.get("many") or 0)):
+        script.append(
+            {"name": shell, "arguments": {"command": f"echo step-{i}", "security_risk": "LOW"}}
         )
     if "edit" in markers:
         args = {"command": "create", "path": EDITED_PATH, "file_text": "hello from the fake LLM\n"}
@@ -121,13 +147,26 @@ class FakeLLM:
             self.requests.append(body)
             messages = body.get("messages") or []
             model = body.get("model") or "fake"
-            if not body.get("tools"):
+            system = _text(messages[0].get("content")) if messages else ""
+            tools = [
+                str((t.get("function") or {}).get("name"))
+                for t in body.get("tools") or []
+                if isinstance(t, dict)
+            ]
+            if not tools and "<function=" not in system:
                 # a call without tools: the server asks for a title (or a summary)
                 return _reply(model, body, {"role": "assistant", "content": TITLE})
-            call, delay = plan(messages)
+            call, delay = plan(messages, tools or ["execute_bash", "finish"])
             if delay:
                 await asyncio.sleep(delay)
             assert call is not None
+            if not tools:
+                # the prompt asks for calls written as text (V0 with a model it does not know)
+                params = "".join(
+                    f"<parameter={k}>{v}</parameter>\n" for k, v in call["arguments"].items()
+                )
+                text = f"<function={call['name']}>\n{params}</function>"
+                return _reply(model, body, {"role": "assistant", "content": text})
             tool_call = {
                 "id": "call_" + uuid.uuid4().hex[:12],
                 "type": "function",

@@ -35,12 +35,24 @@ V0_VERSION = "1.6.0"
 TAG = "OHJ_REAL_SERVER_TAG"
 
 _APP_MODULE = '''
-"""App server with three in-memory patches for this machine (no file is edited)."""
-import psutil
-from openhands.app_server.utils import environment, docker_utils
+"""The OpenHands app with in-memory patches for this machine (no installed file is edited)."""
+import importlib
 
-environment.is_running_in_docker = lambda: False
-docker_utils.is_running_in_docker = lambda: False
+import psutil
+
+# /.dockerenv exists here: the process sandbox would then send its agent servers to
+# host.docker.internal, which does not resolve
+for name in (
+    "openhands.utils.environment",  # 1.6
+    "openhands.app_server.utils.environment",  # 1.11
+    "openhands.app_server.utils.docker_utils",
+):
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        continue
+    if hasattr(module, "is_running_in_docker"):
+        module.is_running_in_docker = lambda: False
 
 from openhands.app_server.sandbox import process_sandbox_service as pss
 from openhands.app_server.sandbox.sandbox_models import SandboxStatus
@@ -64,7 +76,10 @@ def _process_status(self, process_info):
 
 pss.ProcessSandboxService._get_process_status = _process_status
 
-from openhands.app_server.app import app  # noqa: E402
+try:
+    from openhands.app_server.app import app  # 1.7 and later: the V1 app server
+except ImportError:
+    from openhands.server.listen import app  # 1.6: the legacy server, with V1 beside it
 '''
 
 _AGENT_MODULE = '''
@@ -111,15 +126,36 @@ def find_python() -> str:
     )
 
 
+#: packages a release needs pinned: an unpinned install of 1.6.0 now pulls a FastAPI that no
+#: longer takes its agent server's ``Query(lte=...)``, so that server cannot start
+PINS: dict[str, list[str]] = {"1.6.0": ["fastapi==0.141.1"]}
+
+
+def _pip(venv: Path) -> list[str]:
+    return [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+
+
+def _install(venv: Path, packages: list[str], what: str) -> None:
+    result = subprocess.run([*_pip(venv), *packages], capture_output=True, text=True, timeout=3600)
+    if result.returncode != 0:
+        tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+        raise RealServerError(f"Installing {what} failed:\n{tail}")
+
+
 def ensure_installed(version: str, log: Any = None) -> Path:
     """The venv holding ``openhands-ai==version``, installed on first use (cached after)."""
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     venv = root / f"openhands-ai-{version}"
     marker = venv / ".installed"
+    pins = PINS.get(version, [])
     with open(root / f".lock-{version}", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if marker.exists():
+            done = json.loads(marker.read_text() or "{}")
+            if done.get("pins", []) != pins:
+                _install(venv, pins, f"the pins of openhands-ai=={version}")
+                marker.write_text(json.dumps({**done, "pins": pins}))
             return venv
         shutil.rmtree(venv, ignore_errors=True)
         python = find_python()
@@ -127,23 +163,13 @@ def ensure_installed(version: str, log: Any = None) -> Path:
         if log:
             print(f"installing openhands-ai=={version} into {venv} (first run only)", file=log)
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
-        pip = [
-            str(venv / "bin/python"),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-        ]
         # the pip a fresh venv brings cannot read some of openhands-ai's dependency metadata
-        subprocess.run([*pip, "--upgrade", "pip"], capture_output=True, timeout=600, check=True)
-        result = subprocess.run(
-            [*pip, f"openhands-ai=={version}"], capture_output=True, text=True, timeout=3600
+        subprocess.run(
+            [*_pip(venv), "--upgrade", "pip"], capture_output=True, timeout=600, check=True
         )
-        if result.returncode != 0:
-            tail = "\n".join(result.stderr.strip().splitlines()[-15:])
-            raise RealServerError(f"Installing openhands-ai=={version} failed:\n{tail}")
-        marker.write_text(json.dumps({"version": version, "seconds": time.monotonic() - started}))
+        _install(venv, [f"openhands-ai=={version}", *pins], f"openhands-ai=={version}")
+        seconds = time.monotonic() - started
+        marker.write_text(json.dumps({"version": version, "pins": pins, "seconds": seconds}))
         return venv
 
 
@@ -197,8 +223,11 @@ class RealServer:
         batching: tuple[int, float] | None = None,
         grouping: str = "ADD_TO_ANY",
         llm: FakeLLM | None = None,
+        v1: bool = True,
     ) -> None:
         self.version = version
+        self.v1 = v1
+        self.legacy = version.startswith("1.6") or version.startswith("0.")
         self.session_api_key = session_api_key
         self.batching = batching
         self.grouping = grouping
@@ -231,7 +260,7 @@ class RealServer:
         mods.mkdir()
         (mods / "ohj_real_app.py").write_text(textwrap.dedent(_APP_MODULE))
         (mods / "ohj_agent_server.py").write_text(textwrap.dedent(_AGENT_MODULE))
-        for name in ("persist", "sandboxes", "home"):
+        for name in ("persist", "sandboxes", "home", "files", "workspace"):
             (self.dir / name).mkdir()
         self.port = free_port()
         env = {
@@ -246,6 +275,8 @@ class RealServer:
                 "RUNTIME": "process",
                 "SERVE_FRONTEND": "false",
                 "OH_PERSISTENCE_DIR": str(self.dir / "persist"),
+                # the OH_SANDBOX_* settings below reach the process sandbox only with its kind
+                "OH_SANDBOX_KIND": "ProcessSandboxServiceInjector",
                 "OH_SANDBOX_BASE_WORKING_DIR": str(self.dir / "sandboxes"),
                 "OH_SANDBOX_BASE_PORT": str(20000 + (os.getpid() * 7 + self.port) % 20000),
                 "OH_SANDBOX_AGENT_SERVER_MODULE": "ohj_agent_server",
@@ -253,6 +284,25 @@ class RealServer:
                 "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}",
             }
         )
+        if self.legacy:
+            # the legacy server: its own file store, a local runtime, and as root no new user
+            env.update(
+                {
+                    "RUNTIME": "local",
+                    "FILE_STORE": "local",
+                    "FILE_STORE_PATH": str(self.dir / "files"),
+                    "LOCAL_WORKSPACE_BASE": str(self.dir / "workspace"),
+                    "USER": "root",
+                    "RUNTIME_USERNAME": "root",
+                    "RUN_AS_OPENHANDS": "false",
+                    "ENABLE_BROWSER": "false",  # no browser here: it would block start-up
+                    # the local runtime's Jupyter plugin starts its gateway from here
+                    "OPENHANDS_REPO_PATH": str(self.dir / "workspace"),
+                    # no VS Code server here: its plugin would wait for one for ever
+                    "DISABLE_VSCODE_PLUGIN": "true",
+                    "ENABLE_V1": "1" if self.v1 else "0",
+                }
+            )
         if self.batching is not None:
             env["OH_WEBHOOKS_0_EVENT_BUFFER_SIZE"] = str(self.batching[0])
             env["OH_WEBHOOKS_0_FLUSH_DELAY"] = str(self.batching[1])
@@ -306,6 +356,21 @@ class RealServer:
 
     def _store_settings(self) -> None:
         assert self.llm is not None
+        if self.legacy:
+            body: dict[str, Any] = {
+                "llm_model": "openai/fake",
+                "llm_base_url": self.llm.url,
+                "llm_api_key": "x",
+                "sandbox_grouping_strategy": self.grouping,
+            }
+            r = httpx.post(
+                f"{self.url}/api/settings", json=body, headers=self.headers(), timeout=30
+            )
+            if r.status_code >= 400:
+                raise RealServerError(
+                    f"Storing LLM settings failed: {r.status_code} {r.text[:300]}"
+                )
+            return
         body = {
             "agent_settings_diff": {
                 "llm": {"model": "openai/fake", "base_url": self.llm.url, "api_key": "x"}

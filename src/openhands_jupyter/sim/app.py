@@ -35,6 +35,8 @@ class SimConfig:
     events_path: str = "new"
     frontend: bool = True
     """Serve the web UI: unknown GETs get its HTML page (200), other methods 405."""
+    v1_enabled: bool = True
+    """What the legacy settings (``GET /api/settings``) say to a 1.x web UI."""
     absent: frozenset[str] = frozenset()
     """Routes (by their counting name, e.g. ``v1.send_message``) this server does not have."""
     faults: Faults = field(default_factory=Faults)
@@ -495,6 +497,12 @@ def build_app(cfg: SimConfig) -> Gate:
         world.delete(conv)
         return JSONResponse(True)
 
+    async def v0_settings(request: Request) -> Response:
+        """The legacy settings a 1.x web UI reads: ``v1_enabled`` decides which API it uses."""
+        return JSONResponse(
+            {"llm_model": "sim/fake", "llm_api_key_set": True, "v1_enabled": cfg.v1_enabled}
+        )
+
     async def alive(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -520,6 +528,7 @@ def build_app(cfg: SimConfig) -> Gate:
         Route("/api/v1/sandboxes/{sid}/resume", v1(v1_resume), methods=["POST"]),
         Route("/api/v1/sandboxes", v1(v1_sandboxes)),
         Route("/api/v1/users/me", v1(v1_me)),
+        Route("/api/settings", v0(v0_settings)),
         Route("/api/conversations", v0(v0_create), methods=["POST"]),
         Route("/api/conversations", v0(v0_list)),
         Route("/api/conversations/{cid}/events", v0(v0_events)),

@@ -96,6 +96,7 @@ class Simulator:
         local_offset_hours: float = 0.0,
         title_delay: float = 3.0,
         absent: frozenset[str] | set[str] = frozenset(),
+        v1_enabled: bool = True,
     ) -> None:
         self.port = port
         self.agent_port = 0
@@ -124,6 +125,7 @@ class Simulator:
             faults=faults or Faults(),
             frontend=frontend,
             absent=frozenset(absent),
+            v1_enabled=v1_enabled,
         )
         self._app: _Served | None = None
         self._agent: _Served | None = None

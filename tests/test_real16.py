@@ -1,0 +1,101 @@
+"""Against a real OpenHands 1.6.0, the last release with the legacy V0 API beside V1: "auto"
+picks what that server's web UI uses, and both generations work end to end."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from openhands_jupyter import NotFoundError, OpenHands
+
+from .real.fake_llm import COMMAND, finish_message
+from .real.launcher import V0_VERSION, RealServer, RealServerError
+
+pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]
+
+
+def _server(v1: bool) -> Iterator[RealServer]:
+    server = RealServer(V0_VERSION, v1=v1)
+    try:
+        server.start()
+    except RealServerError as exc:
+        pytest.fail(f"OpenHands {V0_VERSION} did not start: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def server16() -> Iterator[RealServer]:
+    """1.6.0 as installed: V1 on (its web UI starts V1 conversations)."""
+    yield from _server(v1=True)
+
+
+@pytest.fixture(scope="module")
+def server16_v0() -> Iterator[RealServer]:
+    """1.6.0 run with V1 switched off (``ENABLE_V1=0``): only the legacy API."""
+    yield from _server(v1=False)
+
+
+def _client(server: RealServer) -> OpenHands:
+    return OpenHands(base_url=server.url, progress=False)
+
+
+def test_v1_on_a_1_6_server(server16: RealServer) -> None:
+    with _client(server16) as oh:
+        conv = oh.start("Greet from V1 [llm:command]")
+        assert oh.generation == "v1"  # what 1.6's web UI starts (its settings: v1_enabled)
+        conv.wait(timeout=300)
+        assert conv.status == "finished", (conv.status, conv.detail)
+        assert conv.result == finish_message("Greet from V1")
+        events = conv.events()
+        assert [e.text for e in events if e.type == "command"] == [COMMAND]
+        assert [e.exit_code for e in events if e.type == "output"] == [0]
+        # 1.6's V1 has no send-message: the follow-up goes to the agent server
+        conv.send("Again from V1")
+        conv.wait(timeout=120)
+        assert conv.result == finish_message("Again from V1")
+        # nor a V1 delete: the legacy route deletes it
+        conv.delete()
+        with pytest.raises(NotFoundError):
+            oh.get(conv.id)  # type: ignore[arg-type]
+
+
+def test_v0_on_a_1_6_server_with_v1_off(server16_v0: RealServer) -> None:
+    with _client(server16_v0) as oh:
+        conv = oh.start("Greet from V0 [llm:command]")
+        assert oh.generation == "v0"
+        conv.wait(timeout=300)
+        assert conv.status == "finished", (conv.status, conv.detail)
+        assert conv.result == finish_message("Greet from V0")
+        events = conv.events()
+        assert COMMAND in [e.text for e in events if e.type == "command"]
+        # 1.6 writes the exit code into the observation's metadata
+        assert [e.exit_code for e in events if e.type == "output"] == [0]
+        conv.send("Again from V0")
+        conv.wait(timeout=120)
+        assert conv.result == finish_message("Again from V0")
+
+
+def test_v0_long_run_keeps_its_state(server16_v0: RealServer) -> None:
+    with _client(server16_v0) as oh:
+        conv = oh.start("Many steps [llm:many=14] [llm:slow=0.6]")
+        # wait until the run has produced more events than one status read looks at
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            outputs = [e for e in conv.events() if e.type == "output"]
+            if len(outputs) >= 11:
+                break
+            time.sleep(1)
+        assert len(outputs) >= 11
+        # agent_state_changed only came at the start: it is still known as running
+        assert conv.refresh().status == "running"
+        conv.wait(timeout=120)
+        assert conv.status == "finished"
+        assert conv.result == finish_message("Many steps")
+        conv.stop()
+        assert conv.refresh().status == "paused"
+        conv.delete()
