@@ -39,3 +39,7 @@ def client(sim: Simulator) -> Iterator[OpenHands]:
     oh = OpenHands(API_KEY, sim.url, tracker_config=fast_config(), progress=False)
     yield oh
     oh.close()
+
+
+# the real OpenHands server, started once for every test that asks for it
+from .real.fixtures import real_server  # noqa: E402, F401

@@ -9,28 +9,30 @@ import pytest
 
 from openhands_jupyter.sim import Simulator
 
-from .real.fixtures import APP_KEY, real_server  # noqa: F401
+from .real.fixtures import APP_KEY
 from .real.launcher import RealServer
 from .real.survey import Survey
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]
 
 
-def _ask(url: str, task: str) -> dict[str, Any]:
+def _ask(url: str, task: str, busy_task: str) -> dict[str, Any]:
     survey = Survey(url, {"X-Session-API-Key": APP_KEY})
     try:
-        return survey.run(task)
+        return survey.run(task, busy_task)
     finally:
         survey.close()
 
 
 def test_the_simulator_answers_as_the_real_server_does(
-    real_server: RealServer,  # noqa: F811
+    real_server: RealServer,
 ) -> None:
-    real = _ask(real_server.url, "Answer the survey [llm:command]")
+    real = _ask(
+        real_server.url, "Answer the survey [llm:command]", "Keep at it [llm:many=30] [llm:slow=1]"
+    )
     # as the real server runs here: its own key, no web UI, one shared sandbox
     with Simulator(speed=5, session_api_key=APP_KEY, frontend=False, grouping="ADD_TO_ANY") as sim:
-        simulated = _ask(sim.url, "Answer the survey")
+        simulated = _ask(sim.url, "Answer the survey", "Keep at it [sim:long]")
     kinds_real = real.pop("agent event kinds")
     kinds_sim = simulated.pop("agent event kinds")
     differences = {

@@ -279,3 +279,19 @@ def test_auto_picks_what_the_servers_web_ui_uses(api: str, v1_enabled: bool, exp
         conv.wait(timeout=20)
         assert oh.aio._version == expected
         assert conv.result == finish_message("Which one")
+
+
+def test_resume_right_after_stop_waits_for_the_step_under_way() -> None:
+    # a real agent server answers 409 to "run" until the step it was on ends
+    with (
+        Simulator(speed=SPEED, step=8.0) as sim,
+        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
+    ):
+        conv = oh.start("Slow steps [sim:long]")
+        eventually(lambda: conv.status == "running" and conv.info is not None, 30)
+        eventually(lambda: sim.world.conversations[conv.id].execution_status == "running")
+        conv.stop()
+        conv.resume()  # at once: refused while the step ends, asked again until it runs
+        assert sim.stats.agent_counts["agent.run"] >= 2
+        assert sim.world.conversations[conv.id].execution_status == "running"
+        eventually(lambda: conv.refresh().status == "running")

@@ -13,14 +13,14 @@ from openhands_jupyter import AuthenticationError, NotFoundError, OpenHands
 from openhands_jupyter.tracking import Snapshot
 
 from .real.fake_llm import COMMAND, COMMAND_OUTPUT, TITLE, finish_message
-from .real.fixtures import APP_KEY, real_server  # noqa: F401
+from .real.fixtures import APP_KEY
 from .real.launcher import RealServer
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(600)]
 
 
 @pytest.fixture
-def oh(real_server: RealServer) -> Iterator[OpenHands]:  # noqa: F811
+def oh(real_server: RealServer) -> Iterator[OpenHands]:
     client = OpenHands(base_url=real_server.url, session_api_key=APP_KEY, progress=False)
     yield client
     client.close()
@@ -95,7 +95,7 @@ def test_stop_and_resume_touch_only_that_conversation(oh: OpenHands) -> None:
     assert a.status == "finished" and a.result == finish_message("Keep busy A")
 
 
-def test_a_supplied_title_is_kept(oh: OpenHands, real_server: RealServer) -> None:  # noqa: F811
+def test_a_supplied_title_is_kept(oh: OpenHands, real_server: RealServer) -> None:
     conv = oh.start("Name this one", title="My own title")
     conv.wait(timeout=180)
     # the server's title step runs once the first events reach it (batched), then polls the
@@ -107,7 +107,7 @@ def test_a_supplied_title_is_kept(oh: OpenHands, real_server: RealServer) -> Non
 
 def test_without_a_title_the_server_generates_one(
     oh: OpenHands,
-    real_server: RealServer,  # noqa: F811
+    real_server: RealServer,
 ) -> None:
     conv = oh.start("No title given")
     conv.wait(timeout=180)
@@ -123,7 +123,7 @@ def _server_title(server: RealServer, cid: str | None) -> str | None:
     return info["title"] if info else None
 
 
-def test_list_reattach_and_delete(oh: OpenHands, real_server: RealServer) -> None:  # noqa: F811
+def test_list_reattach_and_delete(oh: OpenHands, real_server: RealServer) -> None:
     conv = oh.start("Something to find")
     conv.wait(timeout=180)
     assert conv.id in [c.id for c in oh.list(limit=50)]
@@ -138,7 +138,7 @@ def test_list_reattach_and_delete(oh: OpenHands, real_server: RealServer) -> Non
 
 
 def test_a_wrong_session_key_is_an_authentication_error(
-    real_server: RealServer,  # noqa: F811
+    real_server: RealServer,
 ) -> None:
     with OpenHands(base_url=real_server.url, session_api_key="wrong", progress=False) as bad:
         with pytest.raises(AuthenticationError) as info:
@@ -161,3 +161,15 @@ def test_event_kinds_plans_reads_and_edits(oh: OpenHands) -> None:
     assert ("edit", "create") in kinds and ("read", "view") in kinds
     assert not any(e.type == "command" for e in events)
     assert not any(e.type == "error" for e in events), [e.text for e in events]
+
+
+def test_resume_right_after_stop(oh: OpenHands) -> None:
+    conv = oh.start("Pause and go [llm:many=4] [llm:slow=2]")
+    seen: list[Snapshot] = []
+    conv.subscribe(seen.append)
+    eventually(lambda: any(e.type == "command" for s in seen for e in s.new_events), 180)
+    conv.stop()
+    conv.resume()  # the agent server refuses a run until the step under way has ended
+    conv.wait(timeout=180)
+    assert conv.status == "finished"
+    assert conv.result == finish_message("Pause and go")

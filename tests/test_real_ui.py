@@ -20,7 +20,7 @@ from .browser import (
 )
 from .kernel import Kernel
 from .real.fake_llm import COMMAND, finish_message
-from .real.fixtures import APP_KEY, real_server  # noqa: F401
+from .real.fixtures import APP_KEY
 from .real.launcher import RealServer
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(600)]
@@ -32,7 +32,7 @@ def _env(server: RealServer) -> dict[str, str]:
 
 @pytest.mark.kernel
 def test_magic_in_a_real_kernel_shows_the_command_while_the_agent_works(
-    real_server: RealServer,  # noqa: F811
+    real_server: RealServer,
 ) -> None:
     k = Kernel(_env(real_server))
     try:
@@ -64,7 +64,7 @@ def test_magic_in_a_real_kernel_shows_the_command_while_the_agent_works(
 
 
 @pytest.fixture
-def lab(real_server: RealServer, tmp_path: Any) -> Iterator[JupyterServer]:  # noqa: F811
+def lab(real_server: RealServer, tmp_path: Any) -> Iterator[JupyterServer]:
     srv = JupyterServer("lab", tmp_path, _env(real_server))
     yield srv
     srv.stop()
@@ -78,7 +78,7 @@ def test_widget_in_jupyterlab_against_the_real_server(lab: JupyterServer) -> Non
     ARTIFACTS.mkdir(exist_ok=True)
     write_notebook(
         lab.nb_dir / "real.ipynb",
-        ["%load_ext openhands_jupyter", "conv = %openhands Wave hello [llm:command] [llm:slow=3]"],
+        ["%load_ext openhands_jupyter", "conv = %openhands Wave hello [llm:command] [llm:slow=5]"],
     )
     with sync_playwright() as p:
         browser = launch_browser(p)

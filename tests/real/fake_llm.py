@@ -131,6 +131,8 @@ class FakeLLM:
     def __init__(self) -> None:
         self.port = 0
         self.requests: list[dict[str, Any]] = []
+        self.calls: list[tuple[float, str, str]] = []
+        """(monotonic time, task, tool) of every tool call handed to an agent."""
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -160,6 +162,7 @@ class FakeLLM:
             if delay:
                 await asyncio.sleep(delay)
             assert call is not None
+            self.calls.append((time.monotonic(), task_and_steps(messages)[0], call["name"]))
             if not tools:
                 # the prompt asks for calls written as text (V0 with a model it does not know)
                 params = "".join(

@@ -98,8 +98,9 @@ class Survey:
         base = info["conversation_url"].rsplit("/api/conversations/", 1)[0]
         return base, {"X-Session-API-Key": info["session_api_key"]}
 
-    def run(self, task: str) -> dict[str, Any]:
-        """Every question, in an order that leaves the pause of the shared sandbox to last."""
+    def run(self, task: str, busy_task: str) -> dict[str, Any]:
+        """Every question, in an order that leaves the pause of the shared sandbox to last.
+        ``task`` runs a command and finishes; ``busy_task`` keeps its agent working a while."""
         c = self.c
         a = self.start(task)
         cid = a["app_conversation_id"]
@@ -146,16 +147,17 @@ class Survey:
         download = c.get(f"{P}/{cid}/download")
         self.answers["download"] = (download.status_code, download.headers.get("content-type"))
         # stop one agent, and run it again, on its agent server
-        b = self.start(task)
+        b = self.start(busy_task)
         bid = b["app_conversation_id"]
-        binfo = self.wait(bid, ("finished", "running"))
+        binfo = self.wait(bid, ("running",))
         bbase, bkeys = self.agent(binfo)
         self.ask(
             "agent message",
             httpx.post(f"{bbase}/api/conversations/{bid}/events", json=message("x"), headers=bkeys),
         )
         self.ask("agent pause", httpx.post(f"{bbase}/api/conversations/{bid}/pause", headers=bkeys))
-        self.answers["paused execution"] = self.wait(bid, ("paused", "finished"))["sandbox_status"]
+        self.answers["paused execution"] = self.wait(bid, ("paused",))["sandbox_status"]
+        time.sleep(3.0)  # the step under way when the pause came has ended by now
         self.ask("agent run", httpx.post(f"{bbase}/api/conversations/{bid}/run", headers=bkeys))
         # unknown routes and bad input
         self.ask("unknown GET", c.get("/api/v1/no-such-route"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +17,8 @@ from .errors import (
 from .models import ConversationInfo, Event, StartTask, event_from_v1
 
 BATCH = 99
+#: how long a resume keeps asking while the agent finishes the step it was stopped in
+RESUME_PATIENCE = 30.0
 P = "/api/v1/app-conversations"
 
 
@@ -204,17 +207,31 @@ class V1Backend(Backend):
         await self.agent.pause(endpoint)
 
     async def resume(self, info: ConversationInfo) -> None:
-        """Run a stopped agent again, or resume its paused sandbox."""
+        """Run a stopped agent again, or resume its paused sandbox. Right after a stop the
+        agent server answers 409 until the step under way has ended: ask again meanwhile."""
         if (info.sandbox_status or "").upper() == "PAUSED":
             await self._sandbox(info, "resume")
             return
         endpoint = self.endpoint(info)
         if endpoint is None:
             raise ConflictError(f"Conversation {info.id} is {info.status}: nothing to resume.")
-        try:
-            await self.agent.run(endpoint)
-        except ConflictError:
-            pass  # already running
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RESUME_PATIENCE
+        delay = 0.25
+        while True:
+            try:
+                await self.agent.run(endpoint)
+                return
+            except ConflictError:
+                if info.execution_status != "paused":
+                    return  # it is running already
+                if loop.time() + delay > deadline:
+                    raise ConflictError(
+                        "The agent is still finishing the step it was on when it was stopped; "
+                        "resume it again in a moment."
+                    ) from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def _sandbox(self, info: ConversationInfo, action: str) -> None:
         if not info.sandbox_id:

@@ -74,6 +74,7 @@ class SimConversation:
     title_due: float = NEVER
     agent_paused: list[tuple[float, sc.Step]] | None = None
     last_action_id: str | None = None
+    run_busy_until: float = 0.0
 
 
 @dataclass
@@ -420,6 +421,9 @@ class World:
             for due, step in conv.steps:
                 frozen.append((max(0.0, due - prev), step))
                 prev = max(prev, due)
+            # as on a real agent server, the step under way runs to its end first: until then
+            # a new run is refused (409)
+            conv.run_busy_until = conv.steps[0][0] if conv.steps else now
             conv.steps.clear()
             conv.agent_paused = frozen
             conv.execution_status = "paused"
@@ -433,7 +437,7 @@ class World:
         with self.lock:
             now = self.now()
             self._advance_conv(conv, now)
-            if conv.execution_status == "running":
+            if conv.execution_status == "running" or now < conv.run_busy_until:
                 return "running"
             if conv.execution_status != "paused" or conv.agent_paused is None:
                 return "idle"

@@ -29,6 +29,9 @@ class TrackerConfig:
     max_concurrent: int | None = None
     max_backoff: float = 60.0
     feed_size: int = 200
+    live_events: bool = True
+    """Read a watched conversation's events live from its agent server; off, they come from
+    the app server's event store only (which the agent server fills in batches)."""
     time_scale: float = 1.0
 
     def __post_init__(self) -> None:

@@ -735,7 +735,10 @@ class Tracker:
         cfg = self.config
         for tracked in due:
             final = tracked.status in st.FINAL
-            if not final and (not tracked.watched or self._live_covers(tracked)):
+            # events are read for a watcher with no live feed, for the answer after the end,
+            # and for evidence that a command took effect
+            wanted = tracked.watched or tracked.expect is not None
+            if not final and (not wanted or self._live_covers(tracked)):
                 tracked.events_due = math.inf
                 continue
             try:
@@ -769,7 +772,7 @@ class Tracker:
     async def _read_events(self, backend: Backend, tracked: Tracked) -> list[Event]:
         """New events: from the agent server when it can be reached (it has them at once),
         else from the app server's store (which the agent server feeds in batches)."""
-        endpoint = self._endpoint(tracked)
+        endpoint = self._endpoint(tracked) if self.config.live_events else None
         if endpoint is not None and tracked.live_state != LIVE_FALLBACK:
             try:
                 raw = await self.agent.events_since(endpoint, gap_since(tracked.server_time))
@@ -790,6 +793,8 @@ class Tracker:
     def _live_wanted(self, tracked: Tracked) -> bool:
         if self.closed or not tracked.tracking or not tracked.watched:
             return False
+        if not self.config.live_events:
+            return False
         if tracked.live_state == LIVE_FALLBACK and tracked.live is not None and tracked.live.done:
             return False  # it gave up for a reason that will not change by itself
         if self._endpoint(tracked) is None:
@@ -808,6 +813,9 @@ class Tracker:
         """Open or close the agent-server feed as the conversation's watchers and status say.
         Runs on the tracker's loop."""
         wanted = self._live_wanted(tracked)
+        if not self.config.live_events and tracked.watched and tracked.live_state != LIVE_FALLBACK:
+            tracked.live_state = LIVE_FALLBACK
+            tracked.live_note = "live activity is switched off (live_events=False)"
         live = tracked.live
         if wanted and (live is None or live.done):
             if live is not None and live.done and tracked.live_state == LIVE_FALLBACK:

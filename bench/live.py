@@ -1,0 +1,232 @@
+"""Live activity benchmark: the simulator with realistic event batching beside a real
+OpenHands 1.11.0 server, each with the live feed on (events from the agent server's socket)
+and off (events from the app server's store, as before).
+
+Run: ``.venv/bin/python bench/live.py [--quick]``. Prints a table and writes
+``bench/results/live.json``. Measured on this machine, in real seconds:
+
+- command ran -> shown: from the moment the agent got its terminal command (the simulator's
+  script; the fake LLM's answer on the real server) to the moment a watching subscriber (what
+  the widget's feed is built from) received it;
+- finished -> answer shown: from the agent's finish to the answer in that subscriber;
+- app-server requests per minute with N watched, running conversations (N = 1, 10, 50),
+  counted by the client (every request the tracker sends to the app server);
+- open sockets while watching, and after every conversation has ended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from openhands_jupyter import AsyncOpenHands  # noqa: E402
+from openhands_jupyter.sim import SCRIPT_COMMAND, Simulator  # noqa: E402
+from openhands_jupyter.tracking import Snapshot, TrackerConfig  # noqa: E402
+from tests.real.fake_llm import COMMAND  # noqa: E402
+from tests.real.launcher import RealServer  # noqa: E402
+
+OUT = ROOT / "bench" / "results"
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
+
+
+class Server:
+    """What the benchmark needs to know of either server."""
+
+    name = ""
+    url = ""
+    command = ""
+
+    def task(self, i: int, kind: str) -> str:
+        raise NotImplementedError
+
+    def ran_at(self, task: str, conv_id: str) -> float | None:
+        raise NotImplementedError
+
+    def finished_at(self, task: str, conv_id: str) -> float | None:
+        raise NotImplementedError
+
+
+class Sim(Server):
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.name = "simulator (batching 5 events / 30 s)"
+        self.url = sim.url
+        self.command = SCRIPT_COMMAND
+
+    def task(self, i: int, kind: str) -> str:
+        return f"Bench {kind} {i}" + (" [sim:long]" if kind == "busy" else "")
+
+    def ran_at(self, task: str, conv_id: str) -> float | None:
+        conv = self.sim.world.conversations[conv_id]
+        return next((e.moment for e in conv.events if e.type == "command"), None)
+
+    def finished_at(self, task: str, conv_id: str) -> float | None:
+        return next(
+            (t for t, c, s in self.sim.world.changes if c == conv_id and s == "finished"), None
+        )
+
+
+class Real(Server):
+    def __init__(self, server: RealServer) -> None:
+        self.server = server
+        self.name = "real OpenHands 1.11.0 (SDK default batching)"
+        self.url = server.url
+        self.command = COMMAND
+
+    def task(self, i: int, kind: str) -> str:
+        if kind == "busy":
+            return f"Bench busy {i} [llm:many=40] [llm:slow=2]"
+        return f"Bench {kind} {i} [llm:command] [llm:slow=2]"
+
+    def _call(self, task: str, tool: str) -> float | None:
+        assert self.server.llm is not None
+        return next(
+            (t for t, text, name in self.server.llm.calls if text == task and name == tool), None
+        )
+
+    def ran_at(self, task: str, conv_id: str) -> float | None:
+        return self._call(task, "terminal")
+
+    def finished_at(self, task: str, conv_id: str) -> float | None:
+        return self._call(task, "finish")
+
+
+async def latency(server: Server, live: bool, runs: int) -> dict[str, Any]:
+    """Start ``runs`` conversations at once, each watched; when did the command and the answer
+    reach the watcher?"""
+    config = TrackerConfig(live_events=live)
+    oh = AsyncOpenHands(None, server.url, tracker_config=config, progress=False)
+    tasks = [server.task(i, f"latency-{'live' if live else 'store'}") for i in range(runs)]
+    convs = [await oh.start(t) for t in tasks]
+    command_seen: dict[int, float] = {}
+    answer_seen: dict[int, float] = {}
+    sockets_while = 0
+
+    def watch(i: int) -> Any:
+        def on(snap: Snapshot) -> None:
+            now = time.monotonic()
+            if i not in command_seen and any(
+                e.type == "command" and e.text == server.command for e in snap.new_events
+            ):
+                command_seen[i] = now
+            if i not in answer_seen and snap.status == "finished" and snap.result:
+                answer_seen[i] = now
+
+        return on
+
+    for i, conv in enumerate(convs):
+        conv.subscribe(watch(i), visible=True)
+    for conv in convs:
+        await conv.wait_async(timeout=600)
+        sockets_while = max(sockets_while, oh.tracker.open_sockets)
+    await asyncio.sleep(1.0)
+    sockets_after = oh.tracker.open_sockets
+    shown, answered = [], []
+    for i, (task, conv) in enumerate(zip(tasks, convs)):
+        ran = server.ran_at(task, conv.id or "")
+        done = server.finished_at(task, conv.id or "")
+        if ran is not None and i in command_seen:
+            shown.append(command_seen[i] - ran)
+        if done is not None and i in answer_seen:
+            answered.append(answer_seen[i] - done)
+    await oh.aclose()
+    return {
+        "runs": runs,
+        "command_shown_p50": pct(shown, 0.5),
+        "command_shown_p95": pct(shown, 0.95),
+        "answer_shown_p50": pct(answered, 0.5),
+        "answer_shown_p95": pct(answered, 0.95),
+        "samples": len(shown),
+        "sockets_after_end": sockets_after,
+    }
+
+
+async def request_rate(server: Server, n: int, seconds: float) -> dict[str, Any]:
+    """N watched conversations that keep running: app-server requests per minute over
+    ``seconds`` once all are running, and the sockets open meanwhile."""
+    oh = AsyncOpenHands(None, server.url, progress=False)
+    convs = [await oh.start(server.task(i, f"busy-{n}")) for i in range(n)]
+    for conv in convs:
+        conv.subscribe(lambda snap: None, visible=True)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and not all(c.status == "running" for c in convs):
+        await asyncio.sleep(0.5)
+    running = sum(c.status == "running" for c in convs)
+    before = oh.tracker.requests
+    await asyncio.sleep(seconds)
+    spent = oh.tracker.requests - before
+    sockets = oh.tracker.open_sockets
+    for conv in convs:
+        try:
+            await conv.delete_async()
+        except Exception:
+            pass
+    await oh.aclose()
+    return {"n": n, "running": running, "req_per_min": spent * 60 / seconds, "sockets": sockets}
+
+
+async def bench(server: Server, runs: int, ns: list[int], seconds: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": server.name}
+    for live in (True, False):
+        out["live" if live else "store"] = await latency(server, live, runs)
+    out["rates"] = [await request_rate(server, n, seconds) for n in ns]
+    return out
+
+
+def row(label: str, r: dict[str, Any]) -> str:
+    return (
+        f"| {label} | {r['command_shown_p50']:.2f} s | {r['command_shown_p95']:.2f} s "
+        f"| {r['answer_shown_p50']:.2f} s | {r['answer_shown_p95']:.2f} s "
+        f"| {r['sockets_after_end']} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer runs, N = 1 and 10 only")
+    args = parser.parse_args()
+    runs = 4 if args.quick else 8
+    ns = [1, 10] if args.quick else [1, 10, 50]
+    seconds = 30.0 if args.quick else 60.0
+    results = []
+    with Simulator(grouping="ADD_TO_ANY") as sim:
+        results.append(asyncio.run(bench(Sim(sim), runs, ns, seconds)))
+    with RealServer() as real:
+        results.append(asyncio.run(bench(Real(real), runs, ns, seconds)))
+    print("\ncommand ran -> shown in a watcher, finished -> answer shown (real seconds)\n")
+    print(
+        "| server, events from | command p50 | command p95 | answer p50 | answer p95 | sockets after |"
+    )
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        print(row(f"{r['name']}, agent-server socket (live)", r["live"]))
+        print(row(f"{r['name']}, app-server store (before)", r["store"]))
+    print("\napp-server requests per minute, N watched running conversations\n")
+    print("| server | N | running | req/min | open sockets |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        for rate in r["rates"]:
+            print(
+                f"| {r['name']} | {rate['n']} | {rate['running']} | "
+                f"{rate['req_per_min']:.1f} | {rate['sockets']} |"
+            )
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "live.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
