@@ -68,7 +68,7 @@ class Sim(Server):
         self.command = SCRIPT_COMMAND
 
     def task(self, i: int, kind: str) -> str:
-        return f"Bench {kind} {i}" + (" [sim:long]" if kind == "busy" else "")
+        return f"Bench {kind} {i}" + (" [sim:long]" if kind.startswith("busy") else "")
 
     def ran_at(self, task: str, conv_id: str) -> float | None:
         conv = self.sim.world.conversations[conv_id]
@@ -88,7 +88,7 @@ class Real(Server):
         self.command = COMMAND
 
     def task(self, i: int, kind: str) -> str:
-        if kind == "busy":
+        if kind.startswith("busy"):
             return f"Bench busy {i} [llm:many=40] [llm:slow=2]"
         return f"Bench {kind} {i} [llm:command] [llm:slow=2]"
 
@@ -183,8 +183,16 @@ async def bench(server: Server, runs: int, ns: list[int], seconds: float) -> dic
     out: dict[str, Any] = {"name": server.name}
     for live in (True, False):
         out["live" if live else "store"] = await latency(server, live, runs)
-    out["rates"] = [await request_rate(server, n, seconds) for n in ns]
+        log(server.name, "live" if live else "store", out["live" if live else "store"])
+    out["rates"] = []
+    for n in ns:
+        out["rates"].append(await request_rate(server, n, seconds))
+        log(server.name, "rate", out["rates"][-1])
     return out
+
+
+def log(*parts: Any) -> None:
+    print(time.strftime("%H:%M:%S"), *parts, file=sys.stderr, flush=True)
 
 
 def row(label: str, r: dict[str, Any]) -> str:

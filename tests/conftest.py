@@ -43,3 +43,27 @@ def client(sim: Simulator) -> Iterator[OpenHands]:
 
 # the real OpenHands server, started once for every test that asks for it
 from .real.fixtures import real_server  # noqa: E402, F401
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Install the real OpenHands servers before any test runs when real-server tests are
+    selected: the first install takes minutes, longer than one test's timeout. A failed
+    install fails those tests loudly (never a skip)."""
+    if not any(item.get_closest_marker("real") for item in items):
+        return
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .real.launcher import V0_VERSION, V1_VERSION, RealServerError, ensure_installed
+
+    versions = [V1_VERSION]
+    if any("test_real16" in item.nodeid for item in items):
+        versions.append(V0_VERSION)
+    with ThreadPoolExecutor(len(versions)) as pool:
+        for future in [pool.submit(ensure_installed, v, sys.stderr) for v in versions]:
+            try:
+                future.result()
+            except RealServerError:
+                pass  # remembered: the tests that need that server fail with it

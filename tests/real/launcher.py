@@ -142,8 +142,23 @@ def _install(venv: Path, packages: list[str], what: str) -> None:
         raise RealServerError(f"Installing {what} failed:\n{tail}")
 
 
+_failed: dict[str, RealServerError] = {}
+
+
 def ensure_installed(version: str, log: Any = None) -> Path:
-    """The venv holding ``openhands-ai==version``, installed on first use (cached after)."""
+    """The venv holding ``openhands-ai==version``, installed on first use (cached after). A
+    failure is remembered for this process: it is not tried again test after test."""
+    if version in _failed:
+        raise _failed[version]
+    try:
+        return _ensure_installed(version, log)
+    except (RealServerError, OSError, subprocess.SubprocessError) as exc:
+        error = exc if isinstance(exc, RealServerError) else RealServerError(str(exc))
+        _failed[version] = error
+        raise error from None
+
+
+def _ensure_installed(version: str, log: Any = None) -> Path:
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     venv = root / f"openhands-ai-{version}"
