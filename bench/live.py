@@ -166,10 +166,12 @@ async def request_rate(server: Server, n: int, seconds: float) -> dict[str, Any]
     while time.monotonic() < deadline and not all(c.status == "running" for c in convs):
         await asyncio.sleep(0.5)
     running = sum(c.status == "running" for c in convs)
+    log(server.name, f"N={n}: {running} running; counting for {seconds:g} s")
     before = oh.tracker.requests
     await asyncio.sleep(seconds)
     spent = oh.tracker.requests - before
     sockets = oh.tracker.open_sockets
+    log(server.name, f"N={n}: counted; deleting")
     for conv in convs:
         try:
             await conv.delete_async()

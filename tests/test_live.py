@@ -125,3 +125,25 @@ def test_the_session_key_stays_out_of_every_log(caplog: pytest.LogCaptureFixture
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "auth" in text or "sockets/events" in text  # the socket's traffic was logged
     assert SESSION_KEY not in text
+
+
+def test_follow_yields_each_event_and_ends_with_the_run(client: OpenHands) -> None:
+    conv = client.start("Follow me")
+    events = list(conv.follow(timeout=30))
+    kinds = [e.type for e in events]
+    assert "command" in kinds and kinds.count("finish") == 1
+    assert [e.text for e in events if e.type == "finish"] == [finish_message("Follow me")]
+    assert len({e.id for e in events}) == len(events)
+    assert conv.status == "finished" and client.tracker.open_sockets == 0
+
+
+async def test_follow_async_on_the_running_loop(sim: Simulator) -> None:
+    from openhands_jupyter import AsyncOpenHands
+
+    from .conftest import API_KEY
+
+    async with AsyncOpenHands(API_KEY, sim.url, tracker_config=fast_config(), progress=False) as oh:
+        conv = await oh.start("Follow me too")
+        texts = [e.text async for e in conv.follow_async() if e.type == "command"]
+        assert SCRIPT_COMMAND in texts
+        assert conv.status == "finished"

@@ -131,28 +131,37 @@ class LiveFeed:
             # from then on nothing can slip between the REST read below and the socket.
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.open_timeout
-            while loop.time() < deadline:
-                try:
-                    frame = await asyncio.wait_for(frames.__anext__(), deadline - loop.time())
-                except asyncio.TimeoutError:
-                    break
-                except StopAsyncIteration:
-                    return
-                early.append(frame)
-                if frame.get("kind") == "ConversationStateUpdateEvent":
-                    break
-            # the status as of the subscription first (the history read after it is newer and
-            # must not colour it), then the history, then what came since, in order
-            host.live_status(tracked, early)
-            history = await host.agent.events_since(endpoint, gap_since(tracked.server_time))
-            self.connected = True
-            self.connects += 1
-            self.failures = 0
-            host.live_changed(tracked, LIVE_ON, None)
-            host.live_events(tracked, history, live=False)
-            host.live_events(tracked, early, live=False)
-            async for frame in frames:
-                host.live_events(tracked, [frame], live=True)
+            pending: asyncio.Future[dict[str, Any]] | None = None
+            try:
+                while loop.time() < deadline:
+                    pending = pending or asyncio.ensure_future(frames.__anext__())
+                    done, _ = await asyncio.wait([pending], timeout=deadline - loop.time())
+                    if not done:
+                        break  # no state pushed yet: carry on, the next frame still counts
+                    frame, pending = pending.result(), None
+                    early.append(frame)
+                    if frame.get("kind") == "ConversationStateUpdateEvent":
+                        break
+                # the status as of the subscription first (the history read after it is
+                # newer and must not colour it), then the history, then what came since
+                host.live_status(tracked, early)
+                history = await host.agent.events_since(endpoint, gap_since(tracked.server_time))
+                self.connected = True
+                self.connects += 1
+                self.failures = 0
+                host.live_changed(tracked, LIVE_ON, None)
+                host.live_events(tracked, history, live=False)
+                host.live_events(tracked, early, live=False)
+                if pending is not None:
+                    frame, pending = await pending, None
+                    host.live_events(tracked, [frame], live=True)
+                async for frame in frames:
+                    host.live_events(tracked, [frame], live=True)
+            except StopAsyncIteration:
+                return
+            finally:
+                if pending is not None:
+                    pending.cancel()
 
 
 def _clock(delay: float) -> str:

@@ -32,7 +32,7 @@ from ..api.transport import backoff_delay
 from .budget import RequestBudget
 from .config import TrackerConfig
 from .live import LiveFeed, gap_since, stop_all
-from .loops import BackgroundLoop, running_loop
+from .loops import BackgroundLoop, running_loop, within
 from .state import LIVE_FALLBACK, LIVE_OFF, Expectation, Subscriber, Tracked
 
 log = package_logger("openhands_jupyter.tracking")
@@ -482,10 +482,13 @@ class Tracker:
                     self._on_failure(OpenHandsError(f"{type(exc).__name__}: {exc}"))
             delay = self._next_wakeup() - self._now()
             if delay > 0:
+                # asyncio.wait, not wait_for: on Python 3.10/3.11 a task cancelled inside
+                # wait_for can hang while it cancels the inner wait
+                waiter = asyncio.ensure_future(wake.wait())
                 try:
-                    await asyncio.wait_for(wake.wait(), timeout=min(delay, 3600.0))
-                except asyncio.TimeoutError:
-                    pass
+                    await asyncio.wait([waiter], timeout=min(delay, 3600.0))
+                finally:
+                    waiter.cancel()
 
     async def _gated(self) -> Callable[[], None]:
         """Before each request: wait out a server-imposed pause (429), then the budget."""
@@ -933,7 +936,7 @@ class Tracker:
         tracked.done.clear()
         self._start_task()
         async with self.watching(tracked):
-            await asyncio.wait_for(tracked.done.wait(), timeout)
+            await within(tracked.done.wait(), timeout)
 
     @contextlib.asynccontextmanager
     async def watching(self, tracked: Tracked) -> AsyncIterator[None]:
