@@ -49,6 +49,21 @@ class Server:
     name = ""
     url = ""
     command = ""
+    #: start one conversation at a time: a real 1.11 server that puts concurrent starts into
+    #: one shared sandbox (ADD_TO_ANY) fails some of them with a 401 from its agent server
+    one_at_a_time = False
+
+    async def start_all(self, oh: AsyncOpenHands, tasks: list[str], watch: Any = None) -> list[Any]:
+        """Start the tasks, each watched from the moment it starts (``watch(i)`` makes its
+        subscriber)."""
+        convs = []
+        for i, task in enumerate(tasks):
+            conv = await oh.start(task)
+            conv.subscribe(watch(i) if watch else (lambda snap: None), visible=True)
+            while self.one_at_a_time and conv.id is None and conv.status != "error":
+                await asyncio.sleep(0.2)
+            convs.append(conv)
+        return convs
 
     def task(self, i: int, kind: str) -> str:
         raise NotImplementedError
@@ -86,6 +101,7 @@ class Real(Server):
         self.name = "real OpenHands 1.11.0 (SDK default batching)"
         self.url = server.url
         self.command = COMMAND
+        self.one_at_a_time = True
 
     def task(self, i: int, kind: str) -> str:
         if kind.startswith("busy"):
@@ -111,7 +127,6 @@ async def latency(server: Server, live: bool, runs: int) -> dict[str, Any]:
     config = TrackerConfig(live_events=live)
     oh = AsyncOpenHands(None, server.url, tracker_config=config, progress=False)
     tasks = [server.task(i, f"latency-{'live' if live else 'store'}") for i in range(runs)]
-    convs = [await oh.start(t) for t in tasks]
     command_seen: dict[int, float] = {}
     answer_seen: dict[int, float] = {}
     sockets_while = 0
@@ -128,8 +143,7 @@ async def latency(server: Server, live: bool, runs: int) -> dict[str, Any]:
 
         return on
 
-    for i, conv in enumerate(convs):
-        conv.subscribe(watch(i), visible=True)
+    convs = await server.start_all(oh, tasks, watch)
     for conv in convs:
         await conv.wait_async(timeout=600)
         sockets_while = max(sockets_while, oh.tracker.open_sockets)
@@ -159,11 +173,11 @@ async def request_rate(server: Server, n: int, seconds: float) -> dict[str, Any]
     """N watched conversations that keep running: app-server requests per minute over
     ``seconds`` once all are running, and the sockets open meanwhile."""
     oh = AsyncOpenHands(None, server.url, progress=False)
-    convs = [await oh.start(server.task(i, f"busy-{n}")) for i in range(n)]
-    for conv in convs:
-        conv.subscribe(lambda snap: None, visible=True)
+    convs = await server.start_all(oh, [server.task(i, f"busy-{n}") for i in range(n)])
     deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and not all(c.status == "running" for c in convs):
+    while time.monotonic() < deadline and not all(
+        c.status in ("running", "error", "finished", "paused") for c in convs
+    ):
         await asyncio.sleep(0.5)
     running = sum(c.status == "running" for c in convs)
     log(server.name, f"N={n}: {running} running; counting for {seconds:g} s")

@@ -16,14 +16,7 @@ from openhands_jupyter.tracking import Snapshot
 from openhands_jupyter.ui.widget import ConversationWidget
 
 from .conftest import SPEED, fast_config
-
-
-def eventually(check: object, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not (callable(check) and check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s")
-        time.sleep(0.02)
+from .waiting import eventually
 
 
 # -- b: routes a server does not have ---------------------------------------------------------

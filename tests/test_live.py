@@ -14,14 +14,7 @@ from openhands_jupyter.sim import SCRIPT_COMMAND, Simulator, finish_message
 from openhands_jupyter.tracking import Snapshot
 
 from .conftest import SESSION_KEY, SPEED, fast_config
-
-
-def eventually(check: object, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not (callable(check) and check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s")
-        time.sleep(0.02)
+from .waiting import eventually
 
 
 def _commands(snaps: list[Snapshot]) -> list[str]:

@@ -15,6 +15,7 @@ from openhands_jupyter.tracking import Snapshot
 from .real.fake_llm import COMMAND, COMMAND_OUTPUT, TITLE, finish_message
 from .real.fixtures import APP_KEY
 from .real.launcher import RealServer
+from .waiting import eventually
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(600)]
 
@@ -24,16 +25,6 @@ def oh(real_server: RealServer) -> Iterator[OpenHands]:
     client = OpenHands(base_url=real_server.url, session_api_key=APP_KEY, progress=False)
     yield client
     client.close()
-
-
-def eventually(check: object, timeout: float = 60.0, every: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if callable(check) and check():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {check}")
-        time.sleep(every)
 
 
 def test_start_to_finished_with_the_agents_answer(oh: OpenHands) -> None:

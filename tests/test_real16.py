@@ -11,33 +11,22 @@ import pytest
 from openhands_jupyter import NotFoundError, OpenHands
 
 from .real.fake_llm import COMMAND, finish_message
-from .real.launcher import V0_VERSION, RealServer, RealServerError
+from .real.fixtures import serve
+from .real.launcher import V0_VERSION, RealServer
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]
-
-
-def _server(v1: bool) -> Iterator[RealServer]:
-    server = RealServer(V0_VERSION, v1=v1)
-    try:
-        server.start()
-    except RealServerError as exc:
-        pytest.fail(f"OpenHands {V0_VERSION} did not start: {exc}", pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def server16() -> Iterator[RealServer]:
     """1.6.0 as installed: V1 on (its web UI starts V1 conversations)."""
-    yield from _server(v1=True)
+    yield from serve(RealServer(V0_VERSION, v1=True))
 
 
 @pytest.fixture(scope="module")
 def server16_v0() -> Iterator[RealServer]:
     """1.6.0 run with V1 switched off (``ENABLE_V1=0``): only the legacy API."""
-    yield from _server(v1=False)
+    yield from serve(RealServer(V0_VERSION, v1=False))
 
 
 def _client(server: RealServer) -> OpenHands:

@@ -12,17 +12,21 @@ from .launcher import RealServer, RealServerError
 APP_KEY = "real-app-key-0f9e8d7c6b5a"
 
 
-@pytest.fixture(scope="session")
-def real_server() -> Iterator[RealServer]:
-    """OpenHands 1.11.0 with the SDK's default webhook batching (5 events / 30 s), the process
-    sandbox, conversations sharing a sandbox (``ADD_TO_ANY``) and a scripted fake LLM. A
-    server that cannot be installed or started fails the tests that need it: never a skip."""
-    server = RealServer(session_api_key=APP_KEY)
+def serve(server: RealServer) -> Iterator[RealServer]:
+    """Run ``server`` for a fixture. One that cannot be installed or started fails the tests
+    that need it: never a skip."""
     try:
         server.start()
     except RealServerError as exc:
-        pytest.fail(f"The real OpenHands server did not start: {exc}", pytrace=False)
+        pytest.fail(f"OpenHands {server.version} did not start: {exc}", pytrace=False)
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def real_server() -> Iterator[RealServer]:
+    """OpenHands 1.11.0 with the SDK's default webhook batching (5 events / 30 s), the process
+    sandbox, conversations sharing a sandbox (``ADD_TO_ANY``) and a scripted fake LLM."""
+    yield from serve(RealServer(session_api_key=APP_KEY))
