@@ -1,9 +1,8 @@
 // OpenHands widgets: the conversation card and the panel. Everything from the server is set
 // with textContent, links only for http(s); actions go to Python as model.send() messages.
 
-const ACTIVE = new Set(["queued", "starting", "running"]);
-const CAN_STOP = new Set(["queued", "starting", "running", "idle", "waiting"]);
-const CAN_SEND = new Set(["running", "idle", "waiting", "finished", "error", "stuck"]);
+// What a status means and allows comes from Python (state.rules / row.rules): this file only draws.
+const NO_RULES = { label: "unknown", style: "unknown" };
 const FEED_COLLAPSED = 6;
 
 function h(tag, cls, text) {
@@ -30,10 +29,6 @@ function duration(ms) {
   if (hr) return `${hr}h ${String(m % 60).padStart(2, "0")}m`;
   if (m) return `${m}m ${String(s % 60).padStart(2, "0")}s`;
   return `${s}s`;
-}
-
-function phaseText(phase) {
-  return String(phase || "").toLowerCase().replace(/_/g, " ");
 }
 
 const ICON = { command: "$", output: "›", edit: "✎", read: "◎", plan: "☰", message: "»", finish: "✔", error: "✖", state: "•", action: "→" };
@@ -92,6 +87,7 @@ function renderCard({ model, el }) {
   const phase = h("div", "ohj-phase");
   const retry = h("div", "ohj-retry");
   const delayed = h("div", "ohj-delayed");
+  const untracked = h("div", "ohj-delayed ohj-untracked");
   const detail = h("div", "ohj-detail");
 
   const feedBox = h("div", "ohj-feed-box");
@@ -129,7 +125,7 @@ function renderCard({ model, el }) {
   actions.append(stopBtn, resumeBtn, refreshBtn, untrackBtn, input, sendBtn);
   const actionError = h("div", "ohj-action-error");
 
-  root.append(head, sub, phase, retry, delayed, detail, feedBox, resultBox, actions, actionError);
+  root.append(head, sub, phase, retry, delayed, untracked, detail, feedBox, resultBox, actions, actionError);
 
   let localBusy = "";
   const send = (action, extra) => {
@@ -187,8 +183,9 @@ function renderCard({ model, el }) {
   function update() {
     const s = model.get("state") || {};
     const status = String(s.status || "unknown");
-    pill.textContent = status;
-    pill.className = `ohj-pill ohj-s-${status.replace(/[^a-z_]/g, "")}`;
+    const rules = s.rules || NO_RULES;
+    pill.textContent = rules.label;
+    pill.className = `ohj-pill ohj-s-${String(rules.style).replace(/[^a-z_]/g, "")}`;
     root.dataset.status = status;
     title.textContent = s.title || s.task || "";
     title.title = s.task || "";
@@ -200,6 +197,8 @@ function renderCard({ model, el }) {
         ? `Activity may be delayed: it comes from the server's event store, not live${s.activity_note ? ` (${s.activity_note})` : ""}.`
         : "";
     delayed.style.display = delayed.textContent ? "" : "none";
+    untracked.textContent = s.untracked_note || "";
+    untracked.style.display = untracked.textContent ? "" : "none";
     root.dataset.activity = s.activity || "";
     prs.textContent = s.prs && s.prs.length ? `PR ${s.prs.map((n) => "#" + n).join(", ")}` : "";
     const url = safeUrl(s.url);
@@ -210,24 +209,21 @@ function renderCard({ model, el }) {
       link.removeAttribute("href");
       link.style.display = "none";
     }
-    let phaseLine = "";
-    if (status === "starting" && s.phase) phaseLine = `Starting: ${phaseText(s.phase)}`;
-    if (status === "queued") phaseLine = s.queue_position ? `Queued (#${s.queue_position})` : "Queued";
-    phase.textContent = phaseLine;
-    phase.style.display = phaseLine ? "" : "none";
-    detail.textContent = s.detail && (status === "error" || status === "queued") ? s.detail : "";
+    phase.textContent = s.phase_line || "";
+    phase.style.display = phase.textContent ? "" : "none";
+    detail.textContent = s.detail || "";
     detail.style.display = detail.textContent ? "" : "none";
     resultText.textContent = s.result || "";
-    resultBox.style.display = s.result && !ACTIVE.has(status) ? "" : "none";
+    resultBox.style.display = s.result && !rules.active ? "" : "none";
 
     const busy = model.get("busy") || localBusy;
     const tracking = s.tracking !== false;
-    stopBtn.disabled = !!busy || !CAN_STOP.has(status);
-    resumeBtn.disabled = !!busy || status !== "paused";
+    stopBtn.disabled = !!busy || !rules.stop;
+    resumeBtn.disabled = !!busy || !rules.resume;
     refreshBtn.disabled = !!busy || !s.conversation_id;
     untrackBtn.disabled = !!busy || !tracking;
-    sendBtn.disabled = !!busy || !CAN_SEND.has(status);
-    input.disabled = !CAN_SEND.has(status);
+    sendBtn.disabled = !!busy || !rules.send;
+    input.disabled = !rules.send;
     for (const b of [stopBtn, resumeBtn, refreshBtn, sendBtn, untrackBtn]) {
       b.classList.toggle("ohj-busy", busy === b.dataset.action);
     }
@@ -326,11 +322,12 @@ function renderPanel({ model, el }) {
       const tr = h("tr", "ohj-row");
       tr.dataset.status = r.status;
       const pillCell = h("td");
-      const pill = h("span", `ohj-pill ohj-s-${String(r.status).replace(/[^a-z_]/g, "")}`, r.status);
+      const rules = r.rules || NO_RULES;
+      const pill = h("span", `ohj-pill ohj-s-${String(rules.style).replace(/[^a-z_]/g, "")}`, rules.label);
       pillCell.appendChild(pill);
       const titleCell = h("td", "ohj-cell-title", r.title || r.task || "");
       titleCell.title = r.detail || r.task || "";
-      const repoCell = h("td", null, r.repository ? `${r.repository}${r.branch ? "@" + r.branch : ""}` : "");
+      const repoCell = h("td", r.repository ? null : "ohj-none", r.repository ? `${r.repository}${r.branch ? "@" + r.branch : ""}` : "no repository");
       const elapsedCell = h("td");
       elapsedCells.push([elapsedCell, r]);
       const costCell = h("td", "ohj-cell-cost", usageText(r.cost, r.tokens));
@@ -344,9 +341,9 @@ function renderPanel({ model, el }) {
         linkCell.appendChild(a);
       }
       const act = h("td");
-      if (r.status === "queued") act.appendChild(actionButton("Cancel", "cancel", r.key, true));
-      else act.appendChild(actionButton("Stop", "stop", r.key, CAN_STOP.has(r.status)));
-      act.appendChild(actionButton("Resume", "resume", r.key, r.status === "paused"));
+      if (rules.cancel) act.appendChild(actionButton("Cancel", "cancel", r.key, true));
+      else act.appendChild(actionButton("Stop", "stop", r.key, !!rules.stop));
+      act.appendChild(actionButton("Resume", "resume", r.key, !!rules.resume));
       act.appendChild(actionButton("Untrack", "untrack", r.key, true));
       tr.append(pillCell, titleCell, repoCell, elapsedCell, costCell, linkCell, act);
       frag.appendChild(tr);

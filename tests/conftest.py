@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
 
 import pytest
 
@@ -32,6 +34,34 @@ def sim() -> Iterator[Simulator]:
 def sim_v0() -> Iterator[Simulator]:
     with Simulator(speed=SPEED, api="v0", conversation_session_key=SESSION_KEY) as server:
         yield server
+
+
+SimClient = Callable[..., tuple[Simulator, OpenHands]]
+
+
+@pytest.fixture
+def sim_client() -> Iterator[SimClient]:
+    """``sim_client(**simulator_options)`` starts a simulator (at ``SPEED`` unless told) and a
+    client on it with fast tracker settings (``config=``, ``key=``, ``progress=`` to change
+    them); both close after the test."""
+    with ExitStack() as stack:
+
+        def make(
+            *,
+            key: str | None = None,
+            config: TrackerConfig | None = None,
+            progress: bool = False,
+            **options: Any,
+        ) -> tuple[Simulator, OpenHands]:
+            options.setdefault("speed", SPEED)
+            server = stack.enter_context(Simulator(**options))
+            oh = OpenHands(
+                key, server.url, tracker_config=config or fast_config(), progress=progress
+            )
+            stack.enter_context(oh)
+            return server, oh
+
+        yield make
 
 
 @pytest.fixture

@@ -127,6 +127,8 @@ def test_widget_lives_in_the_browser(
             "() => document.querySelectorAll('.ohj-panel tbody tr').length === 2", timeout=15000
         )
         panel.scroll_into_view_if_needed()
+        # conv2 has no repository: the panel says so, as the widget does
+        panel.locator("td.ohj-none", has_text="no repository").first.wait_for(timeout=5000)
         page.screenshot(path=str(ARTIFACTS / f"{server.app}-panel.png"), full_page=True)
         # --list shows recent conversations; Attach adds a live widget below the list
         cards = page.locator(".ohj-card").count()
@@ -153,9 +155,15 @@ def test_widget_lives_in_the_browser(
         assert sim.counts["v1.pause"] == sandbox_pauses
         paused = sim.world.conversations[busy_id]
         assert paused.execution_status == "paused" and paused.sandbox_status == "RUNNING"
+        busy.locator(".ohj-ev-text", has_text="status: paused").first.wait_for(timeout=10000)
         busy.locator("button[data-action=resume]").click()
         _pill_sequence(page, busy, "running", timeout=15)
         assert paused.execution_status == "running"
+        # the feed says when it was paused and resumed
+        busy.locator(".ohj-ev-text", has_text="status: resumed").first.wait_for(timeout=10000)
+        # untracked: the widget says it no longer follows the conversation
+        busy.locator("button[data-action=untrack]").click()
+        busy.locator(".ohj-untracked", has_text="No longer followed").wait_for(timeout=10000)
         page.screenshot(path=str(ARTIFACTS / f"{server.app}-resumed.png"), full_page=True)
 
         # Notebook 7 itself reports a settings-schema error at start-up; none may come from

@@ -15,7 +15,7 @@ from openhands_jupyter.sim import Simulator, finish_message
 from openhands_jupyter.tracking import Snapshot
 from openhands_jupyter.ui.widget import ConversationWidget
 
-from .conftest import SPEED, fast_config
+from .conftest import SPEED, SimClient, fast_config
 from .waiting import eventually
 
 
@@ -47,42 +47,38 @@ def test_a_route_the_server_lacks_is_named(frontend: bool) -> None:
 
 
 # -- c: a supplied title is kept ---------------------------------------------------------------
-def test_a_supplied_title_survives_the_servers_title_step() -> None:
-    with (
-        Simulator(speed=SPEED, title_delay=3.0) as sim,
-        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
-    ):
-        kept = oh.start("Title me", title="Mine")
-        generated = oh.start("Title me too")
-        kept.wait(timeout=20)
-        generated.wait(timeout=20)
-        eventually(lambda: sim.world.conversations[generated.id].title.startswith("Sim title"))
-        eventually(lambda: sim.world.conversations[kept.id].title == "Mine")
-        time.sleep(0.5)  # the server's step has run by now: the title stays
-        assert sim.world.conversations[kept.id].title == "Mine"
-        assert sim.world.conversations[kept.id].agent_title == "Mine"
-        assert kept.title == "Mine"
+def test_a_supplied_title_survives_the_servers_title_step(sim_client: SimClient) -> None:
+    sim, oh = sim_client(title_delay=3.0)
+    kept = oh.start("Title me", title="Mine")
+    generated = oh.start("Title me too")
+    kept.wait(timeout=20)
+    generated.wait(timeout=20)
+    eventually(lambda: sim.world.conversations[generated.id].title.startswith("Sim title"))
+    eventually(lambda: sim.world.conversations[kept.id].title == "Mine")
+    time.sleep(0.5)  # the server's step has run by now: the title stays
+    assert sim.world.conversations[kept.id].title == "Mine"
+    assert sim.world.conversations[kept.id].agent_title == "Mine"
+    assert kept.title == "Mine"
 
 
 # -- d: stop is per conversation; pausing a sandbox is its own action --------------------------
-def test_stop_touches_one_conversation_and_pausing_the_sandbox_names_all() -> None:
-    with (
-        Simulator(speed=SPEED, grouping="ADD_TO_ANY") as sim,
-        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
-    ):
-        a = oh.start("Long A [sim:long]")
-        eventually(lambda: a.status == "running")
-        b = oh.start("Long B [sim:long]")
-        eventually(lambda: b.status == "running")
-        assert a.info and b.info and a.info.sandbox_id == b.info.sandbox_id
-        a.stop()
-        eventually(lambda: a.refresh().status == "paused")
-        assert b.refresh().status == "running"
-        assert sim.counts["v1.pause"] == 0 and sim.stats.agent_counts["agent.pause"] == 1
-        a.resume()
-        eventually(lambda: a.refresh().status == "running")
-        assert set(b.pause_sandbox()) == {a.id, b.id}
-        eventually(lambda: a.refresh().status == "paused" and b.refresh().status == "paused")
+def test_stop_touches_one_conversation_and_pausing_the_sandbox_names_all(
+    sim_client: SimClient,
+) -> None:
+    sim, oh = sim_client(grouping="ADD_TO_ANY")
+    a = oh.start("Long A [sim:long]")
+    eventually(lambda: a.status == "running")
+    b = oh.start("Long B [sim:long]")
+    eventually(lambda: b.status == "running")
+    assert a.info and b.info and a.info.sandbox_id == b.info.sandbox_id
+    a.stop()
+    eventually(lambda: a.refresh().status == "paused")
+    assert b.refresh().status == "running"
+    assert sim.counts["v1.pause"] == 0 and sim.stats.agent_counts["agent.pause"] == 1
+    a.resume()
+    eventually(lambda: a.refresh().status == "running")
+    assert set(b.pause_sandbox()) == {a.id, b.id}
+    eventually(lambda: a.refresh().status == "paused" and b.refresh().status == "paused")
 
 
 # -- e: cost and tokens ------------------------------------------------------------------------
@@ -109,26 +105,23 @@ def test_v0_shows_no_cost(sim_v0: Simulator) -> None:
 
 
 # -- f: naive event timestamps are the server's local clock -----------------------------------
-def test_naive_event_times_never_become_ages() -> None:
-    with (
-        Simulator(speed=SPEED, local_offset_hours=9.0) as sim,
-        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
-    ):
-        snaps: list[Snapshot] = []
-        conv = oh.start("Far away [sim:long]")
-        conv.subscribe(snaps.append)  # watched: the live feed's gap reads use these times
-        eventually(lambda: any(e.type == "command" for s in snaps for e in s.new_events))
-        oh.tracker.call_soon(lambda: conv._tracked.live and conv._tracked.live.stop())
-        eventually(lambda: sum(e.type == "command" for e in conv.feed) > 20)
-        feed = conv.feed
-        assert all(e.timestamp is not None and e.timestamp.tzinfo is None for e in feed)
-        ahead = feed[-1].timestamp - datetime.now(timezone.utc).replace(tzinfo=None)  # type: ignore[operator]
-        assert ahead.total_seconds() > 8 * 3600  # the server's clock, as it wrote it
-        ids = [e.id for e in feed]
-        assert len(ids) == len(set(ids))  # no duplicates across the reconnect
-        commands = [int(e.text.split("_")[1].split(".")[0]) for e in feed if "step_" in e.text]
-        assert commands == list(range(commands[0], commands[0] + len(commands)))  # no gap
-        conv.stop()
+def test_naive_event_times_never_become_ages(sim_client: SimClient) -> None:
+    _sim, oh = sim_client(local_offset_hours=9.0)
+    snaps: list[Snapshot] = []
+    conv = oh.start("Far away [sim:long]")
+    conv.subscribe(snaps.append)  # watched: the live feed's gap reads use these times
+    eventually(lambda: any(e.type == "command" for s in snaps for e in s.new_events))
+    oh.tracker.call_soon(lambda: conv._tracked.live and conv._tracked.live.stop())
+    eventually(lambda: sum(e.type == "command" for e in conv.feed) > 20)
+    feed = conv.feed
+    assert all(e.timestamp is not None and e.timestamp.tzinfo is None for e in feed)
+    ahead = feed[-1].timestamp - datetime.now(timezone.utc).replace(tzinfo=None)  # type: ignore[operator]
+    assert ahead.total_seconds() > 8 * 3600  # the server's clock, as it wrote it
+    ids = [e.id for e in feed]
+    assert len(ids) == len(set(ids))  # no duplicates across the reconnect
+    commands = [int(e.text.split("_")[1].split(".")[0]) for e in feed if "step_" in e.text]
+    assert commands == list(range(commands[0], commands[0] + len(commands)))  # no gap
+    conv.stop()
 
 
 # -- g: kinds of actions -----------------------------------------------------------------------
@@ -261,30 +254,26 @@ def test_a_follow_up_that_ends_within_one_poll_is_seen_finished(live: bool) -> N
     ("api", "v1_enabled", "expected"),
     [("v1", True, "v1"), ("both", True, "v1"), ("both", False, "v0"), ("v0", True, "v0")],
 )
-def test_auto_picks_what_the_servers_web_ui_uses(api: str, v1_enabled: bool, expected: str) -> None:
+def test_auto_picks_what_the_servers_web_ui_uses(
+    api: str, v1_enabled: bool, expected: str, sim_client: SimClient
+) -> None:
     # a 1.6 server has both; its web UI starts V1 conversations when its settings say
     # v1_enabled; one run with V1 switched off has only the legacy API
-    with (
-        Simulator(speed=SPEED, api=api, v1_enabled=v1_enabled) as sim,
-        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
-    ):
-        conv = oh.start("Which one")
-        conv.wait(timeout=20)
-        assert oh.aio._version == expected
-        assert conv.result == finish_message("Which one")
+    _sim, oh = sim_client(api=api, v1_enabled=v1_enabled)
+    conv = oh.start("Which one")
+    conv.wait(timeout=20)
+    assert oh.aio._version == expected
+    assert conv.result == finish_message("Which one")
 
 
-def test_resume_right_after_stop_waits_for_the_step_under_way() -> None:
+def test_resume_right_after_stop_waits_for_the_step_under_way(sim_client: SimClient) -> None:
     # a real agent server answers 409 to "run" until the step it was on ends
-    with (
-        Simulator(speed=SPEED, step=8.0) as sim,
-        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
-    ):
-        conv = oh.start("Slow steps [sim:long]")
-        eventually(lambda: conv.status == "running" and conv.info is not None, 30)
-        eventually(lambda: sim.world.conversations[conv.id].execution_status == "running")
-        conv.stop()
-        conv.resume()  # at once: refused while the step ends, asked again until it runs
-        assert sim.stats.agent_counts["agent.run"] >= 2
-        assert sim.world.conversations[conv.id].execution_status == "running"
-        eventually(lambda: conv.refresh().status == "running")
+    sim, oh = sim_client(step=8.0)
+    conv = oh.start("Slow steps [sim:long]")
+    eventually(lambda: conv.status == "running" and conv.info is not None, 30)
+    eventually(lambda: sim.world.conversations[conv.id].execution_status == "running")
+    conv.stop()
+    conv.resume()  # at once: refused while the step ends, asked again until it runs
+    assert sim.stats.agent_counts["agent.run"] >= 2
+    assert sim.world.conversations[conv.id].execution_status == "running"
+    eventually(lambda: conv.refresh().status == "running")

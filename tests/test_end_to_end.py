@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from openhands_jupyter import ConflictError, NotFoundError, OpenHands
 from openhands_jupyter.sim import SCRIPT_COMMAND, SCRIPT_OUTPUT, Simulator, finish_message
 
-from .conftest import API_KEY, SESSION_KEY, fast_config
+from .conftest import API_KEY, SESSION_KEY, SimClient, fast_config
+from .waiting import eventually
 
 
 def _wait_status(conv, wanted: str, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while conv.status != wanted and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert conv.status == wanted
+    eventually(lambda: conv.status == wanted, timeout)
 
 
 def _drive(oh: OpenHands, sim: Simulator, seen: list[str], v1: bool = True) -> None:
@@ -88,18 +84,15 @@ def test_v0_end_to_end(sim_v0: Simulator) -> None:
         assert sim_v0.counts.get("v1.start", 0) == 0
 
 
-def test_auto_version_probes_once() -> None:
+def test_auto_version_probes_once(sim_client: SimClient) -> None:
     for api in ("v1", "v0"):
-        with (
-            Simulator(speed=20, api=api) as sim,
-            OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
-        ):
-            conv = oh.start("Say hello [sim:idle]")
-            conv.wait(timeout=20)
-            assert conv.status == "idle"
-            oh.list()
-            probes = sim.counts["v1.count"] + sim.counts["v0.conversations"]
-            assert probes <= 2 + 1  # one probe (V0: V1 probe then V0 probe) + the list call
+        sim, oh = sim_client(speed=20, api=api)
+        conv = oh.start("Say hello [sim:idle]")
+        conv.wait(timeout=20)
+        assert conv.status == "idle"
+        oh.list()
+        probes = sim.counts["v1.count"] + sim.counts["v0.conversations"]
+        assert probes <= 2 + 1  # one probe (V0: V1 probe then V0 probe) + the list call
 
 
 def test_get_list_and_events_on_old_path(sim: Simulator) -> None:

@@ -30,6 +30,7 @@ def _collect(convs: list) -> list[Snapshot]:  # type: ignore[type-arg]
     return snaps
 
 
+@pytest.mark.slow
 def test_twenty_conversations_under_every_fault(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
     faults = Faults(
@@ -86,6 +87,7 @@ def test_twenty_conversations_under_every_fault(caplog: pytest.LogCaptureFixture
     assert problems == []
 
 
+@pytest.mark.slow
 def test_server_gone_for_two_minutes_then_back() -> None:
     with (
         Simulator(speed=SPEED) as sim,
@@ -105,6 +107,7 @@ def test_server_gone_for_two_minutes_then_back() -> None:
         assert all(c.last_error is None for c in convs)
 
 
+@pytest.mark.slow
 def test_soak_thousand_conversations_bounded_memory() -> None:
     feed_size = 50
     gc.collect()

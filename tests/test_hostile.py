@@ -29,9 +29,10 @@ CELLS = [
     f"conv = %openhands --title '{TITLE}' Do it <b>now</b> [sim:hostile]",
     "conv.wait(timeout=60)\n"
     "w = conv.widget\n"
-    "state = dict(w.state, url='javascript:window.__xss=10', status='<i>weird</i>')\n"
+    "rules = dict(w.state['rules'], label='<i>weird</i>', style='<b>x</b>')\n"
+    "state = dict(w.state, url='javascript:window.__xss=10', status='<i>weird</i>', rules=rules)\n"
     "w.state = state",
-    "from openhands_jupyter.ui.panel import Panel\np = Panel(conv._client)\ndisplay(p)",
+    "from openhands_jupyter.ui.panel import Panel\np = Panel()\ndisplay(p)",
     "import asyncio\nawait asyncio.sleep(1)  # let the panel's own update land first\n"
     "p.rows = [dict(r, url='javascript:window.__xss=11', title=r['title'] + '<script>window.__xss=12</script>') for r in p.rows]",
 ]

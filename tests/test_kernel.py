@@ -11,6 +11,7 @@ from openhands_jupyter.sim import Simulator
 
 from .conftest import SESSION_KEY
 from .kernel import Kernel
+from .waiting import eventually
 
 pytestmark = pytest.mark.kernel
 SPEED = 5.0
@@ -87,9 +88,7 @@ def test_click_reaches_python_and_interrupting_wait_keeps_tracking(
     assert sim.stats.total > before, "tracking goes on after the interrupted wait"
     # a click (custom message) reaches Python with no cell running
     k.send_custom(comm_id, {"action": "stop"})
-    deadline = time.monotonic() + 10
-    while sim.stats.agent_counts["agent.pause"] == 0 and time.monotonic() < deadline:
-        k.watch(0.2)
+    eventually(lambda: sim.stats.agent_counts["agent.pause"], 10, 0.2, step=k.watch)
     # Stop stops this conversation's agent on its agent server, not the sandbox
     assert sim.stats.agent_counts["agent.pause"] == 1 and sim.counts["v1.pause"] == 0
     k.watch(2.0)

@@ -13,7 +13,7 @@ from openhands_jupyter import OpenHands
 from openhands_jupyter.sim import SCRIPT_COMMAND, Simulator, finish_message
 from openhands_jupyter.tracking import Snapshot
 
-from .conftest import SESSION_KEY, SPEED, fast_config
+from .conftest import SESSION_KEY, SPEED, SimClient, fast_config
 from .waiting import eventually
 
 
@@ -21,26 +21,23 @@ def _commands(snaps: list[Snapshot]) -> list[str]:
     return [e.text for s in snaps for e in s.new_events if e.type == "command"]
 
 
-def test_watching_opens_a_socket_and_leaving_or_ending_closes_it() -> None:
-    with (
-        Simulator(speed=SPEED) as sim,
-        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
-    ):
-        busy = oh.start("Busy [sim:long]")
-        quiet = oh.start("Nobody looks [sim:long]")
-        eventually(lambda: busy.status == "running" and quiet.status == "running")
-        assert oh.tracker.open_sockets == 0  # started, but nobody watches
-        snaps: list[Snapshot] = []
-        unsubscribe = busy.subscribe(snaps.append)  # a widget on screen
-        eventually(lambda: bool(snaps) and snaps[-1].activity == "live")
-        assert oh.tracker.open_sockets == 1 and sim.stats.agent_counts["agent.socket"] == 1
-        unsubscribe()
-        eventually(lambda: oh.tracker.open_sockets == 0)
-        done = oh.start("Short one")
-        done.wait(timeout=20)  # wait() watches too, until the answer is read
-        assert done.result == finish_message("Short one")
-        eventually(lambda: oh.tracker.open_sockets == 0)
-        assert sim.stats.agent_counts["agent.socket"] == 2
+def test_watching_opens_a_socket_and_leaving_or_ending_closes_it(sim_client: SimClient) -> None:
+    sim, oh = sim_client()
+    busy = oh.start("Busy [sim:long]")
+    quiet = oh.start("Nobody looks [sim:long]")
+    eventually(lambda: busy.status == "running" and quiet.status == "running")
+    assert oh.tracker.open_sockets == 0  # started, but nobody watches
+    snaps: list[Snapshot] = []
+    unsubscribe = busy.subscribe(snaps.append)  # a widget on screen
+    eventually(lambda: bool(snaps) and snaps[-1].activity == "live")
+    assert oh.tracker.open_sockets == 1 and sim.stats.agent_counts["agent.socket"] == 1
+    unsubscribe()
+    eventually(lambda: oh.tracker.open_sockets == 0)
+    done = oh.start("Short one")
+    done.wait(timeout=20)  # wait() watches too, until the answer is read
+    assert done.result == finish_message("Short one")
+    eventually(lambda: oh.tracker.open_sockets == 0)
+    assert sim.stats.agent_counts["agent.socket"] == 2
 
 
 def test_status_shows_at_once_and_the_next_poll_confirms_it() -> None:
@@ -64,57 +61,51 @@ def test_status_shows_at_once_and_the_next_poll_confirms_it() -> None:
         assert conv.refresh().status == "finished"
 
 
-def test_reconnects_leave_no_gap_and_no_duplicate() -> None:
-    with (
-        Simulator(speed=SPEED) as sim,
-        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
-    ):
-        conv = oh.start("Long haul [sim:long]")
-        snaps: list[Snapshot] = []
-        conv.subscribe(snaps.append)
-        eventually(lambda: len(_commands(snaps)) > 20, 30)
-        sim.stop_agent_server()  # the socket drops; reconnects fail for a while
-        eventually(lambda: bool(snaps) and snaps[-1].activity == "delayed", 20)
-        assert snaps[-1].activity_note
-        time.sleep(0.5)
-        sim.start_agent_server()  # same port: the feed comes back and reads the gap
-        eventually(lambda: bool(snaps) and snaps[-1].activity == "live", 30)
-        eventually(lambda: len(_commands(snaps)) > 120, 30)
-        ids = [e.id for s in snaps for e in s.new_events]
-        assert len(ids) == len(set(ids))  # nothing twice
-        steps = [int(c.split("_")[1].split(".")[0]) for c in _commands(snaps) if "step_" in c]
-        assert steps == list(range(len(steps)))  # nothing missing, in order
-        conv.stop()
+def test_reconnects_leave_no_gap_and_no_duplicate(sim_client: SimClient) -> None:
+    sim, oh = sim_client()
+    conv = oh.start("Long haul [sim:long]")
+    snaps: list[Snapshot] = []
+    conv.subscribe(snaps.append)
+    eventually(lambda: len(_commands(snaps)) > 20, 30)
+    sim.stop_agent_server()  # the socket drops; reconnects fail for a while
+    eventually(lambda: bool(snaps) and snaps[-1].activity == "delayed", 20)
+    assert snaps[-1].activity_note
+    time.sleep(0.5)
+    sim.start_agent_server()  # same port: the feed comes back and reads the gap
+    eventually(lambda: bool(snaps) and snaps[-1].activity == "live", 30)
+    eventually(lambda: len(_commands(snaps)) > 120, 30)
+    ids = [e.id for s in snaps for e in s.new_events]
+    assert len(ids) == len(set(ids))  # nothing twice
+    steps = [int(c.split("_")[1].split(".")[0]) for c in _commands(snaps) if "step_" in c]
+    assert steps == list(range(len(steps)))  # nothing missing, in order
+    conv.stop()
 
 
-def test_without_an_agent_server_activity_comes_delayed_and_says_so() -> None:
-    with (
-        Simulator(speed=SPEED) as sim,
-        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
-    ):
-        sim.stop_agent_server()  # a network policy, say
-        snaps: list[Snapshot] = []
-        conv = oh.start("Behind a wall")
-        conv.subscribe(snaps.append)
-        conv.wait(timeout=60)
-        assert conv.result == finish_message("Behind a wall")  # from the batched store
-        assert "delayed" in [s.activity for s in snaps]
-        assert SCRIPT_COMMAND in _commands(snaps)
-        assert oh.tracker.open_sockets == 0
+def test_without_an_agent_server_activity_comes_delayed_and_says_so(sim_client: SimClient) -> None:
+    sim, oh = sim_client()
+    sim.stop_agent_server()  # a network policy, say
+    snaps: list[Snapshot] = []
+    conv = oh.start("Behind a wall")
+    conv.subscribe(snaps.append)
+    conv.wait(timeout=60)
+    assert conv.result == finish_message("Behind a wall")  # from the batched store
+    assert "delayed" in [s.activity for s in snaps]
+    assert SCRIPT_COMMAND in _commands(snaps)
+    assert oh.tracker.open_sockets == 0
 
 
-def test_the_session_key_stays_out_of_every_log(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_session_key_stays_out_of_every_log(
+    caplog: pytest.LogCaptureFixture, sim_client: SimClient
+) -> None:
     caplog.set_level(logging.DEBUG)  # every logger, the socket library's frames included
-    with (
-        Simulator(speed=SPEED, conversation_session_key=SESSION_KEY) as sim,
-        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
-    ):
-        conv = oh.start("Keep it secret")
-        conv.subscribe(lambda s: None)
-        conv.wait(timeout=30)
-        assert sim.stats.agent_counts["agent.socket"] >= 1
-        assert conv.info is not None and conv.info.session_api_key is not None
-        assert SESSION_KEY not in repr(conv.info) and SESSION_KEY not in repr(oh.tracker)
+    sim, oh = sim_client(conversation_session_key=SESSION_KEY)
+    conv = oh.start("Keep it secret")
+    conv.subscribe(lambda s: None)
+    conv.wait(timeout=30)
+    assert sim.stats.agent_counts["agent.socket"] >= 1
+    assert conv.info is not None and conv.info.session_api_key is not None
+    assert SESSION_KEY not in repr(conv.info) and SESSION_KEY not in repr(oh.tracker)
+    oh.close()  # closing the sockets logs too
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "auth" in text or "sockets/events" in text  # the socket's traffic was logged
     assert SESSION_KEY not in text

@@ -11,12 +11,13 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from openhands_jupyter.sim import SCRIPT_COMMAND, Simulator, finish_message
+from openhands_jupyter.sim import Simulator, finish_message
 from openhands_jupyter.ui.magic import OpenHandsMagics
 from openhands_jupyter.ui.parsing import fill_fields, split_line
 from openhands_jupyter.ui.widget import ConversationWidget
 
 from .conftest import SESSION_KEY, SPEED
+from .waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,8 @@ def test_fill_fields() -> None:
     ns = {"module_name": "loader.py", "cfg": type("C", (), {"name": "prod"})()}
     text = "Refactor {module_name} for {cfg.name}; keep {unknown} and {{literal}} and {cfg.nope}"
     assert fill_fields(text, ns) == (
-        "Refactor loader.py for prod; keep {unknown} and {literal} and {cfg.nope}"
+        "Refactor loader.py for prod; keep {unknown} and {literal} and {cfg.nope}",
+        ["{unknown}", "{cfg.nope}"],
     )
 
 
@@ -240,9 +242,7 @@ def test_widget_state_and_actions_without_a_kernel(shell: tuple[Shell, Simulator
     conv = sh.line("Widget check [sim:idle]")
     widget = conv.widget
     conv.wait(timeout=20)
-    deadline = time.monotonic() + 5
-    while widget.state["status"] != "idle" and time.monotonic() < deadline:
-        time.sleep(0.02)
+    eventually(lambda: widget.state["status"] == "idle", 5)
     state = widget.get_state()
     assert state["state"]["status"] == "idle"
     assert state["state"]["url"].startswith(sim.url)
@@ -255,22 +255,15 @@ def test_widget_state_and_actions_without_a_kernel(shell: tuple[Shell, Simulator
 
     _custom(widget, {"action": "send", "text": "please continue"})
     assert widget.busy == "send"
-    deadline = time.monotonic() + 10
-    while widget.busy and time.monotonic() < deadline:
-        time.sleep(0.02)
+    eventually(lambda: not widget.busy, 10)
     assert widget.busy == "" and widget.action_error == ""
     assert sim.counts["v1.send_message"] == 1
     conv.wait(timeout=20)
-    deadline = time.monotonic() + 5
-    while SCRIPT_COMMAND not in repr(widget.feed) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert any(e["type"] == "command" for e in widget.feed)
+    eventually(lambda: any(e["type"] == "command" for e in widget.feed), 5)
 
     # a finished agent has nothing to stop: the widget says so, in one line
     _custom(widget, {"action": "stop"})
-    deadline = time.monotonic() + 10
-    while not widget.action_error and time.monotonic() < deadline:
-        time.sleep(0.02)
+    eventually(lambda: widget.action_error, 10)
     assert "no running agent to stop" in widget.action_error and widget.busy == ""
     assert widget.state["status"] == "finished"
     _custom(widget, {"action": "no-such-action"})

@@ -17,12 +17,12 @@ from .browser import (
     open_notebook,
     run_cells,
 )
+from .pristine import quickstart
 
 pytestmark = BROWSER_MARKS
 
 API_KEY = "oh-live-KNOWNKEY-5f2b9c7e1d"
 SESSION_KEY = "sess-KNOWNSESSION-8a41c0ffee"
-QUICKSTART = Path(__file__).resolve().parent.parent / "notebooks" / "quickstart.ipynb"
 
 DEBUG_CELL = (
     "import logging, os\n"
@@ -53,7 +53,7 @@ ERROR_CELLS = [
 
 
 def _notebook(path: Path) -> None:
-    nb = json.loads(QUICKSTART.read_text())
+    nb = quickstart()
     cells = nb["cells"]
     code = {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": []}
     cells.insert(0, {**code, "id": "debug", "source": DEBUG_CELL})

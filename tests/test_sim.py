@@ -131,3 +131,24 @@ def test_fault_injection(kind: str) -> None:
                     r.json()
         assert sum(sim.stats.faults_injected.values()) == 1
         assert sim.counts["v1.count"] == 1
+
+
+def test_one_route_table_per_version_serves_and_names_requests() -> None:
+    from openhands_jupyter.sim.config import SimConfig
+    from openhands_jupyter.sim.routes import V0_ROUTES, V1_ROUTES, route_name
+    from openhands_jupyter.sim.v0_api import v0_handlers
+    from openhands_jupyter.sim.v1_api import v1_handlers
+    from openhands_jupyter.sim.world import World
+
+    cfg = SimConfig(world=World())
+    assert {s.name for s in V1_ROUTES} == set(v1_handlers(cfg))
+    assert {s.name for s in V0_ROUTES} == set(v0_handlers(cfg))
+    cid = "0" * 32
+    assert route_name("POST", "/api/v1/app-conversations") == "v1.start"
+    assert route_name("GET", "/api/v1/app-conversations") == "v1.conversations"
+    assert route_name("DELETE", f"/api/v1/app-conversations/{cid}") == "v1.delete"
+    assert route_name("PATCH", f"/api/v1/app-conversations/{cid}/") == "v1.patch"
+    assert route_name("GET", "/api/v1/app-conversations/count") == "v1.count"
+    assert route_name("POST", f"/api/conversations/{cid}/stop") == "v0.stop"
+    assert route_name("GET", f"/api/conversations/{cid}") == "v0.conversation"
+    assert route_name("GET", "/api/nothing/here") == "other"

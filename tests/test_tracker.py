@@ -12,9 +12,9 @@ import pytest
 
 from openhands_jupyter import AsyncOpenHands, OpenHands
 from openhands_jupyter.sim import Faults, Simulator
-from openhands_jupyter.tracking import RequestBudget
 
-from .conftest import SPEED, fast_config
+from .conftest import SPEED, SimClient, fast_config
+from .waiting import eventually
 
 
 def max_in_window(stamps: list[float], window: float) -> int:
@@ -64,18 +64,15 @@ def test_many_conversations_reach_their_true_status_within_budget(n: int) -> Non
         assert sim.counts["v1.conversations"] < 15 * n
 
 
-def test_requests_stop_when_nothing_needs_polling() -> None:
-    with (
-        Simulator(speed=SPEED) as sim,
-        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
-    ):
-        conv = oh.start("quick")
-        conv.wait(timeout=20)
-        time.sleep(0.3)
-        before = sim.stats.total
-        time.sleep(1.0)  # 20 sim-seconds
-        assert sim.stats.total == before
-        assert conv.status == "finished"
+def test_requests_stop_when_nothing_needs_polling(sim_client: SimClient) -> None:
+    sim, oh = sim_client()
+    conv = oh.start("quick")
+    conv.wait(timeout=20)
+    time.sleep(0.3)
+    before = sim.stats.total
+    time.sleep(1.0)  # 20 sim-seconds
+    assert sim.stats.total == before
+    assert conv.status == "finished"
 
 
 def test_budget_holds_for_99_running_conversations() -> None:
@@ -96,62 +93,51 @@ def test_budget_holds_for_99_running_conversations() -> None:
         assert "running" in statuses
 
 
-def test_429_retry_after_is_respected_and_shown() -> None:
+def test_429_retry_after_is_respected_and_shown(sim_client: SimClient) -> None:
     faults = Faults(rate_limit_rate=0.0, retry_after=0.5, seed=1)
-    with (
-        Simulator(speed=SPEED, faults=faults) as sim,
-        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
-    ):
-        conv = oh.start("rate limited")
-        snaps = []
-        conv.subscribe(snaps.append)
-        time.sleep(0.2)
-        sim.faults.rate_limit_rate = 1.0
-        deadline = time.monotonic() + 5
-        while not conv.last_error and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert conv.last_error is not None and "Rate limited" in conv.last_error
-        assert any(s.retry_at and s.retry_at > time.time() - 1 for s in snaps)
-        time.sleep(1.0)
-        sim.faults.rate_limit_rate = 0.0
-        conv.wait(timeout=20)
-        assert conv.status == "finished"
-        assert sim.stats.early_after_429 == 0
-        assert conv.last_error is None
+    sim, oh = sim_client(faults=faults)
+    conv = oh.start("rate limited")
+    snaps = []
+    conv.subscribe(snaps.append)
+    time.sleep(0.2)
+    sim.faults.rate_limit_rate = 1.0
+    eventually(lambda: conv.last_error, 5)
+    assert conv.last_error is not None and "Rate limited" in conv.last_error
+    assert any(s.retry_at and s.retry_at > time.time() - 1 for s in snaps)
+    time.sleep(1.0)
+    sim.faults.rate_limit_rate = 0.0
+    conv.wait(timeout=20)
+    assert conv.status == "finished"
+    assert sim.stats.early_after_429 == 0
+    assert conv.last_error is None
 
 
-def test_server_errors_back_off_and_recover() -> None:
-    with (
-        Simulator(speed=SPEED) as sim,
-        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
-    ):
-        conv = oh.start("flaky")
-        sim.faults.error_rate = 1.0
-        time.sleep(1.0)
-        during = sim.stats.total
-        assert during < 20, "backoff, not a hot loop"
-        assert conv.last_error is not None and "Retrying" in conv.last_error
-        sim.faults.error_rate = 0.0
-        conv.wait(timeout=30)
-        assert conv.status == "finished"
+def test_server_errors_back_off_and_recover(sim_client: SimClient) -> None:
+    sim, oh = sim_client()
+    conv = oh.start("flaky")
+    sim.faults.error_rate = 1.0
+    time.sleep(1.0)
+    during = sim.stats.total
+    assert during < 20, "backoff, not a hot loop"
+    assert conv.last_error is not None and "Retrying" in conv.last_error
+    sim.faults.error_rate = 0.0
+    conv.wait(timeout=30)
+    assert conv.status == "finished"
 
 
-def test_queued_launches_start_in_order_when_slots_free() -> None:
-    with (
-        Simulator(speed=SPEED, max_concurrent=2) as sim,
-        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
-    ):
-        convs = oh.start_many([f"job {i}" for i in range(5)])
-        assert [c.status for c in convs[:2]] == ["starting", "starting"]
-        assert [c.status for c in convs[2:]] == ["queued"] * 3
-        assert "limit of 2" in (convs[2].detail or "")
-        for conv in convs:
-            conv.wait(timeout=60)
-        assert [c.status for c in convs] == ["finished"] * 5
-        order = [c.start_task_id for c in convs]
-        created = sorted(sim.world.tasks.values(), key=lambda t: t.created)
-        assert [t.id for t in created] == order
-        assert all(v == 1 for v in sim.stats.starts_seen.values()), "no start sent twice"
+def test_queued_launches_start_in_order_when_slots_free(sim_client: SimClient) -> None:
+    sim, oh = sim_client(max_concurrent=2)
+    convs = oh.start_many([f"job {i}" for i in range(5)])
+    assert [c.status for c in convs[:2]] == ["starting", "starting"]
+    assert [c.status for c in convs[2:]] == ["queued"] * 3
+    assert "limit of 2" in (convs[2].detail or "")
+    for conv in convs:
+        conv.wait(timeout=60)
+    assert [c.status for c in convs] == ["finished"] * 5
+    order = [c.start_task_id for c in convs]
+    created = sorted(sim.world.tasks.values(), key=lambda t: t.created)
+    assert [t.id for t in created] == order
+    assert all(v == 1 for v in sim.stats.starts_seen.values()), "no start sent twice"
 
 
 def test_max_concurrent_queues_without_asking_the_server() -> None:
@@ -170,28 +156,25 @@ def test_max_concurrent_queues_without_asking_the_server() -> None:
         assert sim.counts["v1.start"] == 2
 
 
-def test_commands_from_another_thread() -> None:
-    with (
-        Simulator(speed=SPEED) as sim,
-        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
-    ):
-        conv = oh.start("work [sim:idle]")
-        conv.wait(timeout=20)
-        errors: list[BaseException] = []
+def test_commands_from_another_thread(sim_client: SimClient) -> None:
+    sim, oh = sim_client()
+    conv = oh.start("work [sim:idle]")
+    conv.wait(timeout=20)
+    errors: list[BaseException] = []
 
-        def other() -> None:
-            try:
-                conv.send("carry on")
-            except BaseException as exc:  # pragma: no cover - reported below
-                errors.append(exc)
+    def other() -> None:
+        try:
+            conv.send("carry on")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
 
-        t = threading.Thread(target=other)
-        t.start()
-        t.join(10)
-        assert not errors
-        conv.wait(timeout=20)
-        assert conv.status == "finished"
-        assert sim.counts["v1.send_message"] == 1
+    t = threading.Thread(target=other)
+    t.start()
+    t.join(10)
+    assert not errors
+    conv.wait(timeout=20)
+    assert conv.status == "finished"
+    assert sim.counts["v1.send_message"] == 1
 
 
 def test_close_leaves_no_thread_or_task_behind() -> None:
@@ -225,76 +208,56 @@ async def test_async_client_on_the_running_loop_and_clean_shutdown() -> None:
         assert all(t.done() for t in tasks)
 
 
-def test_wait_timeout_raises_timeout_error() -> None:
-    with (
-        Simulator(speed=SPEED, scenario="long") as sim,
-        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
-    ):
-        conv = oh.start("long")
-        with pytest.raises(TimeoutError, match="still"):
-            conv.wait(timeout=0.3)
-        assert conv.tracked
+def test_wait_timeout_raises_timeout_error(sim_client: SimClient) -> None:
+    _sim, oh = sim_client(scenario="long")
+    conv = oh.start("long")
+    with pytest.raises(TimeoutError, match="still"):
+        conv.wait(timeout=0.3)
+    assert conv.tracked
 
 
-def test_text_progress_in_scripts(capsys: pytest.CaptureFixture[str]) -> None:
-    with (
-        Simulator(speed=SPEED) as sim,
-        OpenHands(None, sim.url, tracker_config=fast_config()) as oh,
-    ):
-        conv = oh.start("Print my progress")
-        conv.wait(timeout=20)
-        time.sleep(0.1)
+def test_text_progress_in_scripts(
+    capsys: pytest.CaptureFixture[str], sim_client: SimClient
+) -> None:
+    _sim, oh = sim_client(progress=True)
+    conv = oh.start("Print my progress")
+    conv.wait(timeout=20)
+    time.sleep(0.1)
     lines = capsys.readouterr().out.splitlines()
-    statuses = [line.rsplit(": ", 1)[-1] for line in lines if "answer:" not in line]
+    said = [line.split(": ", 1)[-1] for line in lines]
+    statuses = [s for s in said if not s.startswith(("answer:", "conversation id"))]
     assert any(s.startswith("starting") for s in statuses)
     assert "running" in statuses and "finished" in statuses
-    assert all(line.startswith("[openhands] ") for line in lines)
+    assert all(line.startswith("[openhands] Print my progress: ") for line in lines)
+    # one id per conversation: the server's, said once, never the start task's
+    assert [s for s in said if s.startswith("conversation id")] == [f"conversation id {conv.id}"]
+    assert conv.start_task_id and conv.start_task_id not in "".join(lines)
     assert len(lines) < 12
 
 
-def test_budget_limiter_alone() -> None:
-    budget = RequestBudget(per_minute=5, time_scale=0.01)  # a 0.6 s "minute"
-    stamps = []
-
-    async def go() -> None:
-        for _ in range(12):
-            await budget.acquire()
-            stamps.append(time.monotonic())
-
-    asyncio.run(go())
-    assert max_in_window(stamps, 0.6) <= 5
-    assert max_in_window(stamps, 0.01) <= 10
-
-
-def test_wait_returns_when_the_final_fetch_brings_nothing_new() -> None:
+def test_wait_returns_when_the_final_fetch_brings_nothing_new(sim_client: SimClient) -> None:
     # With no event lag a visible conversation has its finish event before the status says
     # finished: the final fetch then finds nothing new, and wait() must still return.
-    with (
-        Simulator(speed=SPEED, batch_size=1) as sim,
-        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
-    ):
-        for _ in range(3):
-            conv = oh.start("no lag")
-            conv.subscribe(lambda s: None)
-            conv.wait(timeout=15)
-            assert conv.status == "finished" and conv.result == "Done: no lag"
-            conv.send("again")
-            conv.wait(timeout=15)
-            assert conv.result == "Done: again"
+    _sim, oh = sim_client(batch_size=1)
+    for _ in range(3):
+        conv = oh.start("no lag")
+        conv.subscribe(lambda s: None)
+        conv.wait(timeout=15)
+        assert conv.status == "finished" and conv.result == "Done: no lag"
+        conv.send("again")
+        conv.wait(timeout=15)
+        assert conv.result == "Done: again"
 
 
-def test_start_many_from_a_dataframe() -> None:
+def test_start_many_from_a_dataframe(sim_client: SimClient) -> None:
     import pandas as pd
 
     frame = pd.DataFrame(
         {"task": ["Fix A", "Fix B"], "repository": ["octo/a", None], "branch": ["dev", None]}
     )
-    with (
-        Simulator(speed=SPEED) as sim,
-        OpenHands(None, sim.url, tracker_config=fast_config(), progress=False) as oh,
-    ):
-        a, b = oh.start_many(frame)
-        assert (a.repository, a.branch, b.repository) == ("octo/a", "dev", None)
-        a.wait(timeout=20)
-        b.wait(timeout=20)
-        assert (a.result, b.result) == ("Done: Fix A", "Done: Fix B")
+    _sim, oh = sim_client()
+    a, b = oh.start_many(frame)
+    assert (a.repository, a.branch, b.repository) == ("octo/a", "dev", None)
+    a.wait(timeout=20)
+    b.wait(timeout=20)
+    assert (a.result, b.result) == ("Done: Fix A", "Done: Fix B")

@@ -134,7 +134,7 @@ class AsyncOpenHands:
         self._backend = backend_for(version, self.transport, self.agent)
         return self._backend
 
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+    def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine to completion from synchronous code, on the client's I/O thread."""
         with self._lock:
             if self._portal is None or not self._portal.running:
@@ -187,7 +187,7 @@ class AsyncOpenHands:
         """Start a conversation and follow it; returns at once with a handle."""
         request = self.build_request(task, repository, branch, title, **extra)
         tracked = Tracked(request=request)
-        self.tracker._ensure_loop()
+        self.tracker.ensure_loop()
         await self.tracker.launch(tracked)
         return self._handle(tracked)
 
@@ -198,7 +198,7 @@ class AsyncOpenHands:
         out = []
         for request in requests:
             tracked = Tracked(request=request)
-            self.tracker._ensure_loop()
+            self.tracker.ensure_loop()
             await self.tracker.launch(tracked)
             out.append(self._handle(tracked))
         return out
@@ -220,7 +220,7 @@ class AsyncOpenHands:
         )
         conv = self._handle(tracked)
         if track:
-            self.tracker._ensure_loop()
+            self.tracker.ensure_loop()
             self.tracker.track(tracked)
         return conv
 
@@ -256,7 +256,7 @@ class AsyncOpenHands:
     async def aclose(self) -> None:
         """Stop tracking and release threads and connections, from the loop."""
         if self.tracker.loop is asyncio.get_running_loop():
-            await self.tracker._stop_task()
+            await self.tracker.stop_task()
         await self._close_connections()
         self.close()
 
@@ -325,30 +325,30 @@ class OpenHands:
         """Start a conversation and follow it; returns as soon as the server accepted it."""
         self.aio.build_request(task, repository, branch, title, **extra)  # fail before anything
         self._pin_tracker()
-        return self.aio._run(self.aio.start(task, repository, branch, title, **extra))
+        return self.aio.run_sync(self.aio.start(task, repository, branch, title, **extra))
 
     def start_many(self, tasks: Iterable[Any]) -> list[Conversation]:
         rows = list(_rows(tasks))
         for item in rows:
             self.aio.build_request(**_as_kwargs(item))
         self._pin_tracker()
-        return self.aio._run(self.aio.start_many(rows))
+        return self.aio.run_sync(self.aio.start_many(rows))
 
     def get(self, conversation_id: str, *, track: bool = True) -> Conversation:
         cid = normalize_id(conversation_id)
         self._pin_tracker()
-        return self.aio._run(self.aio.get(cid, track=track))
+        return self.aio.run_sync(self.aio.get(cid, track=track))
 
     def _pin_tracker(self) -> None:
         """Choose the tracker's loop here, on the caller's thread (a kernel's loop), before the
         request runs on the client's I/O thread."""
-        self.aio.tracker._ensure_loop()
+        self.aio.tracker.ensure_loop()
 
     def list(self, limit: int = 20) -> builtins.list[Conversation]:
-        return self.aio._run(self.aio.list(limit))
+        return self.aio.run_sync(self.aio.list(limit))
 
     def count(self) -> int:
-        return self.aio._run(self.aio.count())
+        return self.aio.run_sync(self.aio.count())
 
     def close(self) -> None:
         self.aio.close()

@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .api import status as st
-from .api.backend import EventCursor
+from .api.backend import Backend, EventCursor
 from .api.errors import ConflictError, InputError, NotFoundError, OpenHandsError
 from .api.models import HIDDEN_TYPES, ConversationInfo, Event, event_from_v1
 from .tracking import Snapshot, Tracked, Tracker
 from .tracking.loops import running_loop
 
-if TYPE_CHECKING:
-    from .client import AsyncOpenHands
-
 T = TypeVar("T")
+C = TypeVar("C", bound="Conversation")
+
+
+class Host(Protocol):
+    """What a handle needs from the client that made it, and nothing more."""
+
+    @property
+    def tracker(self) -> Tracker: ...
+
+    async def backend(self) -> Backend: ...
+
+    def run_sync(self, coro: Coroutine[Any, Any, T]) -> T: ...
+
+    def web_url(self, tracked: Tracked) -> str | None: ...
 
 
 class Conversation:
@@ -27,9 +38,14 @@ class Conversation:
     Every blocking method has an ``*_async`` twin for use with ``await``.
     """
 
-    def __init__(self, client: AsyncOpenHands, tracked: Tracked) -> None:
-        self._client = client
+    def __init__(self, host: Host, tracked: Tracked) -> None:
+        self._host = host
         self._tracked = tracked
+
+    @classmethod
+    def of(cls: type[C], other: Conversation) -> C:
+        """The same conversation behind another kind of handle."""
+        return cls(other._host, other._tracked)
 
     # -- what it is -----------------------------------------------------------------------------
     @property
@@ -89,7 +105,7 @@ class Conversation:
     @property
     def url(self) -> str | None:
         """Where to open it in the OpenHands web app."""
-        return self._client.web_url(self._tracked)
+        return self._host.web_url(self._tracked)
 
     @property
     def created_at(self) -> datetime | None:
@@ -140,7 +156,7 @@ class Conversation:
         return tracked.result
 
     def __repr__(self) -> str:
-        ident = (self.id or self.start_task_id or "pending")[:8]
+        ident = self.id[:8] if self.id else "(no id yet)"
         label = (self.title or self.task or "").replace("\n", " ")
         if len(label) > 40:
             label = label[:39] + "…"
@@ -165,7 +181,7 @@ class Conversation:
 
     async def _fetch_info(self) -> ConversationInfo:
         cid = self._need_id()
-        backend = await self._client.backend()
+        backend = await self._host.backend()
         [info] = await backend.conversations(
             [cid], frozenset([cid]) if self._tracked.has_run else frozenset()
         )
@@ -180,13 +196,13 @@ class Conversation:
         return self
 
     def refresh(self) -> Conversation:
-        info = self._client._run(self._fetch_info())
+        info = self._host.run_sync(self._fetch_info())
         self._tracker.on_loop_sync(self._tracker.accept_info, self._tracked, info)
         return self
 
     async def _fetch_events(self) -> list[Event]:
         cid = self._need_id()
-        backend = await self._client.backend()
+        backend = await self._host.backend()
         info = self._tracked.info or ConversationInfo(id=cid, status=self.status)
         endpoint = backend.endpoint(info) if backend.version == "v1" else None
         if endpoint is not None and (info.sandbox_status or "").upper() == "RUNNING":
@@ -206,14 +222,14 @@ class Conversation:
         return shown[-limit:] if limit else shown
 
     def events(self, limit: int | None = None) -> list[Event]:
-        events = self._client._run(self._fetch_events())
+        events = self._host.run_sync(self._fetch_events())
         self._tracker.on_loop_sync(self._tracker.accept_events, self._tracked, events)
         shown = [e for e in events if e.type not in HIDDEN_TYPES]
         return shown[-limit:] if limit else shown
 
     # -- steering -------------------------------------------------------------------------------
     async def _command(self, command: str, text: str | None = None) -> None:
-        backend = await self._client.backend()
+        backend = await self._host.backend()
         if command == "delete":
             await backend.delete(self._need_id())
         else:
@@ -239,7 +255,7 @@ class Conversation:
     def send(self, text: str) -> None:
         if not text or not str(text).strip():
             raise InputError("The message is empty.")
-        self._client._run(self._command("send", text))
+        self._host.run_sync(self._command("send", text))
         self._tracker.on_loop_sync(*self._after("send"))
 
     async def stop_async(self) -> None:
@@ -255,7 +271,7 @@ class Conversation:
         if self.status == st.QUEUED:
             self._tracker.cancel_queued(self._tracked)
             return
-        self._client._run(self._command("stop"))
+        self._host.run_sync(self._command("stop"))
         self._tracker.on_loop_sync(*self._after("stop"))
 
     async def resume_async(self) -> None:
@@ -264,11 +280,11 @@ class Conversation:
         await self._tracker.on_loop_async(*self._after("resume"))
 
     def resume(self) -> None:
-        self._client._run(self._command("resume"))
+        self._host.run_sync(self._command("resume"))
         self._tracker.on_loop_sync(*self._after("resume"))
 
     async def _pause_sandbox(self) -> list[str]:
-        backend = await self._client.backend()
+        backend = await self._host.backend()
         return await backend.pause_sandbox(await self._info())
 
     async def pause_sandbox_async(self) -> list[str]:
@@ -279,7 +295,7 @@ class Conversation:
         return affected
 
     def pause_sandbox(self) -> list[str]:
-        affected = self._client._run(self._pause_sandbox())
+        affected = self._host.run_sync(self._pause_sandbox())
         self._tracker.on_loop_sync(*self._after("stop"))
         return affected
 
@@ -289,16 +305,16 @@ class Conversation:
         await self._tracker.on_loop_async(*self._after("delete"))
 
     def delete(self) -> None:
-        self._client._run(self._command("delete"))
+        self._host.run_sync(self._command("delete"))
         self._tracker.on_loop_sync(*self._after("delete"))
 
     async def download_async(self) -> bytes:
-        backend = await self._client.backend()
+        backend = await self._host.backend()
         return await backend.download(self._need_id())
 
     def download(self) -> bytes:
         """The conversation as a zip archive (V1 servers)."""
-        return self._client._run(self.download_async())
+        return self._host.run_sync(self.download_async())
 
     async def _info(self) -> ConversationInfo:
         """The server's current description, read again unless the tracker's is current (it
@@ -309,35 +325,40 @@ class Conversation:
         return info
 
     @property
+    def tracker(self) -> Tracker:
+        """The client's tracker, which follows this conversation (and every other)."""
+        return self._host.tracker
+
+    @property
     def _tracker(self) -> Tracker:
-        return self._client.tracker
+        return self._host.tracker
 
     # -- tracking -------------------------------------------------------------------------------
     def track(self) -> Conversation:
         """Follow it live (the default after start or get)."""
-        self._client.tracker.track(self._tracked)
+        self._host.tracker.track(self._tracked)
         return self
 
     def untrack(self) -> None:
         """Stop following it (a queued launch is cancelled)."""
-        self._client.tracker.untrack(self._tracked)
+        self._host.tracker.untrack(self._tracked)
 
     def cancel(self) -> bool:
         """Cancel a queued launch; returns whether it was still queued."""
-        return self._client.tracker.cancel_queued(self._tracked)
+        return self._host.tracker.cancel_queued(self._tracked)
 
     def subscribe(
         self, fn: Callable[[Snapshot], None], *, visible: bool = True
     ) -> Callable[[], None]:
         """Call ``fn(snapshot)`` on every change; returns a function that unsubscribes."""
-        return self._client.tracker.subscribe(self._tracked, fn, visible=visible)
+        return self._host.tracker.subscribe(self._tracked, fn, visible=visible)
 
     async def wait_async(self, timeout: float | None = None) -> Conversation:
         """Wait without blocking the loop until the agent stops working (see :meth:`wait`)."""
-        tracker = self._client.tracker
+        tracker = self._host.tracker
         if self._tracked.settled:
             return self
-        loop = tracker._ensure_loop()
+        loop = tracker.ensure_loop()
         if not self._tracked.tracking:
             self.track()
         if running_loop() is loop:
@@ -359,8 +380,8 @@ class Conversation:
         """
         if self._tracked.settled:
             return self
-        tracker = self._client.tracker
-        loop = tracker._ensure_loop()
+        tracker = self._host.tracker
+        loop = tracker.ensure_loop()
         if not self._tracked.tracking:
             self.track()
         try:
@@ -402,7 +423,7 @@ class Conversation:
         """Each event as the agent works (first those already seen), until it stops working.
         While you follow, the conversation gets the agent server's live feed."""
         tracker = self._tracker
-        loop = tracker._ensure_loop()
+        loop = tracker.ensure_loop()
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
         if running_loop() is loop:
             task: Any = asyncio.ensure_future(self._follow(queue))
@@ -432,7 +453,7 @@ class Conversation:
         """:meth:`follow_async` for plain code: yields each event as it comes; ``timeout``
         bounds the wait for each one (``TimeoutError``)."""
         tracker = self._tracker
-        loop = tracker._ensure_loop()
+        loop = tracker.ensure_loop()
         agen = self.follow_async()
         try:
             while True:

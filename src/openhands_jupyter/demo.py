@@ -20,12 +20,15 @@ def _server(speed: float) -> Iterator[str | None]:
     from .sim import Simulator
 
     with Simulator(speed=speed) as sim:
-        print(f"No OPENHANDS_API_KEY set: using the bundled simulator at {sim.url}")
+        print(
+            f"No OPENHANDS_API_KEY set: using the bundled simulator at {sim.url}. "
+            "Its activity is scripted: no agent or model runs, whatever the task."
+        )
         yield sim.url
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m openhands_jupyter.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="openhands-jupyter demo", description=__doc__)
     parser.add_argument("task", nargs="?", default="Fix the failing test in tests/test_api.py")
     parser.add_argument("--repo", default=None)
     parser.add_argument("--speed", type=float, default=4.0, help="simulator speed-up")
@@ -38,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         with OpenHands(base_url=url, tracker_config=TrackerConfig(time_scale=scale)) as oh:
             conv = oh.start(args.task, repository=args.repo)
             conv.wait()
+            print(f"conversation id: {conv.id}")
             print(f"final status: {conv.status}")
             print(f"result: {conv.result}")
             print(f"open: {conv.url}")

@@ -5,11 +5,16 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from .api import status as st
 from .tracking import Snapshot
 
 
 class ProgressPrinter:
-    """A subscriber that prints ``[openhands] <id> <label>: <status>`` when the status changes."""
+    """A subscriber that prints ``[openhands] <label>: <status>`` when the status changes.
+
+    A conversation is named by its task (``label``); its server id is printed once, on its own
+    line, as soon as the server has given it (a start only has a start-task id until then).
+    """
 
     def __init__(self, label: str, stream: TextIO | None = None) -> None:
         label = " ".join(label.split())
@@ -17,31 +22,36 @@ class ProgressPrinter:
         self.stream = stream
         self._last: tuple[str, str | None, str | None] | None = None
         self._answered = False
+        self._id_said = False
+
+    def _print(self, text: str) -> None:
+        print(f"[openhands] {self.label}: {text}", file=self.stream or sys.stdout, flush=True)
 
     def __call__(self, snap: Snapshot) -> None:
+        if snap.conversation_id and not self._id_said:
+            self._id_said = True
+            self._print(f"conversation id {snap.conversation_id}")
         state = (
             snap.status,
-            snap.start_phase if snap.status == "starting" else None,
+            snap.start_phase if snap.status == st.STARTING else None,
             snap.last_error,
         )
-        ident = (snap.conversation_id or snap.start_task_id or "--------")[:8]
-        out = self.stream or sys.stdout
+        rules = st.rules(snap.status)
         if state == self._last:
-            if snap.result and not self._answered and snap.status not in ("running", "starting"):
+            if snap.result and not self._answered and not rules.active:
                 self._answered = True
-                answer = snap.result.strip().splitlines()[0][:120]
-                print(f"[openhands] {ident} {self.label}: answer: {answer}", file=out, flush=True)
+                self._print("answer: " + snap.result.strip().splitlines()[0][:120])
             return
         self._last = state
-        if snap.status in ("running", "starting"):
+        if rules.active:
             self._answered = False
-        line = f"[openhands] {ident} {self.label}: {snap.status}"
+        line = rules.label
         if state[1]:
             line += f" ({state[1].lower().replace('_', ' ')})"
-        if snap.status == "queued" and snap.queue_position:
+        if snap.status == st.QUEUED and snap.queue_position:
             line += f" (#{snap.queue_position} in queue)"
-        if snap.detail and snap.status in ("error", "queued"):
+        if snap.detail and snap.status in (st.ERROR, st.QUEUED):
             line += f" — {snap.detail}"
         if snap.last_error:
             line += f" — {snap.last_error}"
-        print(line, file=out, flush=True)
+        self._print(line)

@@ -1,6 +1,10 @@
-"""The one status vocabulary for V1 and V0, and the mapping from each server's raw fields."""
+"""The one status vocabulary for V1 and V0, what each status allows, and the mapping from each
+server's raw fields."""
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
 
 QUEUED = "queued"
 STARTING = "starting"
@@ -13,10 +17,55 @@ ERROR = "error"
 STUCK = "stuck"
 ARCHIVED = "archived"
 
+
+@dataclass(frozen=True)
+class Rules:
+    """What a status means and allows; the widget, the panel and the progress lines only draw
+    what this says (it is sent to the browser as it is)."""
+
+    label: str
+    #: ``wait()`` keeps waiting and the answer is not final yet
+    active: bool = False
+    #: nothing more will happen without a user action: polling stops after a final fetch
+    ended: bool = False
+    stop: bool = False
+    resume: bool = False
+    send: bool = False
+    #: a launch still in this client's queue: Stop becomes Cancel
+    cancel: bool = False
+    #: the style class suffix (``ohj-s-<style>``)
+    style: str = ""
+
+    def state(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+RULES: dict[str, Rules] = {
+    QUEUED: Rules("queued", active=True, stop=True, cancel=True),
+    STARTING: Rules("starting", active=True, stop=True),
+    RUNNING: Rules("running", active=True, stop=True, send=True),
+    IDLE: Rules("idle", stop=True, send=True),
+    WAITING: Rules("waiting", stop=True, send=True),
+    PAUSED: Rules("paused", resume=True),
+    FINISHED: Rules("finished", ended=True, send=True),
+    ERROR: Rules("error", ended=True, send=True),
+    STUCK: Rules("stuck", ended=True, send=True),
+    ARCHIVED: Rules("archived", ended=True),
+}
+
+
+def rules(status: str) -> Rules:
+    """The rules of a status; one this client does not know allows nothing and is shown as is."""
+    known = RULES.get(status)
+    if known is not None:
+        return Rules(**{**asdict(known), "style": known.style or status})
+    return Rules(status or "unknown", style="unknown")
+
+
 #: ``wait()`` returns once the status is none of these.
-ACTIVE = frozenset({QUEUED, STARTING, RUNNING})
+ACTIVE = frozenset(name for name, r in RULES.items() if r.active)
 #: Nothing more will happen without a user action: polling stops after a final fetch.
-FINAL = frozenset({FINISHED, ERROR, STUCK, ARCHIVED})
+FINAL = frozenset(name for name, r in RULES.items() if r.ended)
 
 #: raw execution states (V1) and agent states (V0) that only exist once the agent has run:
 #: the server's own evidence that a run happened (``idle`` is also the state before the first)

@@ -7,6 +7,7 @@ import contextvars
 import json
 import random
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -25,6 +26,8 @@ from .secrets import Secret, package_logger
 log = package_logger("openhands_jupyter.api")
 
 RETRY_STATUSES = frozenset({502, 503, 504})
+#: the longest Retry-After a request waits out by itself; a longer one is raised at once
+MAX_RETRY_WAIT = 5.0
 
 #: A coroutine the tracker installs for its own requests (the request budget); awaited before
 #: every request, retries included, made in that context.
@@ -53,8 +56,10 @@ class Transport:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         max_retries: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_retry_wait: float = MAX_RETRY_WAIT,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.max_retry_wait = max_retry_wait
         self._api_key = api_key
         self._session_api_key = session_api_key
         self.timeout = timeout
@@ -128,6 +133,15 @@ class Transport:
                     method, url, params, json_body, headers, expect_json, gated
                 )
             except RateLimitError as exc:
+                if exc.retry_after is not None and exc.retry_after > self.max_retry_wait:
+                    # a long wait is the caller's to schedule (the tracker waits and says
+                    # so); a blocking call never hangs on it silently
+                    at = time.strftime("%H:%M:%S", time.localtime(time.time() + exc.retry_after))
+                    raise RateLimitError(
+                        f"{exc} The server asks to wait {exc.retry_after:g} s: try again after "
+                        f"{at}.",
+                        retry_after=exc.retry_after,
+                    ) from None
                 if attempt >= budget:
                     raise
                 delay = exc.retry_after if exc.retry_after is not None else backoff_delay(attempt)

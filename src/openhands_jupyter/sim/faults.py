@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 import threading
 import time
 from collections import Counter
@@ -12,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .routes import route_name
 
 
 @dataclass
@@ -35,47 +36,6 @@ class Faults:
     def clear(self) -> None:
         self.error_rate = self.latency = self.drop_rate = 0.0
         self.malformed_rate = self.html_rate = self.rate_limit_rate = 0.0
-
-
-_ROUTES = [
-    (r"/api/v1/app-conversations/stream-start", "v1.stream_start"),
-    (r"/api/v1/app-conversations/start-tasks/search", "v1.start_tasks_search"),
-    (r"/api/v1/app-conversations/start-tasks", "v1.start_tasks"),
-    (r"/api/v1/app-conversations/search", "v1.search"),
-    (r"/api/v1/app-conversations/count", "v1.count"),
-    (r"/api/v1/app-conversations/[^/]+/send-message", "v1.send_message"),
-    (r"/api/v1/app-conversations/[^/]+/download", "v1.download"),
-    (r"/api/v1/app-conversations/[^/]+", "v1.conversation"),
-    (r"/api/v1/app-conversations", "v1.conversations"),
-    (r"/api/v1/conversation/[^/]+/events/search", "v1.events"),
-    (r"/api/v1/events/search", "v1.events_old"),
-    (r"/api/v1/sandboxes/[^/]+/pause", "v1.pause"),
-    (r"/api/v1/sandboxes/[^/]+/resume", "v1.resume"),
-    (r"/api/v1/sandboxes", "v1.sandboxes"),
-    (r"/api/v1/users/me", "v1.me"),
-    (r"/api/conversations/[^/]+/events", "v0.events"),
-    (r"/api/conversations/[^/]+/message", "v0.message"),
-    (r"/api/conversations/[^/]+/stop", "v0.stop"),
-    (r"/api/conversations/[^/]+/start", "v0.start"),
-    (r"/api/conversations/[^/]+", "v0.conversation"),
-    (r"/api/conversations", "v0.conversations"),
-]
-_COMPILED = [(re.compile(p + "/?$"), n) for p, n in _ROUTES]
-
-
-def route_name(method: str, path: str) -> str:
-    for pattern, name in _COMPILED:
-        if pattern.match(path):
-            if name == "v1.conversations" and method == "POST":
-                return "v1.start"
-            if name == "v0.conversations" and method == "POST":
-                return "v0.create"
-            if name == "v0.conversation" and method == "DELETE":
-                return "v0.delete"
-            if name == "v1.conversation":
-                return "v1.delete" if method == "DELETE" else "v1.patch"
-            return name
-    return "other"
 
 
 @dataclass

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 SCRIPT_COMMAND = "pytest -q tests/test_api.py"
 SCRIPT_OUTPUT = "3 passed in 0.12s"
 EDITED_FILE = "src/app/api.py"
+#: the simulated agent's first message: its activity is the same script whatever the task
+SCRIPTED_NOTE = (
+    "Simulator: this activity is scripted (the same steps for every task); no agent or model runs."
+)
 START_ERROR_DETAIL = "500: Sandbox failed to start within 120s: {sandbox_id}"
 NAMES = ("finish", "error", "stuck", "waiting", "start_error", "paused", "long", "idle", "hostile")
 
@@ -55,7 +59,7 @@ def run_steps(scenario: str, task: str, step: float) -> list[Step]:
         Step(0.0, "exec", text="running"),
         Step(0.0, "event", "state", "running", "environment"),
     ]
-    look = Step(s * 0.5, "event", "message", "Let me look at the repository first.")
+    look = Step(s * 0.5, "event", "message", SCRIPTED_NOTE)
     cmd = [
         Step(s, "event", "command", SCRIPT_COMMAND),
         Step(s * 0.5, "event", "output", SCRIPT_OUTPUT, "environment", 0),

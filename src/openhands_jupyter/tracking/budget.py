@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import time
 from collections.abc import Callable
+
+from .clock import Clock
 
 MAX_PER_SECOND = 10
 
@@ -19,7 +19,11 @@ class RequestBudget:
     """
 
     def __init__(
-        self, per_minute: int = 60, per_second: int = MAX_PER_SECOND, time_scale: float = 1.0
+        self,
+        per_minute: int = 60,
+        per_second: int = MAX_PER_SECOND,
+        time_scale: float = 1.0,
+        clock: Clock | None = None,
     ) -> None:
         if per_minute < 1:
             raise ValueError("The request budget must allow at least 1 request per minute.")
@@ -30,6 +34,7 @@ class RequestBudget:
         self._stamps: list[list[float]] = []
         self._lock = threading.Lock()
         self.spent = 0
+        self.clock = clock or Clock()
 
     def __repr__(self) -> str:
         return f"RequestBudget(per_minute={self.per_minute}, per_second={self.per_second})"
@@ -49,7 +54,7 @@ class RequestBudget:
         """Take a slot: ``(0, done)`` where ``done()`` marks the answer's arrival, or
         ``(wait, None)`` with how long to wait before trying again."""
         with self._lock:
-            now = time.monotonic()
+            now = self.clock.now()
             wait = self._delay(now)
             if wait > 0:
                 return wait, None
@@ -59,7 +64,7 @@ class RequestBudget:
 
         def done() -> None:
             with self._lock:
-                stamp[0] = max(stamp[0], time.monotonic())
+                stamp[0] = max(stamp[0], self.clock.now())
 
         return 0.0, done
 
@@ -69,4 +74,4 @@ class RequestBudget:
             wait, done = self.try_take()
             if done is not None:
                 return done
-            await asyncio.sleep(wait + 0.001)
+            await self.clock.sleep(wait + 0.001)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..api.errors import InputError
+from .clock import Clock
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class TrackerConfig:
     """Read a watched conversation's events live from its agent server; off, they come from
     the app server's event store only (which the agent server fills in batches)."""
     time_scale: float = 1.0
+    clock: Clock = field(default_factory=Clock, compare=False, repr=False)
+    """Where the tracker reads the time and sleeps (tests pass a :class:`ManualClock`)."""
 
     def __post_init__(self) -> None:
         for name in (

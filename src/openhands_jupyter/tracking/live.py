@@ -14,6 +14,7 @@ from ..api.errors import AuthenticationError, NotFoundError, OpenHandsError
 from ..api.secrets import package_logger
 from ..api.socket import open_event_socket
 from ..api.transport import backoff_delay, request_gate
+from .clock import Clock
 from .state import LIVE_CONNECTING, LIVE_FALLBACK, LIVE_ON, LIVE_RETRYING, Tracked
 
 log = package_logger("openhands_jupyter.tracking")
@@ -29,6 +30,7 @@ class LiveHost(Protocol):
     """What a live feed needs from the tracker (all called on the tracker's loop)."""
 
     agent: AgentClient
+    clock: Clock
 
     def live_endpoint(self, tracked: Tracked) -> AgentEndpoint | None: ...
 
@@ -120,7 +122,7 @@ class LiveFeed:
                 host.live_changed(
                     tracked, LIVE_FALLBACK, f"{note}; reconnecting at {_clock(delay)}"
                 )
-            await asyncio.sleep(delay)
+            await self.host.clock.sleep(delay)
 
     async def _session(self, endpoint: AgentEndpoint) -> None:
         host, tracked = self.host, self.tracked

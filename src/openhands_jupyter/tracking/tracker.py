@@ -66,8 +66,12 @@ class Tracker:
         self._version: str | None = None
         self._backend_obj: Backend | None = None
         self.budget = RequestBudget(
-            self.config.budget_per_minute, self.config.max_per_second, self.config.time_scale
+            self.config.budget_per_minute,
+            self.config.max_per_second,
+            self.config.time_scale,
+            self.config.clock,
         )
+        self.clock = self.config.clock
         self.entries: dict[int, Tracked] = {}
         self.queue: deque[Tracked] = deque()
         self._lock = threading.RLock()
@@ -91,7 +95,7 @@ class Tracker:
         return f"<Tracker {len(self.entries)} tracked, {len(self.queue)} queued, on {where}>"
 
     # -- loop management ------------------------------------------------------------------------
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+    def ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self.closed:
                 raise RuntimeError("This client is closed.")
@@ -118,11 +122,11 @@ class Tracker:
         return self._own_loop is not None
 
     def _now(self) -> float:
-        return time.monotonic()
+        return self.clock.now()
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on the tracker's loop, from any thread."""
-        loop = self._ensure_loop()
+        loop = self.ensure_loop()
         if running_loop() is loop:
             loop.call_soon(fn, *args)
         else:
@@ -130,7 +134,7 @@ class Tracker:
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule a coroutine on the tracker's loop from any thread; never blocks."""
-        loop = self._ensure_loop()
+        loop = self.ensure_loop()
         return asyncio.run_coroutine_threadsafe(coro, loop)
 
     def scaled(self, seconds: float) -> float:
@@ -138,7 +142,7 @@ class Tracker:
 
     # -- the one writer: everything that changes tracked state runs on the tracker's loop -------
     def _here(self) -> bool:
-        loop = self._ensure_loop()
+        loop = self.ensure_loop()
         return running_loop() is loop
 
     def on_loop(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
@@ -482,18 +486,12 @@ class Tracker:
                     self._on_failure(OpenHandsError(f"{type(exc).__name__}: {exc}"))
             delay = self._next_wakeup() - self._now()
             if delay > 0:
-                # asyncio.wait, not wait_for: on Python 3.10/3.11 a task cancelled inside
-                # wait_for can hang while it cancels the inner wait
-                waiter = asyncio.ensure_future(wake.wait())
-                try:
-                    await asyncio.wait([waiter], timeout=min(delay, 3600.0))
-                finally:
-                    waiter.cancel()
+                await self.clock.wait(wake, min(delay, 3600.0))
 
     async def _gated(self) -> Callable[[], None]:
         """Before each request: wait out a server-imposed pause (429), then the budget."""
         while (wait := self._blocked_until - self._now()) > 0:
-            await asyncio.sleep(wait)
+            await self.clock.sleep(wait)
         done = await self.budget.acquire()
         self.requests += 1
         return done
@@ -854,6 +852,10 @@ class Tracker:
 
     def live_status(self, tracked: Tracked, frames: list[dict[str, Any]]) -> None:
         """The status from state frames only (the ones a socket got as it subscribed)."""
+        if tracked.expect is not None:
+            # a command is under way (a resume still waiting out the stopped step, say): the
+            # state at subscription may predate it. Its own evidence, or a live change, decides.
+            return
         events = [e for e in (event_from_v1(f) for f in frames) if e is not None]
         self._live_states(tracked, events)
         self._publish(tracked)
@@ -950,7 +952,7 @@ class Tracker:
             self._sync_live(tracked)
 
     # -- shutdown -------------------------------------------------------------------------------
-    async def _stop_task(self) -> None:
+    async def stop_task(self) -> None:
         await stop_all(self.live_feeds())
         task = self._task
         self._task = None
@@ -973,7 +975,7 @@ class Tracker:
         if own is not None:
 
             async def finish() -> None:
-                await self._stop_task()
+                await self.stop_task()
                 if cleanup is not None:
                     await cleanup()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -12,19 +11,21 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Float, Int, TraitError, Unicode, validate
 
-from ..constants import CLOUD_URL
+from ..api.errors import InputError
+from ..api.ids import normalize_id
+from ..api.validate import check_api_version, check_branch, normalize_repository
 from .parsing import fill_fields, split_line
 from .settings import read_defaults
+from .shared import DEFAULTS, SHARED, effective, shared_client
+
+__all__ = ["OpenHandsMagics", "load_ipython_extension", "shared_client"]
 
 if TYPE_CHECKING:
-    from ..api.secrets import Secret
     from ..client import OpenHands
     from ..conversation import Conversation
     from .shown import ShownConversation
 
 # The client, the tracker and the widgets load on first use, so %load_ext stays light.
-
-_MAGICS: OpenHandsMagics | None = None
 
 
 @magics_class
@@ -62,12 +63,21 @@ class OpenHandsMagics(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self._client: OpenHands | None = None
-        self._typed_key: Secret | None = None
         self.observe(self._settings_changed)
+        self._settings_changed(None)
 
     def _settings_changed(self, change: Any) -> None:
-        self._client = None  # the next command builds a client with the new settings
+        SHARED.configured = {name: getattr(self, name) for name in DEFAULTS}
+        SHARED.time_scale = self.time_scale
+        SHARED.client = None  # the next command builds a client with the new settings
+
+    @property
+    def _client(self) -> OpenHands | None:
+        return SHARED.client
+
+    @_client.setter
+    def _client(self, client: OpenHands | None) -> None:
+        SHARED.client = client
 
     @validate("poll_interval", "time_scale")
     def _positive(self, proposal: Any) -> Any:
@@ -93,51 +103,10 @@ class OpenHandsMagics(Magics):
     # -- settings -------------------------------------------------------------------------------
     def effective(self) -> dict[str, tuple[Any, str]]:
         """Every setting with where it came from: %config, environment, pyproject.toml, default."""
-        file_values, _warnings, path = read_defaults()
-        env = os.environ
-        env_names = {"base_url": "OPENHANDS_BASE_URL", "api_version": "OPENHANDS_API_VERSION"}
-        defaults: dict[str, Any] = {
-            "base_url": CLOUD_URL,
-            "api_version": "auto",
-            "poll_interval": 5.0,
-            "budget_per_minute": 60,
-            "max_concurrent": None,
-            "default_repository": None,
-            "default_branch": None,
-        }
-        out: dict[str, tuple[Any, str]] = {}
-        for name, default in defaults.items():
-            configured = getattr(self, name)
-            if configured is not None:
-                out[name] = (configured, "%config")
-            elif name in env_names and env.get(env_names[name]):
-                out[name] = (env[env_names[name]], env_names[name])
-            elif name in file_values:
-                out[name] = (file_values[name], str(path))
-            else:
-                out[name] = (default, "default")
-        return out
+        return effective({name: getattr(self, name) for name in DEFAULTS})
 
     def client(self) -> OpenHands:
-        from ..client import OpenHands
-        from ..tracking import TrackerConfig
-
-        if self._client is None or self._client.tracker.closed:
-            values = {k: v for k, (v, _) in self.effective().items()}
-            config = TrackerConfig(
-                poll_interval=float(values["poll_interval"]),
-                budget_per_minute=int(values["budget_per_minute"]),
-                max_concurrent=values["max_concurrent"],
-                time_scale=self.time_scale,
-            )
-            self._client = OpenHands(
-                self._typed_key,
-                values["base_url"],
-                api_version=values["api_version"],
-                tracker_config=config,
-                progress=False,
-            )
-        return self._client
+        return SHARED.get()
 
     def _ensure_key(self) -> bool:
         """On the Cloud without a key: say how to set one and offer to type it (kept in memory)."""
@@ -152,17 +121,31 @@ class OpenHandsMagics(Magics):
             "Keys), then set it before starting Jupyter (export OPENHANDS_API_KEY=...) or in "
             "this session with %env OPENHANDS_API_KEY=... (it is never saved in the notebook)."
         )
+        if not self._can_prompt():
+            return False
         try:
             import getpass
 
             typed = getpass.getpass("OpenHands API key (Enter to skip): ").strip()
-        except Exception:
+        except (Exception, KeyboardInterrupt):
             return False
         if not typed:
             return False
-        self._typed_key = Secret(typed)
-        self._client = None
+        SHARED.typed_key = Secret(typed)
+        SHARED.client = None
         return True
+
+    def _can_prompt(self) -> bool:
+        """Ask for a key only where someone can answer: a frontend that allows input, or a
+        terminal. A script's pipe may stay open and never send a line."""
+        kernel = getattr(self.shell, "kernel", None)
+        if kernel is not None:
+            return bool(getattr(kernel, "_allow_stdin", False))
+        stdin = sys.stdin
+        try:
+            return stdin is not None and stdin.isatty()
+        except (AttributeError, ValueError):
+            return False
 
     # -- the magic ------------------------------------------------------------------------------
     @no_var_expand
@@ -227,7 +210,13 @@ class OpenHandsMagics(Magics):
                 raise UsageError(
                     "%%openhands: put the task in the cell body, options on the first line."
                 )
-            task = fill_fields(cell, self.shell.user_ns if self.shell else {})
+            task, unfilled = fill_fields(cell, self.shell.user_ns if self.shell else {})
+            if unfilled:
+                print(
+                    f"%%openhands: left {', '.join(unfilled)} as written: no variable by that "
+                    "name ({{ and }} give literal braces).",
+                    file=sys.stderr,
+                )
         try:
             return self._dispatch(args, task)
         except (OpenHandsError, TimeoutError) as exc:
@@ -245,10 +234,25 @@ class OpenHandsMagics(Magics):
         if modes and task:
             raise UsageError(f"%openhands --{modes[0]} takes no task text.")
         if args.api_version:
-            self.api_version = args.api_version
+            self.api_version = check_api_version(args.api_version)
         if "config" in modes:
             self._show_config()
             return None
+        # every argument is checked before anything asks for a key or sends a request
+        for ident in (args.attach, args.stop):
+            if ident is not None:
+                normalize_id(ident)
+        if not modes:
+            values = self.effective()
+            repo = args.repo or values["default_repository"][0]
+            branch = args.branch or (values["default_branch"][0] if not args.repo else None)
+            if not task.strip():
+                raise InputError(
+                    "The task is empty: write it after the options "
+                    "(%openhands Fix the tests) or in the %%openhands cell body."
+                )
+            normalize_repository(repo)
+            check_branch(branch)
         if not self._ensure_key():
             return None
         client = self.client()
@@ -269,16 +273,6 @@ class OpenHandsMagics(Magics):
         if "attach" in modes:
             conv = client.get(args.attach)
             return self._show(conv)
-        values = self.effective()
-        repo = args.repo or values["default_repository"][0]
-        branch = args.branch or (values["default_branch"][0] if not args.repo else None)
-        if not task.strip():
-            from ..api.errors import InputError
-
-            raise InputError(
-                "The task is empty: write it after the options "
-                "(%openhands Fix the tests) or in the %%openhands cell body."
-            )
         conv = client.start(task, repository=repo, branch=branch, title=args.title)
         shown = self._show(conv)
         if args.wait:
@@ -312,6 +306,16 @@ class OpenHandsMagics(Magics):
         if not conversations:
             print("No conversations yet.")
             return
+        if getattr(self.shell, "kernel", None) is None:
+            # no widget frontend (terminal IPython): a text table, full ids to --attach
+            print(f"{'id':<32}  {'status':<9}  {'updated':<16}  title")
+            for conv in conversations:
+                info = conv.info
+                moment = info.updated_at or info.created_at if info else None
+                when = moment.strftime("%Y-%m-%d %H:%M") if moment else ""
+                label = " ".join((conv.title or "").split())[:60]
+                print(f"{conv.id or '':<32}  {conv.status:<9}  {when:<16}  {label}")
+            return
         shown = ipywidgets.VBox()
         rows = []
         for conv in conversations:
@@ -333,16 +337,5 @@ class OpenHandsMagics(Magics):
         display(ipywidgets.VBox([*rows, shown]))
 
 
-def shared_client() -> OpenHands:
-    """The client behind ``%openhands`` (built from the current settings)."""
-    global _MAGICS
-    if _MAGICS is None:
-        _MAGICS = OpenHandsMagics()
-    return _MAGICS.client()
-
-
 def load_ipython_extension(ipython: Any) -> None:
-    global _MAGICS
-    magics = OpenHandsMagics(shell=ipython)
-    _MAGICS = magics
-    ipython.register_magics(magics)
+    ipython.register_magics(OpenHandsMagics(shell=ipython))

@@ -17,6 +17,7 @@ from ..client import AsyncOpenHands, OpenHands
 from ..conversation import Conversation
 from ..tracking import Snapshot, Tracked
 from .assets import asset
+from .shared import shared_client
 from .widget import tokens_state
 
 FLUSH_SECONDS = 0.25
@@ -38,8 +39,6 @@ class Panel(anywidget.AnyWidget):
     def __init__(self, client: OpenHands | AsyncOpenHands | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if client is None:
-            from .magic import shared_client
-
             client = shared_client()
         self.client: AsyncOpenHands = client.aio if isinstance(client, OpenHands) else client
         self.tracker = self.client.tracker
@@ -83,6 +82,7 @@ class Panel(anywidget.AnyWidget):
             "key": key,
             "id": snap.conversation_id or "",
             "status": snap.status,
+            "rules": st.rules(snap.status).state(),
             "title": snap.title or "",
             "task": " ".join((tracked.request.task if tracked.request else "").split())[:200],
             "repository": snap.repository or "",

@@ -69,9 +69,10 @@ def split_line(line: str, parser: argparse.ArgumentParser) -> tuple[argparse.Nam
     return args, line[pos:].strip("\n").strip()
 
 
-def fill_fields(text: str, namespace: dict[str, Any]) -> str:
-    """Replace ``{name}`` (or ``{name.attr}``) from the namespace; unknown names stay as written;
-    ``{{`` and ``}}`` become braces."""
+def fill_fields(text: str, namespace: dict[str, Any]) -> tuple[str, list[str]]:
+    """Replace ``{name}`` (or ``{name.attr}``) from the namespace; ``{{`` and ``}}`` become
+    braces. Returns the text and the fields left as written because no variable matched."""
+    unfilled: list[str] = []
 
     def replace(match: re.Match[str]) -> str:
         whole = match.group()
@@ -81,12 +82,15 @@ def fill_fields(text: str, namespace: dict[str, Any]) -> str:
             return "}"
         first, *rest = match.group(1).split(".")
         if first not in namespace:
+            unfilled.append(whole)
             return whole
         value = namespace[first]
         for attr in rest:
             if not hasattr(value, attr):
+                unfilled.append(whole)
                 return whole
             value = getattr(value, attr)
         return str(value)
 
-    return _FIELD.sub(replace, text)
+    filled = _FIELD.sub(replace, text)
+    return filled, list(dict.fromkeys(unfilled))

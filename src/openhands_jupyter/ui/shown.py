@@ -25,7 +25,7 @@ class ShownConversation(Conversation):
 
 def show(conv: Conversation, shell: Any = None) -> ShownConversation:
     """Display a live widget for ``conv`` and return a handle that will not display it twice."""
-    shown = ShownConversation(conv._client, conv._tracked)
+    shown = ShownConversation.of(conv)
     widget = shown.widget = ConversationWidget(shown)
     handle = display(widget, display_id=True)
     if handle is not None:

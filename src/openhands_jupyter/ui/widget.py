@@ -33,6 +33,36 @@ def tokens_state(snap: Snapshot) -> dict[str, int | None] | None:
     return {"prompt": snap.prompt_tokens, "completion": snap.completion_tokens}
 
 
+def _merged(feed: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The feed with the new items added: none twice, no status line that repeats the one before
+    it. Pauses are the widget's own marks (made when the status changes), so the server's pause
+    events, which may arrive late or twice, are left out."""
+    known = {e["id"] for e in feed}
+    states = [e["text"] for e in feed if e["type"] == "state"]
+    last_state = states[-1] if states else None
+    out = list(feed)
+    for item in new:
+        if item["id"] in known:
+            continue
+        if item["type"] == "state":
+            server_pause = item["source"] != "client" and item["text"] in ("paused", "interrupted")
+            if server_pause or item["text"] == last_state:
+                continue
+            last_state = item["text"]
+        known.add(item["id"])
+        out.append(item)
+    return out
+
+
+def phase_line(snap: Snapshot) -> str:
+    """ "Starting: preparing sandbox" or "Queued (#3)": the line under the title, if any."""
+    if snap.status == st.STARTING and snap.start_phase:
+        return "Starting: " + snap.start_phase.lower().replace("_", " ")
+    if snap.status == st.QUEUED:
+        return f"Queued (#{snap.queue_position})" if snap.queue_position else "Queued"
+    return ""
+
+
 class ConversationWidget(anywidget.AnyWidget):
     """Shows one conversation live. Holds no secret in any synced trait."""
 
@@ -51,6 +81,7 @@ class ConversationWidget(anywidget.AnyWidget):
         self._started_ms = time.time() * 1000
         self._ended_ms: float | None = None
         self._on_final: list[Any] = []
+        self._marks = 0
         self.state = self._state(conversation.snapshot())
         self.on_msg(self._handle_custom)
         self._unsubscribe = conversation.subscribe(self._on_snapshot, visible=True)
@@ -68,6 +99,7 @@ class ConversationWidget(anywidget.AnyWidget):
         url = snap.url or ""
         return {
             "status": snap.status,
+            "rules": st.rules(snap.status).state(),
             "phase": snap.start_phase or "",
             "task": _excerpt(conv.task, 300),
             "title": snap.title or "",
@@ -81,27 +113,62 @@ class ConversationWidget(anywidget.AnyWidget):
             "prs": list(snap.pr_numbers),
             "url": url if url.startswith(("http://", "https://")) else "",
             "result": (snap.result or "")[:20000],
-            "detail": snap.detail or "",
+            "phase_line": phase_line(snap),
+            # why it failed, or why it waits in the queue
+            "detail": (snap.detail or "") if snap.status in (st.ERROR, st.QUEUED) else "",
             "error": snap.last_error or "",
             "retry_at": snap.retry_at * 1000 if snap.retry_at else None,
             "queue_position": snap.queue_position,
             "started_at": started,
             "ended_at": self._ended_ms,
             "tracking": snap.tracking,
+            "untracked_note": ""
+            if snap.tracking
+            else "No longer followed: this widget has stopped updating. "
+            + (
+                f"%openhands --attach {snap.conversation_id} follows it again."
+                if snap.conversation_id
+                else ""
+            ),
         }
 
     def _on_snapshot(self, snap: Snapshot) -> None:
         with self._lock:
             before = self.state.get("status")
             self.state = self._state(snap)
-            if snap.new_events:
-                new = [e.to_dict() for e in snap.new_events]
-                known = {e["id"] for e in self.feed}
-                merged = self.feed + [e for e in new if e["id"] not in known]
-                self.feed = merged[-FEED_LIMIT:]
+            new = [e.to_dict() for e in snap.new_events]
+            new.extend(self._pause_marks(before, snap, new))
+            if new:
+                self.feed = _merged(self.feed, new)[-FEED_LIMIT:]
         if snap.status in st.FINAL and before not in st.FINAL:
             for callback in list(self._on_final):
                 callback(self)
+
+    def _pause_marks(
+        self, before: Any, snap: Snapshot, new: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """A feed line when the conversation is paused or resumed: servers send no event for a
+        resume, and none for a pause of the whole sandbox."""
+        if before is None or before == snap.status:
+            return []
+        if snap.status == st.PAUSED:
+            text = "paused"
+        elif before == st.PAUSED and snap.status not in st.FINAL:
+            text = "resumed"
+        else:
+            return []
+        self._marks += 1
+        return [
+            {
+                "id": f"ohj-{text}-{self._marks}",
+                "type": "state",
+                "source": "client",
+                "text": text,
+                "exit_code": None,
+                "timed_out": False,
+                "time": None,
+            }
+        ]
 
     # -- actions from the browser ---------------------------------------------------------------
     def _handle_custom(self, _widget: Any, content: Any, _buffers: Any) -> None:
@@ -124,7 +191,7 @@ class ConversationWidget(anywidget.AnyWidget):
             conv.untrack()
             self.busy = ""
             return
-        tracker = conv._client.tracker
+        tracker = conv.tracker
         future = tracker.submit(coro)
         future.add_done_callback(lambda f: tracker.call_soon(self._done, action, f))
 

@@ -1,0 +1,82 @@
+"""The kernel's one client behind ``%openhands`` and ``Panel()``, and the settings it is built
+from: ``%config`` values, then the environment, then pyproject.toml, then the defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..constants import CLOUD_URL
+from .settings import read_defaults
+
+if TYPE_CHECKING:
+    from ..api.secrets import Secret
+    from ..client import OpenHands
+
+DEFAULTS: dict[str, Any] = {
+    "base_url": CLOUD_URL,
+    "api_version": "auto",
+    "poll_interval": 5.0,
+    "budget_per_minute": 60,
+    "max_concurrent": None,
+    "default_repository": None,
+    "default_branch": None,
+}
+ENVIRONMENT = {"base_url": "OPENHANDS_BASE_URL", "api_version": "OPENHANDS_API_VERSION"}
+
+
+def effective(configured: Mapping[str, Any]) -> dict[str, tuple[Any, str]]:
+    """Every setting with where it came from: %config, environment, pyproject.toml, default."""
+    file_values, _warnings, path = read_defaults()
+    out: dict[str, tuple[Any, str]] = {}
+    for name, default in DEFAULTS.items():
+        env_name = ENVIRONMENT.get(name)
+        if configured.get(name) is not None:
+            out[name] = (configured[name], "%config")
+        elif env_name and os.environ.get(env_name):
+            out[name] = (os.environ[env_name], env_name)
+        elif name in file_values:
+            out[name] = (file_values[name], str(path))
+        else:
+            out[name] = (default, "default")
+    return out
+
+
+class Shared:
+    """Holds the one client; the next use after a settings change builds it anew."""
+
+    def __init__(self) -> None:
+        self.configured: dict[str, Any] = {}
+        self.time_scale = 1.0
+        self.typed_key: Secret | None = None
+        self.client: OpenHands | None = None
+
+    def get(self) -> OpenHands:
+        from ..client import OpenHands
+        from ..tracking import TrackerConfig
+
+        if self.client is None or self.client.tracker.closed:
+            values = {k: v for k, (v, _) in effective(self.configured).items()}
+            config = TrackerConfig(
+                poll_interval=float(values["poll_interval"]),
+                budget_per_minute=int(values["budget_per_minute"]),
+                max_concurrent=values["max_concurrent"],
+                time_scale=self.time_scale,
+            )
+            self.client = OpenHands(
+                self.typed_key,
+                values["base_url"],
+                api_version=values["api_version"],
+                tracker_config=config,
+                progress=False,
+            )
+        return self.client
+
+
+SHARED = Shared()
+
+
+def shared_client() -> OpenHands:
+    """The client behind ``%openhands`` (built from the current settings)."""
+    return SHARED.get()
