@@ -56,8 +56,6 @@ def test_the_committed_notebook_carries_no_outputs() -> None:
         assert cell["outputs"] == [], cell["source"]
         assert cell["execution_count"] is None, cell["source"]
     assert "widgets" not in nb["metadata"]  # no saved widget state either
-    shipped = json.loads(pristine_notebook().read_text())
-    assert [c["source"] for c in shipped["cells"]] == [c["source"] for c in nb["cells"]]
 
 
 @pytest.mark.parametrize("root", [True, False])

@@ -3,7 +3,6 @@ picks what that server's web UI uses, and both generations work end to end."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +12,7 @@ from openhands_jupyter import NotFoundError, OpenHands
 from .real.fake_llm import COMMAND, finish_message
 from .real.fixtures import serve
 from .real.launcher import V0_VERSION, RealServer
+from .waiting import eventually
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]
 
@@ -73,13 +73,7 @@ def test_v0_long_run_keeps_its_state(server16_v0: RealServer) -> None:
     with _client(server16_v0) as oh:
         conv = oh.start("Many steps [llm:many=14] [llm:slow=0.6]")
         # wait until the run has produced more events than one status read looks at
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            outputs = [e for e in conv.events() if e.type == "output"]
-            if len(outputs) >= 11:
-                break
-            time.sleep(1)
-        assert len(outputs) >= 11
+        eventually(lambda: len([e for e in conv.events() if e.type == "output"]) >= 11, 300, 1)
         # agent_state_changed only came at the start: it is still known as running
         assert conv.refresh().status == "running"
         conv.wait(timeout=120)

@@ -261,3 +261,16 @@ def test_start_many_from_a_dataframe(sim_client: SimClient) -> None:
     a.wait(timeout=20)
     b.wait(timeout=20)
     assert (a.result, b.result) == ("Done: Fix A", "Done: Fix B")
+
+
+def test_the_loop_never_spins(sim_client: SimClient) -> None:
+    """Watched from its first moment to its end (a start task has no events to read yet): the
+    loop turns a few times a second at most, never thousands."""
+    _sim, oh = sim_client(speed=4.0, config=fast_config(time_scale=0.25))
+    started = time.monotonic()
+    conv = oh.start("Watched from the start")
+    conv.subscribe(lambda s: None, visible=True)
+    conv.wait(timeout=60)
+    elapsed = time.monotonic() - started
+    assert conv.status == "finished"
+    assert oh.tracker.loops / elapsed < 40, (oh.tracker.loops, elapsed)

@@ -36,6 +36,8 @@ from .loops import BackgroundLoop, running_loop, within
 from .state import LIVE_FALLBACK, LIVE_OFF, Expectation, Subscriber, Tracked
 
 log = package_logger("openhands_jupyter.tracking")
+#: the shortest wait after a turn of the loop that sent nothing
+IDLE_TURN = 0.25
 T = TypeVar("T")
 BUSY = frozenset({st.STARTING, st.RUNNING, st.WAITING})
 MAX_START_ATTEMPTS = 4
@@ -89,6 +91,8 @@ class Tracker:
         self.closed = False
         self.watchers: list[Callable[[], None]] = []
         self.requests = 0
+        #: turns of the loop (each a tick and a sleep): a test's check that it never spins
+        self.loops = 0
 
     def __repr__(self) -> str:
         where = "private thread" if self._own_loop else "caller's loop" if self.loop else "idle"
@@ -470,6 +474,8 @@ class Tracker:
         assert wake is not None
         while not self.closed:
             wake.clear()
+            self.loops += 1
+            sent = self.requests
             now = self._now()
             if now >= self._blocked_until:
                 try:
@@ -485,6 +491,9 @@ class Tracker:
                     log.exception("tracker tick failed")
                     self._on_failure(OpenHandsError(f"{type(exc).__name__}: {exc}"))
             delay = self._next_wakeup() - self._now()
+            if delay <= 0 and self.requests == sent:
+                # something looks due but the tick had nothing to send for it: never spin
+                delay = self.config.s(IDLE_TURN)
             if delay > 0:
                 await self.clock.wait(wake, min(delay, 3600.0))
 
@@ -524,11 +533,15 @@ class Tracker:
             due = min(
                 due,
                 tracked.next_due if self._needs_status(tracked) else math.inf,
-                tracked.events_due,
+                tracked.events_due if self._events_readable(tracked) else math.inf,
             )
         if self.queue:
             due = min(due, self._queue_next_try if self.config.max_concurrent is None else now + 1)
         return due
+
+    def _events_readable(self, tracked: Tracked) -> bool:
+        """Its events can be read now (a start task has none yet)."""
+        return tracked.info is not None and tracked.events_supported
 
     def _needs_status(self, tracked: Tracked) -> bool:
         if tracked.status == st.QUEUED or not tracked.tracking:
@@ -727,7 +740,7 @@ class Tracker:
         due = [
             t
             for t in self.entries.values()
-            if t.events_due <= now and t.info is not None and t.events_supported
+            if t.events_due <= now and self._events_readable(t)
         ]
         due.sort(key=lambda t: (not t.visible, t.events_due))
         if not due:
