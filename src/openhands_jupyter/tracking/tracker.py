@@ -737,11 +737,7 @@ class Tracker:
             tracked.events_due = math.inf
 
     async def _poll_events(self, now: float) -> None:
-        due = [
-            t
-            for t in self.entries.values()
-            if t.events_due <= now and self._events_readable(t)
-        ]
+        due = [t for t in self.entries.values() if t.events_due <= now and self._events_readable(t)]
         due.sort(key=lambda t: (not t.visible, t.events_due))
         if not due:
             return
