@@ -7,6 +7,7 @@ import builtins
 import contextlib
 import os
 import threading
+import warnings
 from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
@@ -15,7 +16,7 @@ import httpx
 from .api import status as st
 from .api.agent import AgentClient
 from .api.backend import Backend, StartRequest
-from .api.errors import AuthenticationError, NotFoundError
+from .api.errors import AuthenticationError, NotFoundError, UnreadableWarning
 from .api.ids import normalize_id
 from .api.probe import backend_for, is_cloud, probe_version
 from .api.secrets import Secret, as_secret
@@ -210,6 +211,7 @@ class AsyncOpenHands:
         [info] = await backend.conversations([cid], frozenset([cid]))
         if info is None:
             raise NotFoundError(f"Conversation {cid} not found on {self.base_url}.")
+        info = info.readable()
         tracked = Tracked(
             conversation_id=cid,
             info=info,
@@ -225,20 +227,27 @@ class AsyncOpenHands:
         return conv
 
     async def list(self, limit: int = 20) -> builtins.list[Conversation]:
-        """The most recent conversations, newest first (not tracked until you ``track()`` one)."""
+        """The most recent conversations, newest first (not tracked until you ``track()`` one).
+        Records the server sent in a form this client cannot read are left out, with an
+        ``UnreadableWarning`` that says which field."""
+        return _left_out(*await self._list(limit))
+
+    async def _list(self, limit: int) -> tuple[builtins.list[Conversation], builtins.list[str]]:
         if int(limit) < 1:
             from .api.errors import InputError
 
             raise InputError(f"limit must be at least 1, got {limit!r}.")
         backend = await self.backend()
         infos = await backend.search(limit=int(limit))
-        return [
+        convs = [
             Conversation(
                 self,
                 Tracked(conversation_id=i.id, info=i, status=i.status, seen=True, has_run=True),
             )
             for i in infos
+            if not i.unreadable
         ]
+        return convs, [i.unreadable for i in infos if i.unreadable]
 
     async def count(self) -> int:
         backend = await self.backend()
@@ -345,7 +354,7 @@ class OpenHands:
         self.aio.tracker.ensure_loop()
 
     def list(self, limit: int = 20) -> builtins.list[Conversation]:
-        return self.aio.run_sync(self.aio.list(limit))
+        return _left_out(*self.aio.run_sync(self.aio._list(limit)))
 
     def count(self) -> int:
         return self.aio.run_sync(self.aio.count())
@@ -385,3 +394,15 @@ def _as_kwargs(item: Any) -> dict[str, Any]:
 
 
 __all__ = ["CLOUD_URL", "AsyncOpenHands", "OpenHands", "in_kernel", "st"]
+
+
+def _left_out(convs: list[Conversation], unreadable: list[str]) -> list[Conversation]:
+    """The readable conversations; a warning (in the caller's thread) names what was left out."""
+    if unreadable:
+        warnings.warn(
+            f"{len(unreadable)} of {len(convs) + len(unreadable)} conversations left out: "
+            f"{unreadable[0]}",
+            UnreadableWarning,
+            stacklevel=3,
+        )
+    return convs

@@ -187,6 +187,7 @@ class Conversation:
         )
         if info is None:
             raise NotFoundError(f"Conversation {cid} not found.")
+        info.readable()
         return info
 
     async def refresh_async(self) -> Conversation:

@@ -84,6 +84,20 @@ class InvalidResponseError(OpenHandsError):
     """The server answered with something that is not the expected JSON (e.g. an HTML page)."""
 
 
+class UnreadableRecordError(InvalidResponseError):
+    """One record in an answer has a field of a type this client cannot read; the rest of the
+    answer is fine. ``field`` names it."""
+
+    def __init__(self, field: str, record: str | None = None) -> None:
+        where = f" (conversation {record})" if record else ""
+        super().__init__(f"The server sent something this client can't read: {field}{where}.")
+        self.field = field
+
+
+class UnreadableWarning(UserWarning):
+    """Some records in a listing could not be read and were left out."""
+
+
 class UnsupportedError(OpenHandsError):
     """The server does not offer this endpoint (405, or FastAPI's bare 404)."""
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from . import status as st
+from .errors import InvalidResponseError, UnreadableRecordError
 from .ids import lenient_id, parse_time
 from .secrets import Secret, as_secret
 
@@ -24,6 +26,30 @@ def scrub(value: Any) -> Any:
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _field_str(data: dict[str, Any], name: str) -> str | None:
+    """A text field of a record: absent or null is ``None``; any other type makes the record
+    unreadable, naming the field."""
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise UnreadableRecordError(name, _str(data.get("id")) or _str(data.get("conversation_id")))
+    return value
+
+
+def _field_ints(data: dict[str, Any], name: str) -> tuple[int, ...]:
+    """A list of whole numbers (PR numbers): absent or null is empty; anything else that is not
+    a list of numbers makes the record unreadable."""
+    value = data.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        raise UnreadableRecordError(name, _str(data.get("id")) or _str(data.get("conversation_id")))
+    return tuple(value)
 
 
 def _num(value: Any) -> float | None:
@@ -127,6 +153,29 @@ class ConversationInfo:
     """Changes whenever the server records a new agent state (V1 ``updated_at``, V0 the id of
     the newest state event): evidence that a run happened, with no clock involved."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    unreadable: str | None = None
+    """Why this record could not be read (a field of the wrong type); nothing else in it is
+    known. Only this conversation is affected."""
+
+    @classmethod
+    def read(
+        cls,
+        conversation_id: str | None,
+        reader: Callable[..., ConversationInfo],
+        *args: Any,
+        **kwargs: Any,
+    ) -> ConversationInfo:
+        """``reader(*args, **kwargs)``, or a record that says why it could not be read."""
+        try:
+            return reader(*args, **kwargs)
+        except UnreadableRecordError as exc:
+            return cls(id=conversation_id or "", status="unknown", unreadable=str(exc))
+
+    def readable(self) -> ConversationInfo:
+        """This record, or the error that says why it could not be read."""
+        if self.unreadable:
+            raise InvalidResponseError(self.unreadable)
+        return self
 
     @property
     def cost(self) -> float | None:
@@ -134,24 +183,25 @@ class ConversationInfo:
 
     @classmethod
     def from_v1(cls, data: dict[str, Any], has_run: bool = False) -> ConversationInfo:
-        prs = data.get("pr_number") or []
-        created = parse_time(data.get("created_at"))
+        """Read one V1 record; a field of the wrong type raises UnreadableRecordError."""
+        sandbox_status = _field_str(data, "sandbox_status")
+        execution_status = _field_str(data, "execution_status")
         return cls(
-            id=lenient_id(data.get("id")) or "",
-            status=st.v1_status(data.get("sandbox_status"), data.get("execution_status"), has_run),
-            title=_str(data.get("title")),
-            repository=_str(data.get("selected_repository")),
-            branch=_str(data.get("selected_branch")),
-            sandbox_id=_str(data.get("sandbox_id")),
-            sandbox_status=_str(data.get("sandbox_status")),
-            execution_status=_str(data.get("execution_status")),
-            conversation_url=_str(data.get("conversation_url")),
-            session_api_key=as_secret(_str(data.get("session_api_key"))),
-            created_at=created,
-            updated_at=parse_time(data.get("updated_at")),
+            id=lenient_id(_field_str(data, "id")) or "",
+            status=st.v1_status(sandbox_status, execution_status, has_run),
+            title=_field_str(data, "title"),
+            repository=_field_str(data, "selected_repository"),
+            branch=_field_str(data, "selected_branch"),
+            sandbox_id=_field_str(data, "sandbox_id"),
+            sandbox_status=sandbox_status,
+            execution_status=execution_status,
+            conversation_url=_field_str(data, "conversation_url"),
+            session_api_key=as_secret(_field_str(data, "session_api_key")),
+            created_at=parse_time(_field_str(data, "created_at")),
+            updated_at=parse_time(_field_str(data, "updated_at")),
             usage=Usage.from_metrics(data.get("metrics")),
-            pr_numbers=tuple(int(p) for p in prs if isinstance(p, int)),
-            state_marker=_str(data.get("updated_at")),
+            pr_numbers=_field_ints(data, "pr_number"),
+            state_marker=_field_str(data, "updated_at"),
             raw=scrub(data),
         )
 
@@ -159,20 +209,21 @@ class ConversationInfo:
     def from_v0(
         cls, data: dict[str, Any], agent_state: str | None, state_marker: str | None = None
     ) -> ConversationInfo:
-        prs = data.get("pr_number") or []
+        """Read one V0 record; a field of the wrong type raises UnreadableRecordError."""
+        status = _field_str(data, "status")
         return cls(
-            id=lenient_id(data.get("conversation_id")) or "",
-            status=st.v0_status(data.get("status"), agent_state),
-            title=_str(data.get("title")),
-            repository=_str(data.get("selected_repository")),
-            branch=_str(data.get("selected_branch")),
-            sandbox_status=_str(data.get("status")),
+            id=lenient_id(_field_str(data, "conversation_id")) or "",
+            status=st.v0_status(status, agent_state),
+            title=_field_str(data, "title"),
+            repository=_field_str(data, "selected_repository"),
+            branch=_field_str(data, "selected_branch"),
+            sandbox_status=status,
             execution_status=agent_state,
-            conversation_url=_str(data.get("url")),
-            session_api_key=as_secret(_str(data.get("session_api_key"))),
-            created_at=parse_time(data.get("created_at")),
-            updated_at=parse_time(data.get("last_updated_at")),
-            pr_numbers=tuple(int(p) for p in prs if isinstance(p, int)),
+            conversation_url=_field_str(data, "url"),
+            session_api_key=as_secret(_field_str(data, "session_api_key")),
+            created_at=parse_time(_field_str(data, "created_at")),
+            updated_at=parse_time(_field_str(data, "last_updated_at")),
+            pr_numbers=_field_ints(data, "pr_number"),
             state_marker=state_marker,
             raw=scrub(data),
         )

@@ -8,6 +8,7 @@ from urllib.parse import urljoin
 
 from .backend import Backend, EventCursor, StartRequest
 from .errors import InvalidResponseError, NotFoundError
+from .ids import lenient_id
 from .models import ConversationInfo, Event, StartTask, event_from_v0
 
 P = "/api/conversations"
@@ -102,7 +103,10 @@ class V0Backend(Backend):
             if not isinstance(data, dict):
                 out.append(None)
                 continue
-            info = ConversationInfo.from_v0(data, None)
+            info = ConversationInfo.read(cid, ConversationInfo.from_v0, data, None)
+            if info.unreadable:
+                out.append(info)
+                continue
             state, marker = None, None
             if str(data.get("status", "")).upper() == "RUNNING":
                 state, marker = await self._agent_state(info)
@@ -113,7 +117,13 @@ class V0Backend(Backend):
 
     async def search(self, limit: int = 20) -> list[ConversationInfo]:
         items = await self.paged(P, limit, "results")
-        return [ConversationInfo.from_v0(i, None) for i in items]
+        return [
+            ConversationInfo.read(
+                lenient_id(i.get("conversation_id")), ConversationInfo.from_v0, i, None
+            )
+            for i in items
+            if isinstance(i, dict)
+        ]
 
     async def count(self) -> int:
         return len(await self.search(limit=1000))

@@ -14,6 +14,7 @@ from .errors import (
     OpenHandsError,
     UnsupportedError,
 )
+from .ids import lenient_id
 from .models import ConversationInfo, Event, StartTask, event_from_v1
 
 BATCH = 99
@@ -111,7 +112,9 @@ class V1Backend(Backend):
             items = _expect(data, list, "conversations")
             for cid, item in zip(chunk, items):
                 out.append(
-                    ConversationInfo.from_v1(item, has_run=cid in has_run)
+                    ConversationInfo.read(
+                        cid, ConversationInfo.from_v1, item, has_run=cid in has_run
+                    )
                     if isinstance(item, dict)
                     else None
                 )
@@ -119,7 +122,13 @@ class V1Backend(Backend):
 
     async def search(self, limit: int = 20) -> list[ConversationInfo]:
         items = await self.paged(f"{P}/search", limit, "items")
-        return [ConversationInfo.from_v1(i, has_run=True) for i in items]
+        return [
+            ConversationInfo.read(
+                lenient_id(i.get("id")), ConversationInfo.from_v1, i, has_run=True
+            )
+            for i in items
+            if isinstance(i, dict)
+        ]
 
     async def count(self) -> int:
         return int(await self.call("GET", f"{P}/count", what="a conversation count"))

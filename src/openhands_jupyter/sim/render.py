@@ -290,4 +290,5 @@ def v0_conversation(conv: SimConversation) -> dict[str, Any]:
         "created_at": conv.created.replace(tzinfo=None).isoformat(),
         "pr_number": [],
         "conversation_version": "V0",
+        **conv.overrides,
     }

@@ -75,6 +75,8 @@ class SimConversation:
     agent_paused: list[tuple[float, sc.Step]] | None = None
     last_action_id: str | None = None
     run_busy_until: float = 0.0
+    #: fields its records carry instead of the simulated ones (malformed data for tests)
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -561,4 +563,5 @@ class World:
             "tags": {"archiveworkspacepath": f"./{conv.id}"},
             "acp_server": None,
             "launched_agent_profile": None,
+            **conv.overrides,
         }

@@ -54,6 +54,8 @@ class Tracked:
     detail: str | None = None
     info: ConversationInfo | None = None
     last_error: str | None = None
+    #: why the server's last record of it could not be read (only this conversation)
+    record_error: str | None = None
     retry_at: float | None = None
     queue_position: int | None = None
     tracking: bool = False

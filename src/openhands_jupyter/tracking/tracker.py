@@ -692,6 +692,16 @@ class Tracker:
         now: float,
         sent_at: float = -math.inf,
     ) -> None:
+        if info is not None and info.unreadable:
+            # only this conversation: it keeps what was known and says why, the others go on
+            tracked.last_error = tracked.record_error = info.unreadable
+            tracked.next_due = now + self._interval(tracked)
+            self._publish(tracked)
+            return
+        if tracked.record_error:
+            if tracked.last_error == tracked.record_error:
+                tracked.last_error = None
+            tracked.record_error = None
         if info is None:
             tracked.misses += 1
             if tracked.seen or tracked.misses >= 5:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -11,7 +12,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Float, Int, TraitError, Unicode, validate
 
-from ..api.errors import InputError
+from ..api.errors import InputError, UnreadableWarning
 from ..api.ids import normalize_id
 from ..api.validate import check_api_version, check_branch, normalize_repository
 from .parsing import fill_fields, split_line
@@ -302,7 +303,11 @@ class OpenHandsMagics(Magics):
         from ..api.errors import OpenHandsError
         from .widget import ConversationWidget
 
-        conversations = client.list(limit=limit)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UnreadableWarning)
+            conversations = client.list(limit=limit)
+        for warning in caught:
+            print(f"openhands: {warning.message}", file=sys.stderr)
         if not conversations:
             print("No conversations yet.")
             return

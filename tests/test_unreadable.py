@@ -1,0 +1,107 @@
+"""One record the client cannot read marks only that conversation; the others go on, and the
+public calls say which field in one line."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+
+from openhands_jupyter.api.errors import InvalidResponseError, UnreadableWarning
+from openhands_jupyter.api.models import ConversationInfo
+
+from .conftest import SimClient
+from .waiting import eventually
+
+#: wrong types in the fields a status read uses (status fields, PR list, times, ids, texts)
+MALFORMED: list[tuple[str, Any]] = [
+    ("pr_number", 7),
+    ("pr_number", ["7"]),
+    ("pr_number", {"n": 7}),
+    ("execution_status", 3),
+    ("execution_status", ["running"]),
+    ("sandbox_status", {"s": "RUNNING"}),
+    ("updated_at", 1700000000),
+    ("title", ["a", "b"]),
+    ("session_api_key", 12345),
+    ("conversation_url", False),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), MALFORMED)
+def test_a_malformed_record_marks_only_its_conversation(
+    sim_client: SimClient, field: str, value: Any
+) -> None:
+    sim, oh = sim_client(scenario="long")
+    bad = oh.start("This one gets a bad record")
+    good = oh.start("This one is fine")
+    eventually(lambda: bad.status == "running" and good.status == "running")
+    assert bad.id is not None
+    sim.world.conversations[bad.id].overrides = {field: value}
+    eventually(lambda: bool(bad.last_error))
+    assert bad.last_error == (
+        f"The server sent something this client can't read: {field} (conversation {bad.id})."
+    )
+    # the other conversation goes on: the tracker keeps reading it, with no error
+    before = sim.counts["v1.conversations"]
+    eventually(lambda: sim.counts["v1.conversations"] >= before + 2)
+    assert good.last_error is None and good.status == "running"
+    # get() says it in one line; list() leaves it out and says why
+    with pytest.raises(InvalidResponseError, match=f"can't read: {field}"):
+        oh.get(bad.id)
+    with pytest.warns(UnreadableWarning, match=f"1 of 2 conversations left out: .*{field}"):
+        listed = oh.list()
+    assert [c.id for c in listed] == [good.id]
+    # once the server sends a readable record again, the mark goes
+    sim.world.conversations[bad.id].overrides = {}
+    eventually(lambda: bad.last_error is None)
+    assert oh.get(bad.id).status == "running"
+
+
+def test_v0_reads_each_record_on_its_own(sim_client: SimClient) -> None:
+    sim, oh = sim_client(api="v0", scenario="long")
+    bad = oh.start("V0 with a bad record")
+    good = oh.start("V0 fine")
+    eventually(lambda: bad.status == "running" and good.status == "running")
+    assert bad.id is not None
+    sim.world.conversations[bad.id].overrides = {"status": 5}
+    eventually(lambda: bool(bad.last_error))
+    assert "can't read: status" in (bad.last_error or "")
+    assert good.last_error is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UnreadableWarning):
+            oh.list()
+
+
+def test_the_magic_lists_what_it_can_and_names_the_rest(
+    sim_client: SimClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from .test_magic import Shell
+
+    sim, oh = sim_client(scenario="idle")
+    first = oh.start("Readable")
+    second = oh.start("Unreadable")
+    first.wait(timeout=20)
+    second.wait(timeout=20)
+    assert second.id is not None
+    sim.world.conversations[second.id].overrides = {"pr_number": "12"}
+    sh = Shell()
+    sh.magics._client = oh
+    capsys.readouterr()
+    sh.line("--list 5")
+    captured = capsys.readouterr()
+    assert first.id is not None and first.id in captured.out
+    assert second.id not in captured.out
+    assert captured.err.strip() == (
+        "openhands: 1 of 2 conversations left out: The server sent something this client "
+        f"can't read: pr_number (conversation {second.id})."
+    )
+    sh.magics._client = None
+
+
+def test_reading_never_raises_a_type_error() -> None:
+    for field, value in MALFORMED:
+        info = ConversationInfo.read("c1", ConversationInfo.from_v1, {"id": "c1", field: value})
+        assert info.unreadable and field in info.unreadable
