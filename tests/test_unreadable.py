@@ -105,3 +105,40 @@ def test_reading_never_raises_a_type_error() -> None:
     for field, value in MALFORMED:
         info = ConversationInfo.read("c1", ConversationInfo.from_v1, {"id": "c1", field: value})
         assert info.unreadable and field in info.unreadable
+
+
+LONE = "half a pair: \ud83d, and a low one: \udc00"
+
+
+def test_text_the_comm_cannot_carry_is_cleaned_at_the_boundary(
+    sim_client: SimClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lone surrogate (valid in JSON, not in UTF-8) reaches the browser as U+FFFD and the
+    update is not lost."""
+    import dataclasses
+
+    from jupyter_client.session import json_packer
+
+    from openhands_jupyter.api.models import Event
+    from openhands_jupyter.progress import ProgressPrinter
+    from openhands_jupyter.ui.panel import Panel
+    from openhands_jupyter.ui.widget import ConversationWidget
+
+    _sim, oh = sim_client()
+    conv = oh.start("Plain task")
+    conv.wait(timeout=20)
+    widget = ConversationWidget(conv)
+    panel = Panel(oh)
+    event = Event(id="bad-1", type="message", source="agent", text=LONE)
+    snap = dataclasses.replace(conv.snapshot(), title=LONE, result=LONE, new_events=(event,))
+    widget._on_snapshot(snap)
+    panel._on_snapshot(conv._tracked, snap)
+    panel._flush()
+    for state in (widget.get_state(), panel.get_state()):
+        json_packer(state)  # what the kernel sends: raises on a lone surrogate
+    assert widget.feed[-1]["text"] == "half a pair: \ufffd, and a low one: \ufffd"
+    assert widget.state["title"] == "half a pair: \ufffd, and a low one: \ufffd"
+    ProgressPrinter(LONE)(snap)
+    assert "\ufffd" in capsys.readouterr().out
+    widget.close()
+    panel.close()

@@ -6,6 +6,7 @@ import sys
 from typing import TextIO
 
 from .api import status as st
+from .api.text import clean_text
 from .tracking import Snapshot
 
 
@@ -25,7 +26,8 @@ class ProgressPrinter:
         self._id_said = False
 
     def _print(self, text: str) -> None:
-        print(f"[openhands] {self.label}: {text}", file=self.stream or sys.stdout, flush=True)
+        line = clean_text(f"[openhands] {self.label}: {text}")
+        print(line, file=self.stream or sys.stdout, flush=True)
 
     def __call__(self, snap: Snapshot) -> None:
         if snap.conversation_id and not self._id_said:

@@ -13,6 +13,7 @@ import traitlets
 from ..api import status as st
 from ..api.errors import OpenHandsError
 from ..api.ids import epoch_ms
+from ..api.text import comm_safe
 from ..client import AsyncOpenHands, OpenHands
 from ..conversation import Conversation
 from ..tracking import Snapshot, Tracked
@@ -78,23 +79,25 @@ class Panel(anywidget.AnyWidget):
         else:
             self._ended.setdefault(key, time.time() * 1000)
         url = snap.url or ""
-        self._rows[key] = {
-            "key": key,
-            "id": snap.conversation_id or "",
-            "status": snap.status,
-            "rules": st.rules(snap.status).state(),
-            "title": snap.title or "",
-            "task": " ".join((tracked.request.task if tracked.request else "").split())[:200],
-            "repository": snap.repository or "",
-            "branch": snap.branch or "",
-            "cost": snap.cost,
-            "tokens": tokens_state(snap),
-            "url": url if url.startswith(("http://", "https://")) else "",
-            "detail": snap.detail or snap.last_error or "",
-            "started_at": started,
-            "ended_at": self._ended.get(key),
-            "queue_position": snap.queue_position,
-        }
+        self._rows[key] = comm_safe(
+            {
+                "key": key,
+                "id": snap.conversation_id or "",
+                "status": snap.status,
+                "rules": st.rules(snap.status).state(),
+                "title": snap.title or "",
+                "task": " ".join((tracked.request.task if tracked.request else "").split())[:200],
+                "repository": snap.repository or "",
+                "branch": snap.branch or "",
+                "cost": snap.cost,
+                "tokens": tokens_state(snap),
+                "url": url if url.startswith(("http://", "https://")) else "",
+                "detail": snap.detail or snap.last_error or "",
+                "started_at": started,
+                "ended_at": self._ended.get(key),
+                "queue_position": snap.queue_position,
+            }
+        )
         self._schedule_flush()
 
     def _schedule_flush(self) -> None:

@@ -13,6 +13,7 @@ import traitlets
 from ..api import status as st
 from ..api.errors import OpenHandsError
 from ..api.ids import epoch_ms
+from ..api.text import clean_text, comm_safe
 from ..conversation import Conversation
 from ..tracking import Snapshot
 from .assets import asset
@@ -82,7 +83,7 @@ class ConversationWidget(anywidget.AnyWidget):
         self._ended_ms: float | None = None
         self._on_final: list[Any] = []
         self._marks = 0
-        self.state = self._state(conversation.snapshot())
+        self.state = comm_safe(self._state(conversation.snapshot()))
         self.on_msg(self._handle_custom)
         self._unsubscribe = conversation.subscribe(self._on_snapshot, visible=True)
 
@@ -135,8 +136,8 @@ class ConversationWidget(anywidget.AnyWidget):
     def _on_snapshot(self, snap: Snapshot) -> None:
         with self._lock:
             before = self.state.get("status")
-            self.state = self._state(snap)
-            new = [e.to_dict() for e in snap.new_events]
+            self.state = comm_safe(self._state(snap))
+            new = [comm_safe(e.to_dict()) for e in snap.new_events]
             new.extend(self._pause_marks(before, snap, new))
             if new:
                 self.feed = _merged(self.feed, new)[-FEED_LIMIT:]
@@ -216,7 +217,7 @@ class ConversationWidget(anywidget.AnyWidget):
         bundle = super()._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
         if isinstance(data, dict):
-            text = self.text_status()
+            text = clean_text(self.text_status())
             data["text/plain"] = text
             data["text/html"] = f"<pre>{html.escape(text)}</pre>"
         return bundle
