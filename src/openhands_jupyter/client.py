@@ -25,6 +25,7 @@ from .api.validate import (
     check_api_version,
     check_base_url,
     check_branch,
+    check_key,
     check_task,
     normalize_repository,
 )
@@ -69,15 +70,20 @@ class AsyncOpenHands:
         max_retries: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        env = os.environ
+        # the keys become Secrets first, so no frame (in a verbose traceback, say) holds them
+        # as plain text; os.environ is never held in a local
+        api_key = as_secret(api_key if api_key is not None else _env("OPENHANDS_API_KEY"))
+        session_api_key = as_secret(
+            session_api_key if session_api_key is not None else _env("OPENHANDS_SESSION_API_KEY")
+        )
+        check_key(api_key, "API key", "api_key / OPENHANDS_API_KEY")
+        check_key(session_api_key, "session API key", "session_api_key / OPENHANDS_SESSION_API_KEY")
+        self._api_key = api_key
+        self._session_api_key = session_api_key
         self.base_url = check_base_url(
-            base_url or env.get("OPENHANDS_BASE_URL") or CLOUD_URL, allow_insecure=allow_insecure
+            base_url or _env("OPENHANDS_BASE_URL") or CLOUD_URL, allow_insecure=allow_insecure
         )
-        self.api_version = check_api_version(api_version or env.get("OPENHANDS_API_VERSION"))
-        self._api_key = as_secret(api_key if api_key is not None else env.get("OPENHANDS_API_KEY"))
-        self._session_api_key = as_secret(
-            session_api_key if session_api_key is not None else env.get("OPENHANDS_SESSION_API_KEY")
-        )
+        self.api_version = check_api_version(api_version or _env("OPENHANDS_API_VERSION"))
         config = tracker_config or TrackerConfig(
             poll_interval=poll_interval,
             budget_per_minute=budget_per_minute,
@@ -406,3 +412,7 @@ def _left_out(convs: list[Conversation], unreadable: list[str]) -> list[Conversa
             stacklevel=3,
         )
     return convs
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name)

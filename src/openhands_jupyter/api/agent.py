@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from .errors import AuthenticationError, InvalidResponseError, NotFoundError
-from .secrets import Secret
+from .secrets import Secret, SecretHeaders
 from .transport import Transport
 
 EVENT_PAGE = 100
@@ -54,7 +54,7 @@ class AgentEndpoint:
         return urlunsplit((scheme, parts.netloc, path, "", ""))
 
     def headers(self) -> dict[str, str]:
-        return {"X-Session-API-Key": self.key.get()} if self.key is not None else {}
+        return SecretHeaders({"X-Session-API-Key": self.key.get()} if self.key is not None else {})
 
 
 class AgentClient:

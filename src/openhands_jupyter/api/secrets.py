@@ -39,6 +39,16 @@ class Secret:
         raise TypeError("Secret values cannot be pickled")
 
 
+class SecretHeaders(dict[str, str]):
+    """Request headers that carry a key: a plain dict for httpx, masked in ``repr`` (a
+    verbose traceback shows every frame's locals)."""
+
+    def __repr__(self) -> str:
+        return repr({k: _MASK for k in self})
+
+    __str__ = __repr__
+
+
 def as_secret(value: str | Secret | None) -> Secret | None:
     """Wrap a plain string (empty means none)."""
     if value is None or isinstance(value, Secret):

@@ -10,6 +10,7 @@ from .backend import Backend, EventCursor, StartRequest
 from .errors import InvalidResponseError, NotFoundError
 from .ids import lenient_id
 from .models import ConversationInfo, Event, StartTask, event_from_v0
+from .secrets import SecretHeaders
 
 P = "/api/conversations"
 
@@ -29,7 +30,7 @@ class V0Backend(Backend):
         url = info.conversation_url or f"{P}/{info.id}"
         if not url.startswith(("http://", "https://")):
             url = urljoin(self.transport.base_url + "/", url.lstrip("/"))
-        headers = {}
+        headers = SecretHeaders()
         if info.session_api_key is not None:
             headers["X-Session-API-Key"] = info.session_api_key.get()
         return url.rstrip("/"), headers

@@ -7,6 +7,7 @@ import re
 from urllib.parse import urlsplit
 
 from .errors import InputError
+from .secrets import Secret
 
 API_VERSIONS = ("v1", "v0", "auto")
 
@@ -73,23 +74,56 @@ def check_api_version(value: str | None) -> str:
 
 
 def is_loopback(host: str) -> bool:
+    """This machine: localhost, a loopback address, or the unspecified 0.0.0.0 / ``::``
+    (which connects to this machine)."""
     if host in ("localhost",) or host.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    return address.is_loopback or address.is_unspecified
 
 
 def check_base_url(base_url: str, *, allow_insecure: bool = False) -> str:
-    """Refuse a malformed URL, and plain http to anything but loopback unless allowed."""
-    text = str(base_url or "").strip().rstrip("/")
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"Base URL {base_url!r} is not an http(s) URL.")
-    if parts.scheme == "http" and not allow_insecure and not is_loopback(parts.hostname):
+    """The server's URL as every link and request will use it: scheme and host in lower case,
+    no query or fragment. Refuses a malformed URL, one that carries a user name or password
+    (which would reach links, widgets and saved notebooks), and plain http to anything but
+    this machine unless allowed."""
+    text = str(base_url or "").strip()
+    try:
+        parts = urlsplit(text)
+        hostname = parts.hostname
+        port = parts.port
+    except ValueError:
+        parts, hostname, port = urlsplit(""), None, None
+    if parts.username is not None or parts.password is not None:
         raise InputError(
-            f"Refusing plain-http base URL {text}: the API key would travel unencrypted. "
+            "The base URL carries a user name or password (not shown here): remove them. "
+            "OpenHands takes its key as api_key / OPENHANDS_API_KEY."
+        )
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not hostname:
+        raise InputError(f"Base URL {text[:200]!r} is not an http(s) URL.")
+    netloc = f"[{hostname}]" if ":" in hostname else hostname
+    if port is not None:
+        netloc += f":{port}"
+    clean = f"{scheme}://{netloc}{parts.path}".rstrip("/")
+    if scheme == "http" and not allow_insecure and not is_loopback(hostname):
+        raise InputError(
+            f"Refusing plain-http base URL {clean}: keys would travel unencrypted. "
             "Use https, or pass allow_insecure=True."
         )
-    return text
+    return clean
+
+
+def check_key(key: Secret | None, name: str, source: str) -> None:
+    """Refuse a key an HTTP header cannot carry (a space, a line break, a non-ASCII character)
+    before it is used; the message never shows the key."""
+    if key is None:
+        return
+    if not all(0x21 <= ord(c) <= 0x7E for c in key.get()):
+        raise InputError(
+            f"The {name} contains a character an HTTP header cannot carry (a space, a line "
+            f"break or a non-ASCII character): check {source}. The key is not shown here."
+        )

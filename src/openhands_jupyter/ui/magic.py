@@ -112,7 +112,8 @@ class OpenHandsMagics(Magics):
     def _ensure_key(self) -> bool:
         """On the Cloud without a key: say how to set one and offer to type it (kept in memory)."""
         from ..api.probe import is_cloud
-        from ..api.secrets import Secret
+        from ..api.secrets import as_secret
+        from ..api.validate import check_key
 
         client = self.client()
         if client.aio.has_api_key or not is_cloud(client.base_url):
@@ -127,12 +128,14 @@ class OpenHandsMagics(Magics):
         try:
             import getpass
 
-            typed = getpass.getpass("OpenHands API key (Enter to skip): ").strip()
+            # a Secret from the first moment: no frame holds the typed key as plain text
+            typed = as_secret(getpass.getpass("OpenHands API key (Enter to skip): "))
         except (Exception, KeyboardInterrupt):
             return False
-        if not typed:
+        if typed is None:
             return False
-        SHARED.typed_key = Secret(typed)
+        check_key(typed, "API key", "what was typed")
+        SHARED.typed_key = typed
         SHARED.client = None
         return True
 
