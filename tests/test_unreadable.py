@@ -142,3 +142,25 @@ def test_text_the_comm_cannot_carry_is_cleaned_at_the_boundary(
     assert "\ufffd" in capsys.readouterr().out
     widget.close()
     panel.close()
+
+
+def test_attaching_to_a_finished_conversation_shows_its_end(sim_client: SimClient) -> None:
+    from openhands_jupyter.ui.widget import ConversationWidget
+
+    sim, oh = sim_client()
+    done = oh.start("Finished before anyone looked")
+    done.wait(timeout=20)
+    assert done.id is not None
+    done.untrack()
+    time_ended = done.updated_at
+    sim_events_reads = sim.counts["v1.events"]
+    other = oh.get(done.id)  # a kernel restart, say
+    widget = ConversationWidget(other)
+    eventually(lambda: bool(widget.state["result"]), 20)
+    assert widget.state["result"] == done.result
+    assert any(e["type"] == "finish" for e in widget.feed)
+    # elapsed: from its start to its end on the server, not to the moment of attaching
+    assert time_ended is not None and widget.state["ended_at"] is not None
+    assert abs(widget.state["ended_at"] - time_ended.timestamp() * 1000) < 1000
+    assert sim.counts["v1.events"] - sim_events_reads <= 2  # one tail read (agent or store)
+    widget.close()

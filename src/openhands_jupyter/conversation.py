@@ -212,7 +212,7 @@ class Conversation:
                 return [e for e in (event_from_v1(r) for r in raw) if e is not None]
             except OpenHandsError:
                 pass  # the app server's store has them too (perhaps a little behind)
-        return await backend.events(info, EventCursor(), max_pages=1000)
+        return await backend.events(info, EventCursor(), max_pages=0)  # every page
 
     async def events_async(self, limit: int | None = None) -> list[Event]:
         """All of the conversation's events, oldest first (the last ``limit``): from the agent

@@ -137,13 +137,11 @@ class AgentClient:
         newest = await self.events_since(endpoint, None)
         return out + newest
 
-    async def all_events(
-        self, endpoint: AgentEndpoint, max_pages: int = 1000
-    ) -> list[dict[str, Any]]:
-        """Every event, oldest first, page by page."""
+    async def all_events(self, endpoint: AgentEndpoint) -> list[dict[str, Any]]:
+        """Every event, oldest first, page by page to the end."""
         params: dict[str, Any] = {"limit": EVENT_PAGE, "sort_order": "TIMESTAMP"}
         out: list[dict[str, Any]] = []
-        for _ in range(max_pages):
+        while True:
             items, page = await self.events_page(endpoint, params)
             out.extend(items)
             if not page:

@@ -34,6 +34,15 @@ class EventCursor:
     last_timestamp: str | None = None
     seen_at_last: set[str] = field(default_factory=set)
     next_start_id: int = 0
+    #: the next page of the current ``timestamp >= last`` read, when a read stopped short of
+    #: its end (more events than a few pages can share one timestamp)
+    page_id: str | None = None
+    page_from: str | None = None
+
+    @property
+    def fresh(self) -> bool:
+        """Nothing has been read yet."""
+        return self.last_timestamp is None and self.next_start_id == 0
 
 
 class Backend(abc.ABC):
@@ -120,7 +129,16 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def events(
         self, info: ConversationInfo, cursor: EventCursor, max_pages: int = 5
-    ) -> list[Event]: ...
+    ) -> list[Event]:
+        """The events after ``cursor`` in order, at most ``max_pages`` pages; the cursor moves
+        past them (``max_pages=0``: every page)."""
+
+    @abc.abstractmethod
+    async def events_tail(
+        self, info: ConversationInfo, cursor: EventCursor, limit: int = 100
+    ) -> list[Event]:
+        """The newest ``limit`` events, oldest first, read newest first (one request); the
+        cursor moves to the newest, so that :meth:`events` goes on from there."""
 
     @abc.abstractmethod
     async def send(self, info: ConversationInfo, text: str) -> None: ...

@@ -134,7 +134,9 @@ class V0Backend(Backend):
     ) -> list[Event]:
         url, headers = self._runtime(info)
         out: list[Event] = []
-        for _ in range(max_pages):
+        pages = 0
+        while not max_pages or pages < max_pages:
+            pages += 1
             data = await self.call(
                 "GET",
                 f"{url}/events",
@@ -155,6 +157,28 @@ class V0Backend(Backend):
                     out.append(event)
             if not data.get("has_more"):
                 break
+        return out
+
+    async def events_tail(
+        self, info: ConversationInfo, cursor: EventCursor, limit: int = 100
+    ) -> list[Event]:
+        url, headers = self._runtime(info)
+        data = await self.call(
+            "GET", f"{url}/events", params={"limit": limit, "reverse": "true"}, headers=headers
+        )
+        if not isinstance(data, dict):
+            raise InvalidResponseError("Unexpected events response.")
+        raws = [r for r in data.get("events", []) if isinstance(r, dict)]
+        raws.reverse()
+        self._note_states(info.id, raws)
+        out: list[Event] = []
+        for raw in raws:
+            eid = raw.get("id")
+            if isinstance(eid, int):
+                cursor.next_start_id = max(cursor.next_start_id, eid + 1)
+            event = event_from_v0(raw)
+            if event is not None:
+                out.append(event)
         return out
 
     async def send(self, info: ConversationInfo, text: str) -> None:

@@ -157,10 +157,15 @@ class V1Backend(Backend):
         self, info: ConversationInfo, cursor: EventCursor, max_pages: int = 5
     ) -> list[Event]:
         params: dict[str, Any] = {"sort_order": "TIMESTAMP", "limit": 100}
-        if cursor.last_timestamp:
-            params["timestamp__gte"] = cursor.last_timestamp
+        since = cursor.page_from if cursor.page_id else cursor.last_timestamp
+        if since:
+            params["timestamp__gte"] = since
+        if cursor.page_id:
+            params["page_id"] = cursor.page_id
         out: list[Event] = []
-        for _ in range(max_pages):
+        pages = 0
+        while True:
+            pages += 1
             data = await self._events_page(info.id, params)
             for raw in data.get("items", []):
                 if not isinstance(raw, dict):
@@ -178,8 +183,34 @@ class V1Backend(Backend):
                     out.append(event)
             page = data.get("next_page_id")
             if not page:
+                cursor.page_id = None
                 break
             params = {**params, "page_id": page}
+            if max_pages and pages >= max_pages:
+                # the same query goes on from this page next time: no event is skipped, even
+                # when more than these pages share one timestamp
+                cursor.page_id, cursor.page_from = str(page), since
+                break
+        return out
+
+    async def events_tail(
+        self, info: ConversationInfo, cursor: EventCursor, limit: int = 100
+    ) -> list[Event]:
+        params: dict[str, Any] = {"sort_order": "TIMESTAMP_DESC", "limit": limit}
+        data = await self._events_page(info.id, params)
+        items = [r for r in data.get("items", []) if isinstance(r, dict)]
+        items.reverse()
+        out: list[Event] = []
+        for raw in items:
+            stamp = raw.get("timestamp")
+            if isinstance(stamp, str) and stamp != cursor.last_timestamp:
+                cursor.last_timestamp = stamp
+                cursor.seen_at_last = set()
+            cursor.seen_at_last.add(str(raw.get("id")))
+            event = event_from_v1(raw)
+            if event is not None:
+                out.append(event)
+        cursor.page_id = None
         return out
 
     async def send(self, info: ConversationInfo, text: str) -> None:

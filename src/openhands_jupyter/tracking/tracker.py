@@ -209,6 +209,10 @@ class Tracker:
             tracked.web_url = self._web_url(tracked)
             tracked.next_due = 0.0
             tracked.start_delay = self.config.s(self.config.start_interval)
+            if tracked.status in st.FINAL and tracked.conversation_id and not tracked.feed:
+                # attached after its end: read its last events once, for the feed and answer
+                tracked.final_left = max(tracked.final_left, 1)
+                tracked.events_due = 0.0
             self.entries[tracked.key] = tracked
         self.wake()
         self.call_soon(self._entries_changed)
@@ -800,6 +804,10 @@ class Tracker:
             except OpenHandsError as exc:
                 log.debug("agent-server events failed (%s); reading the app server's", exc)
         assert tracked.info is not None
+        if tracked.cursor.fresh:
+            # the first read (a new conversation, or one attached to): its newest events, at
+            # once, rather than its history a few pages per tick
+            return await backend.events_tail(tracked.info, tracked.cursor)
         return await backend.events(tracked.info, tracked.cursor)
 
     # -- the live feed ---------------------------------------------------------------------------

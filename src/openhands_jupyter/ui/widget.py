@@ -81,6 +81,10 @@ class ConversationWidget(anywidget.AnyWidget):
         self._lock = threading.Lock()
         self._started_ms = time.time() * 1000
         self._ended_ms: float | None = None
+        if conversation.status in st.FINAL:
+            # attached after its end: it ended when the server last changed it (when that
+            # time has a zone; a naive one says nothing about how long ago)
+            self._ended_ms = epoch_ms(conversation.updated_at)
         self._on_final: list[Any] = []
         self._marks = 0
         self.state = comm_safe(self._state(conversation.snapshot()))
