@@ -20,7 +20,7 @@ from .api.errors import AuthenticationError, NotFoundError, UnreadableWarning
 from .api.ids import normalize_id
 from .api.probe import backend_for, is_cloud, probe_version
 from .api.secrets import Secret, as_secret
-from .api.transport import DEFAULT_TIMEOUT, Transport
+from .api.transport import DEFAULT_DEADLINE, DEFAULT_TIMEOUT, Transport
 from .api.validate import (
     check_api_version,
     check_base_url,
@@ -34,6 +34,7 @@ from .conversation import Conversation
 from .progress import ProgressPrinter
 from .tracking import Tracked, Tracker, TrackerConfig
 from .tracking.loops import BackgroundLoop, running_loop
+from .tracking.tracker import SENDING
 
 T = TypeVar("T")
 
@@ -69,6 +70,7 @@ class AsyncOpenHands:
         timeout: httpx.Timeout | float | None = None,
         max_retries: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         # the keys become Secrets first, so no frame (in a verbose traceback, say) holds them
         # as plain text; os.environ is never held in a local
@@ -98,9 +100,15 @@ class AsyncOpenHands:
             else (timeout or DEFAULT_TIMEOUT),
             max_retries=max_retries,
             transport=transport,
+            deadline=deadline,
         )
         self.agent = AgentClient(
-            {"timeout": self.transport.timeout, "max_retries": max_retries, "transport": transport}
+            {
+                "timeout": self.transport.timeout,
+                "max_retries": max_retries,
+                "transport": transport,
+                "deadline": deadline,
+            }
         )
         self.progress = (not in_kernel()) if progress is None else progress
         self.tracker = Tracker(self.backend, config, web_url=self.web_url, agent=self.agent)
@@ -189,13 +197,22 @@ class AsyncOpenHands:
         repository: str | None = None,
         branch: str | None = None,
         title: str | None = None,
+        background: bool = False,
         **extra: Any,
     ) -> Conversation:
-        """Start a conversation and follow it; returns at once with a handle."""
+        """Start a conversation and follow it; returns with a handle once the server has the
+        request. ``background=True`` returns at once, before the server has answered (a slow
+        server cannot hold the caller): the handle says "sending the request" until then, and
+        a refusal shows as its error."""
         request = self.build_request(task, repository, branch, title, **extra)
         tracked = Tracked(request=request)
         self.tracker.ensure_loop()
-        await self.tracker.launch(tracked)
+        if background:
+            tracked.start_phase = SENDING
+            self.tracker.track(tracked)
+            self.tracker.submit(self.tracker.launch_reporting(tracked))
+        else:
+            await self.tracker.launch(tracked)
         return self._handle(tracked)
 
     async def start_many(self, tasks: Iterable[Any]) -> list[Conversation]:
@@ -335,12 +352,17 @@ class OpenHands:
         repository: str | None = None,
         branch: str | None = None,
         title: str | None = None,
+        *,
+        background: bool = False,
         **extra: Any,
     ) -> Conversation:
-        """Start a conversation and follow it; returns as soon as the server accepted it."""
+        """Start a conversation and follow it; returns as soon as the server accepted it
+        (``background=True``: at once, see :meth:`AsyncOpenHands.start`)."""
         self.aio.build_request(task, repository, branch, title, **extra)  # fail before anything
         self._pin_tracker()
-        return self.aio.run_sync(self.aio.start(task, repository, branch, title, **extra))
+        return self.aio.run_sync(
+            self.aio.start(task, repository, branch, title, background=background, **extra)
+        )
 
     def start_many(self, tasks: Iterable[Any]) -> list[Conversation]:
         rows = list(_rows(tasks))

@@ -9,7 +9,8 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -23,6 +24,8 @@ from .errors import (
 )
 from .secrets import Secret, package_logger
 
+T = TypeVar("T")
+
 log = package_logger("openhands_jupyter.api")
 
 RETRY_STATUSES = frozenset({502, 503, 504})
@@ -35,6 +38,9 @@ request_gate: contextvars.ContextVar[Callable[[], Awaitable[Callable[[], None]]]
     contextvars.ContextVar("openhands_request_gate", default=None)
 )
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+#: the longest one request may take from sending to its last byte: httpx's timeouts are per
+#: read, so a server that trickles a byte at a time would otherwise hold a call for ever
+DEFAULT_DEADLINE = 60.0
 STREAM_TIMEOUT = httpx.Timeout(30.0, connect=5.0, read=900.0)
 
 
@@ -57,9 +63,11 @@ class Transport:
         max_retries: int = 3,
         transport: httpx.AsyncBaseTransport | None = None,
         max_retry_wait: float = MAX_RETRY_WAIT,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.max_retry_wait = max_retry_wait
+        self.deadline = deadline
         self._api_key = api_key
         self._session_api_key = session_api_key
         self.timeout = timeout
@@ -171,9 +179,16 @@ class Transport:
         gate = request_gate.get() if gated else None
         done = await gate() if gate is not None else None
         try:
-            response = await client.request(
-                method, url, params=params, json=json_body, headers=headers
+            response = await within(
+                client.request(method, url, params=params, json=json_body, headers=headers),
+                self.deadline,
             )
+        except asyncio.TimeoutError:
+            raise APIConnectionError(
+                f"{self.base_url} took more than {self.deadline:g} s to answer "
+                f"{method} {urlsplit(url).path or url}; it may be overloaded or behind a slow "
+                "proxy"
+            ) from None
         except httpx.ConnectError as exc:
             err = APIConnectionError(f"Cannot connect to {self.base_url}: {_reason(exc)}")
             err.not_sent = True  # type: ignore[attr-defined]
@@ -267,3 +282,18 @@ def decode_json(response: httpx.Response) -> Any:
 
 
 __all__ = ["OpenHandsError", "Transport", "backoff_delay"]
+
+
+async def within(awaitable: Awaitable[T], timeout: float | None) -> T:
+    """``asyncio.wait_for`` without its trap: on Python 3.10/3.11 a task cancelled while it
+    waits there can hang as the inner wait is cancelled. Raises ``asyncio.TimeoutError``."""
+    inner = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait([inner], timeout=timeout)
+    except BaseException:
+        inner.cancel()
+        raise
+    if not done:
+        inner.cancel()
+        raise asyncio.TimeoutError
+    return inner.result()

@@ -8,7 +8,7 @@ import atexit
 import concurrent.futures
 import threading
 import weakref
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -75,21 +75,6 @@ _alive: weakref.WeakSet[BackgroundLoop] = weakref.WeakSet()
 def _stop_all() -> None:
     for loop in list(_alive):
         loop.stop(timeout=2.0)
-
-
-async def within(awaitable: Awaitable[T], timeout: float | None) -> T:
-    """``asyncio.wait_for`` without its trap: on Python 3.10/3.11 a task cancelled while it
-    waits there can hang as the inner wait is cancelled. Raises ``asyncio.TimeoutError``."""
-    inner = asyncio.ensure_future(awaitable)
-    try:
-        done, _ = await asyncio.wait([inner], timeout=timeout)
-    except BaseException:
-        inner.cancel()
-        raise
-    if not done:
-        inner.cancel()
-        raise asyncio.TimeoutError
-    return inner.result()
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:

@@ -28,16 +28,18 @@ from ..api.errors import (
 )
 from ..api.models import ConversationInfo, Event, StartTask, event_from_v1
 from ..api.secrets import package_logger
-from ..api.transport import backoff_delay
+from ..api.transport import backoff_delay, within
 from .budget import RequestBudget
 from .config import TrackerConfig
 from .live import LiveFeed, gap_since, stop_all
-from .loops import BackgroundLoop, running_loop, within
+from .loops import BackgroundLoop, running_loop
 from .state import LIVE_FALLBACK, LIVE_OFF, Expectation, Subscriber, Tracked
 
 log = package_logger("openhands_jupyter.tracking")
 #: the shortest wait after a turn of the loop that sent nothing
 IDLE_TURN = 0.25
+#: the start phase of a start whose request is on its way (``start(background=True)``)
+SENDING = "SENDING_REQUEST"
 T = TypeVar("T")
 BUSY = frozenset({st.STARTING, st.RUNNING, st.WAITING})
 MAX_START_ATTEMPTS = 4
@@ -348,6 +350,25 @@ class Tracker:
                 self._launching -= 1
         if outcome != "queued":
             self.track(tracked)
+
+    async def launch_reporting(self, tracked: Tracked) -> None:
+        """:meth:`launch` for a start nobody awaits: a refusal becomes the conversation's error
+        (shown where it is shown), never an exception lost in the loop."""
+        try:
+            await self.launch(tracked)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            message = (
+                str(exc) if isinstance(exc, OpenHandsError) else f"{type(exc).__name__}: {exc}"
+            )
+            tracked.start_phase = None
+            self._set_status(tracked, st.ERROR)
+            tracked.detail = message
+        else:
+            if tracked.start_phase == SENDING:
+                tracked.start_phase = None
+        self._publish(tracked)
 
     def _enqueue(self, tracked: Tracked, *, front: bool = False, reason: str | None = None) -> None:
         with self._lock:

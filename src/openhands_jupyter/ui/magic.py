@@ -277,7 +277,8 @@ class OpenHandsMagics(Magics):
         if "attach" in modes:
             conv = client.get(args.attach)
             return self._show(conv)
-        conv = client.start(task, repository=repo, branch=branch, title=args.title)
+        # at once, whatever the server does: the widget shows the wait and the outcome
+        conv = client.start(task, repository=repo, branch=branch, title=args.title, background=True)
         shown = self._show(conv)
         if args.wait:
             shown.wait(args.timeout)
