@@ -141,3 +141,26 @@ def test_a_refused_background_start_shows_as_its_error(sim_client: SimClient) ->
     conv = oh.start("Refused", background=True)
     eventually(lambda: conv.status == "error", 20)
     assert "Not authorised" in (conv.detail or "")
+
+
+def test_a_redirect_is_named_with_where_it_goes() -> None:
+    import httpx
+
+    from openhands_jupyter.api.errors import InvalidResponseError
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(302, headers={"location": "https://login.example.com/sso?next=x"})
+
+    oh = OpenHands(
+        None,
+        "https://openhands.example.com",
+        api_version="v1",
+        progress=False,
+        transport=httpx.MockTransport(handler),
+    )
+    with pytest.raises(InvalidResponseError) as caught:
+        oh.start("Anything")
+    message = str(caught.value)
+    assert "redirected POST /api/v1/app-conversations to https://login.example.com/sso" in message
+    assert "next=x" not in message and "content type" not in message
+    oh.close()

@@ -164,3 +164,20 @@ def test_attaching_to_a_finished_conversation_shows_its_end(sim_client: SimClien
     assert abs(widget.state["ended_at"] - time_ended.timestamp() * 1000) < 1000
     assert sim.counts["v1.events"] - sim_events_reads <= 2  # one tail read (agent or store)
     widget.close()
+
+
+def test_a_server_clock_ahead_never_blanks_the_elapsed_time(sim_client: SimClient) -> None:
+    import time
+
+    from openhands_jupyter.ui.widget import ConversationWidget
+
+    sim, oh = sim_client(scenario="long")
+    conv = oh.start("Clock ahead")
+    eventually(lambda: conv.status == "running")
+    assert conv.id is not None
+    sim.world.conversations[conv.id].overrides = {"created_at": "2099-01-01T00:00:00+00:00"}
+    eventually(lambda: conv.created_at is not None and conv.created_at.year == 2099)
+    widget = ConversationWidget(conv)
+    eventually(lambda: widget.state["started_at"] is not None)
+    assert widget.state["started_at"] <= time.time() * 1000
+    widget.close()

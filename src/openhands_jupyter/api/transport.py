@@ -257,6 +257,17 @@ def _reason(exc: Exception) -> str:
 
 
 def _check_json_type(response: httpx.Response) -> None:
+    if response.is_redirect:
+        target = response.headers.get("location", "")
+        where = httpx.URL(target).copy_with(query=None, fragment=None) if target else "elsewhere"
+        error = InvalidResponseError(
+            f"The server redirected {response.request.method} {response.request.url.path} to "
+            f"{where} (HTTP {response.status_code}): is the base URL right? Use the address it "
+            "redirects to, or the server's API address.",
+            status_code=response.status_code,
+        )
+        error.not_sent = True  # type: ignore[attr-defined]  # nothing was done
+        raise error
     ctype = response.headers.get("content-type", "")
     if "json" not in ctype.lower():
         error = InvalidResponseError(

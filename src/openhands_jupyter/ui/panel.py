@@ -72,7 +72,11 @@ class Panel(anywidget.AnyWidget):
             return
         info = tracked.info
         started = self._started.setdefault(
-            key, (epoch_ms(info.created_at) if info else None) or time.time() * 1000
+            key,
+            min(
+                (epoch_ms(info.created_at) if info else None) or time.time() * 1000,
+                time.time() * 1000,
+            ),
         )
         if snap.status in st.ACTIVE or snap.status in (st.WAITING,):
             self._ended.pop(key, None)

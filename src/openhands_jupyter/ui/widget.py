@@ -95,7 +95,8 @@ class ConversationWidget(anywidget.AnyWidget):
     def _state(self, snap: Snapshot) -> dict[str, Any]:
         conv = self.conversation
         # a naive server time has no zone: measure from when this client saw it start
-        started = epoch_ms(conv.created_at) or self._started_ms
+        # a server clock ahead of this one must not make the elapsed time negative (blank)
+        started = min(epoch_ms(conv.created_at) or self._started_ms, time.time() * 1000)
         if snap.status not in st.ACTIVE and snap.status not in (st.RUNNING, st.WAITING):
             if self._ended_ms is None:
                 self._ended_ms = time.time() * 1000
