@@ -195,3 +195,37 @@ def test_every_status_has_a_style() -> None:
     js = (Path(__file__).resolve().parent.parent / "js" / "widget.js").read_text()
     for name in st.RULES:
         assert f'"{name}"' not in js, f"widget.js decides something about {name!r}"
+
+
+def test_settings_changes_keep_one_client_and_one_budget(
+    shell: tuple[Shell, Simulator],  # noqa: F811
+) -> None:
+    import threading
+
+    sh, _sim = shell
+    threads_before = [t for t in threading.enumerate() if t.name == "openhands-tracker"]
+    first = sh.line("Before the changes [sim:long]")
+    client = sh.magics.client()
+    for value in (7, 9, 11):
+        sh.ip.run_line_magic("config", f"OpenHandsMagics.poll_interval = {value}")
+        sh.line(f"After poll_interval={value} [sim:long]")
+    sh.ip.run_line_magic("config", "OpenHandsMagics.budget_per_minute = 30")
+    sh.ip.run_line_magic("reload_ext", "openhands_jupyter")
+    sh.magics = sh.ip.magics_manager.registry["OpenHandsMagics"]
+    assert sh.magics.client() is client  # reconfigured, not rebuilt
+    assert client.tracker.config.poll_interval == 11.0
+    assert client.tracker.budget.per_minute == 30
+    assert (
+        first.id is None
+        or first in client.tracked
+        or any(c._tracked is first._tracked for c in client.tracked)
+    )
+    assert len(client.tracked) == 4  # the panel still knows the earlier conversations
+    trackers = [t for t in threading.enumerate() if t.name == "openhands-tracker"]
+    assert len(trackers) <= len(threads_before) + 1  # one more at most: this client's
+    # another server: the old client is closed and its conversations say so
+    sh.magics.base_url = "http://127.0.0.1:9"
+    other = sh.magics.client()
+    assert other is not client and client.tracker.closed
+    eventually(lambda: first.widget.state["untracked_note"] != "", 5)
+    sh.magics.base_url = None

@@ -36,6 +36,16 @@ class RequestBudget:
         self.spent = 0
         self.clock = clock or Clock()
 
+    def reconfigure(self, per_minute: int, per_second: int, time_scale: float) -> None:
+        """New limits; the requests already counted stay counted."""
+        if per_minute < 1:
+            raise ValueError("The request budget must allow at least 1 request per minute.")
+        with self._lock:
+            self.per_minute = int(per_minute)
+            self.per_second = max(1, min(int(per_second), MAX_PER_SECOND))
+            self.minute = 60.0 * time_scale
+            self.second = 1.0 * time_scale
+
     def __repr__(self) -> str:
         return f"RequestBudget(per_minute={self.per_minute}, per_second={self.per_second})"
 

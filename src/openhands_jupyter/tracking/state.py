@@ -54,6 +54,11 @@ class Tracked:
     detail: str | None = None
     info: ConversationInfo | None = None
     last_error: str | None = None
+    #: when the last command (send, stop, resume, delete) reached the server, on the tracker's
+    #: clock: a status read sent before it is stale
+    command_at: float = -math.inf
+    #: when the status read now in ``info`` was asked (same clock)
+    info_at: float = -math.inf
     #: why the server's last record of it could not be read (only this conversation)
     record_error: str | None = None
     retry_at: float | None = None
@@ -88,6 +93,11 @@ class Tracked:
     stats_usage: Usage | None = None
     last_finish: str | None = None
     last_agent_message: str | None = None
+    #: server times of the answer shown and of the newest user message: events arrive from
+    #: several sources and out of order, and only what the agent said after the newest user
+    #: message answers it
+    answer_time: str | None = None
+    user_time: str | None = None
     # the agent-server feed
     live: Any = None
     live_state: str = LIVE_OFF
@@ -155,10 +165,7 @@ class Tracked:
                 continue
             if event.type in ("state", "finish"):
                 self.state_events += 1
-            if event.type == "finish" and event.text:
-                self.last_finish = event.text
-            elif event.type == "message" and event.source == "agent" and event.text:
-                self.last_agent_message = event.text
+            self._note_answer(event, stamp if isinstance(stamp, str) else None)
             if event.type in HIDDEN_TYPES:
                 continue
             if event.source == "agent" or (event.type == "state" and event.text == "running"):
@@ -167,6 +174,31 @@ class Tracked:
         self.feed.extend(fresh)
         self.pending_events.extend(fresh)
         return fresh
+
+    def _note_answer(self, event: Event, stamp: str | None) -> None:
+        if event.type == "message" and event.source == "user":
+            if stamp is not None and (self.user_time is None or stamp > self.user_time):
+                self.user_time = stamp
+                if self.answer_time is not None and self.answer_time < stamp:
+                    self.reset_answer()  # a new question: the older answer no longer stands
+            return
+        answer = event.type == "finish" or (event.type == "message" and event.source == "agent")
+        if not answer or not event.text:
+            return
+        if stamp is not None:
+            if self.user_time is not None and stamp < self.user_time:
+                return  # said before the newest question
+            if (
+                self.answer_time is not None
+                and stamp < self.answer_time
+                and (event.type != "finish" or self.last_finish is not None)
+            ):
+                return  # older than the answer already shown
+            self.answer_time = stamp
+        if event.type == "finish":
+            self.last_finish = event.text
+        else:
+            self.last_agent_message = event.text
 
     @property
     def result(self) -> str | None:

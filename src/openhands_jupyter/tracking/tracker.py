@@ -260,6 +260,7 @@ class Tracker:
         if expected is None:
             return
         info = tracked.info
+        tracked.command_at = self._now()
         tracked.expect = Expectation(
             expected, info.state_marker if info else None, tracked.state_events
         )
@@ -678,7 +679,7 @@ class Tracker:
         infos = await backend.conversations(ids, has_run)
         now = self._now()
         for tracked, info in zip(batch, infos):
-            self._apply_info(tracked, info, now, sent_at=sent_at)
+            self._apply_info(tracked, info, now, sent_at=sent_at, asked_at=sent_at)
             self._sync_live(tracked)
         await self._keep_titles(batch)
 
@@ -716,7 +717,15 @@ class Tracker:
         info: ConversationInfo | None,
         now: float,
         sent_at: float = -math.inf,
+        asked_at: float = math.inf,
     ) -> None:
+        """Apply a status read. ``sent_at``: when it was asked, for comparing with the live
+        feed; ``asked_at`` likewise, for a loop poll that may have crossed a command."""
+        if info is not None and asked_at < tracked.command_at:
+            # asked before the last command reached the server: it can only show the state
+            # from before it; the next poll (soon) tells
+            tracked.next_due = min(tracked.next_due, now + self.config.s(0.5))
+            return
         if info is not None and info.unreadable:
             # only this conversation: it keeps what was known and says why, the others go on
             tracked.last_error = tracked.record_error = info.unreadable
@@ -737,6 +746,7 @@ class Tracker:
             tracked.misses = 0
             tracked.seen = True
             tracked.info = info
+            tracked.info_at = asked_at if asked_at != math.inf else now
             tracked.start_phase = None
             if (info.execution_status or "").lower() in st.RAN_STATES:
                 tracked.has_run = True
@@ -809,8 +819,13 @@ class Tracker:
                 tracked.events_due = self._now() + cfg.s(cfg.poll_interval)
             info = tracked.info
             if tracked.expect is not None and info is not None and self._moved_on(tracked, info):
-                tracked.expect = None
-                self._set_status(tracked, info.status)
+                if tracked.info_at >= tracked.command_at:
+                    tracked.expect = None
+                    self._set_status(tracked, info.status)
+                else:
+                    # the events say it moved on, but the status at hand predates the
+                    # command: ask for the current one now rather than show the old
+                    tracked.next_due = min(tracked.next_due, self._now())
             self._publish(tracked)
             self._sync_live(tracked)
 
@@ -1010,6 +1025,16 @@ class Tracker:
                 await task
             except asyncio.CancelledError:
                 pass
+
+    def reconfigure(self, config: TrackerConfig) -> None:
+        """New cadence and budget for this same tracker (``%config``): what it follows, its
+        sockets and its one budget stay."""
+        with self._lock:
+            self.config = config
+            self.budget.reconfigure(
+                config.budget_per_minute, config.max_per_second, config.time_scale
+            )
+        self.wake()
 
     def close(self, cleanup: Callable[[], Awaitable[None]] | None = None) -> None:
         """Stop polling and release the loop thread (if any). ``cleanup`` runs on the private

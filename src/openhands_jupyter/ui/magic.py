@@ -69,8 +69,7 @@ class OpenHandsMagics(Magics):
 
     def _settings_changed(self, change: Any) -> None:
         SHARED.configured = {name: getattr(self, name) for name in DEFAULTS}
-        SHARED.time_scale = self.time_scale
-        SHARED.client = None  # the next command builds a client with the new settings
+        SHARED.time_scale = self.time_scale  # the next command applies them to the one client
 
     @property
     def _client(self) -> OpenHands | None:
@@ -78,7 +77,7 @@ class OpenHandsMagics(Magics):
 
     @_client.setter
     def _client(self, client: OpenHands | None) -> None:
-        SHARED.client = client
+        SHARED.use(client)
 
     @validate("poll_interval", "time_scale")
     def _positive(self, proposal: Any) -> Any:
@@ -135,8 +134,7 @@ class OpenHandsMagics(Magics):
         if typed is None:
             return False
         check_key(typed, "API key", "what was typed")
-        SHARED.typed_key = typed
-        SHARED.client = None
+        SHARED.typed_key = typed  # the next use builds the client with it, closing the old
         return True
 
     def _can_prompt(self) -> bool:

@@ -44,33 +44,55 @@ def effective(configured: Mapping[str, Any]) -> dict[str, tuple[Any, str]]:
 
 
 class Shared:
-    """Holds the one client; the next use after a settings change builds it anew."""
+    """Holds the one client of the kernel. A settings change reconfigures it (one tracker, one
+    budget, the conversations it follows stay); only another server or key builds a new one,
+    and the old one is closed, its conversations marked as no longer followed."""
 
     def __init__(self) -> None:
         self.configured: dict[str, Any] = {}
         self.time_scale = 1.0
         self.typed_key: Secret | None = None
         self.client: OpenHands | None = None
+        self._built_for: tuple[Any, ...] | None = None
+        self.pinned = False
+
+    def use(self, client: OpenHands | None) -> None:
+        """Make ``client`` the kernel's client as it is (``None``: build one from the settings
+        at next use)."""
+        self.client, self.pinned, self._built_for = client, client is not None, None
 
     def get(self) -> OpenHands:
         from ..client import OpenHands
         from ..tracking import TrackerConfig
 
-        if self.client is None or self.client.tracker.closed:
-            values = {k: v for k, (v, _) in effective(self.configured).items()}
-            config = TrackerConfig(
-                poll_interval=float(values["poll_interval"]),
-                budget_per_minute=int(values["budget_per_minute"]),
-                max_concurrent=values["max_concurrent"],
-                time_scale=self.time_scale,
-            )
-            self.client = OpenHands(
-                self.typed_key,
-                values["base_url"],
-                api_version=values["api_version"],
-                tracker_config=config,
-                progress=False,
-            )
+        values = {k: v for k, (v, _) in effective(self.configured).items()}
+        config = TrackerConfig(
+            poll_interval=float(values["poll_interval"]),
+            budget_per_minute=int(values["budget_per_minute"]),
+            max_concurrent=values["max_concurrent"],
+            time_scale=self.time_scale,
+        )
+        server = (values["base_url"], values["api_version"], self.typed_key)
+        client = self.client
+        if client is not None and not client.tracker.closed:
+            if self.pinned:
+                return client
+            if server == self._built_for:
+                if client.tracker.config != config:
+                    client.tracker.reconfigure(config)
+                return client
+            for conv in client.tracked:
+                conv.untrack()
+            client.close()
+        self.client = OpenHands(
+            self.typed_key,
+            values["base_url"],
+            api_version=values["api_version"],
+            tracker_config=config,
+            progress=False,
+        )
+        self._built_for = server
+        self.pinned = False
         return self.client
 
 
