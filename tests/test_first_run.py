@@ -229,3 +229,16 @@ def test_settings_changes_keep_one_client_and_one_budget(
     assert other is not client and client.tracker.closed
     eventually(lambda: first.widget.state["untracked_note"] != "", 5)
     sh.magics.base_url = None
+
+
+def test_a_refused_setting_never_breaks_reloading(
+    shell: tuple[Shell, Simulator],  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sh, _sim = shell
+    sh.ip.run_cell("%config OpenHandsMagics.max_concurrent = 0")  # refused, and said so
+    capsys.readouterr()
+    sh.ip.run_line_magic("reload_ext", "openhands_jupyter")
+    assert "ignoring %config OpenHandsMagics.max_concurrent" in capsys.readouterr().err
+    sh.magics = sh.ip.magics_manager.registry["OpenHandsMagics"]
+    assert sh.magics.max_concurrent is None

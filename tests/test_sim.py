@@ -21,6 +21,7 @@ def _start(client: httpx.Client, task: str = "hello") -> httpx.Response:
 
 def test_start_task_progresses_to_ready_and_batch_get_returns_nulls() -> None:
     with Simulator(speed=20) as sim, httpx.Client(base_url=sim.url) as c:
+        sim.world.null_period = 60.0  # 3 s of real time: wide enough to look at
         task = _start(c).json()
         assert task["status"] == "WORKING" and task["app_conversation_id"] is None
         assert task["created_at"].endswith("Z")

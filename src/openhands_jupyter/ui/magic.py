@@ -79,26 +79,12 @@ class OpenHandsMagics(Magics):
     def _client(self, client: OpenHands | None) -> None:
         SHARED.use(client)
 
-    @validate("poll_interval", "time_scale")
-    def _positive(self, proposal: Any) -> Any:
-        value = proposal["value"]
-        if value is not None and not value > 0:
-            raise TraitError(f"{proposal['trait'].name} must be greater than 0, got {value!r}")
-        return value
-
-    @validate("budget_per_minute")
-    def _budget(self, proposal: Any) -> Any:
-        value = proposal["value"]
-        if value is not None and not 1 <= value <= 600:
-            raise TraitError(f"budget_per_minute must be between 1 and 600, got {value!r}")
-        return value
-
-    @validate("max_concurrent")
-    def _concurrency(self, proposal: Any) -> Any:
-        value = proposal["value"]
-        if value is not None and value < 1:
-            raise TraitError(f"max_concurrent must be at least 1, got {value!r}")
-        return value
+    @validate("poll_interval", "time_scale", "budget_per_minute", "max_concurrent")
+    def _checked(self, proposal: Any) -> Any:
+        error = setting_error(proposal["trait"].name, proposal["value"])
+        if error:
+            raise TraitError(error)
+        return proposal["value"]
 
     # -- settings -------------------------------------------------------------------------------
     def effective(self) -> dict[str, tuple[Any, str]]:
@@ -344,5 +330,36 @@ class OpenHandsMagics(Magics):
         display(ipywidgets.VBox([*rows, shown]))
 
 
+def setting_error(name: str, value: Any) -> str | None:
+    """Why a value cannot be this setting, or ``None``."""
+    if value is None:
+        return None
+    if name in ("poll_interval", "time_scale") and not value > 0:
+        return f"{name} must be greater than 0, got {value!r}"
+    if name == "budget_per_minute" and not 1 <= value <= 600:
+        return f"budget_per_minute must be between 1 and 600, got {value!r}"
+    if name == "max_concurrent" and value < 1:
+        return f"max_concurrent must be at least 1, got {value!r}"
+    return None
+
+
 def load_ipython_extension(ipython: Any) -> None:
+    # IPython keeps a %config value even when the setting refused it: drop such values, or
+    # every later %load_ext / %reload_ext would fail on them
+    section = getattr(ipython, "config", {}).get("OpenHandsMagics") or {}
+    for name in list(section):
+        try:
+            error = setting_error(name, section[name])
+        except TypeError:
+            error = f"{name} has the wrong type: {section[name]!r}"
+        if error:
+            print(f"openhands: ignoring %config OpenHandsMagics.{name}: {error}", file=sys.stderr)
+            del section[name]
+    # each Magics instance joins the shell's configurables: a reload leaves only the new one
+    # (else every %config reaches every earlier instance too)
+    configurables = getattr(ipython, "configurables", None)
+    if isinstance(configurables, list):
+        configurables[:] = [
+            c for c in configurables if type(c).__name__ != OpenHandsMagics.__name__
+        ]
     ipython.register_magics(OpenHandsMagics(shell=ipython))

@@ -81,8 +81,10 @@ class Shared:
                 if client.tracker.config != config:
                     client.tracker.reconfigure(config)
                 return client
+            tracker = client.tracker
             for conv in client.tracked:
-                conv.untrack()
+                conv.untrack()  # its widget says it is no longer followed
+            tracker.on_loop_sync(lambda: None)  # after those updates have gone out
             client.close()
         self.client = OpenHands(
             self.typed_key,
