@@ -212,8 +212,9 @@ class Tracker:
             tracked.next_due = 0.0
             tracked.start_delay = self.config.s(self.config.start_interval)
             if tracked.status in st.FINAL and tracked.conversation_id and not tracked.feed:
-                # attached after its end: read its last events once, for the feed and answer
-                tracked.final_left = max(tracked.final_left, 1)
+                # attached after its end: read its last events for the feed and the answer, as
+                # after an end seen live (until the finish message shows, a few times at most)
+                tracked.final_left = max(tracked.final_left, self.config.final_fetches)
                 tracked.events_due = 0.0
             self.entries[tracked.key] = tracked
         self.wake()
