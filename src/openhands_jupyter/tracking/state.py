@@ -9,10 +9,12 @@ import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ..api import status as st
 from ..api.backend import EventCursor, StartRequest
+from ..api.ids import parse_time
 from ..api.models import HIDDEN_TYPES, ConversationInfo, Event, Usage
 from .snapshot import Snapshot
 
@@ -96,8 +98,8 @@ class Tracked:
     #: server times of the answer shown and of the newest user message: events arrive from
     #: several sources and out of order, and only what the agent said after the newest user
     #: message answers it
-    answer_time: str | None = None
-    user_time: str | None = None
+    answer_time: datetime | None = None
+    user_time: datetime | None = None
     # the agent-server feed
     live: Any = None
     live_state: str = LIVE_OFF
@@ -175,22 +177,25 @@ class Tracked:
         self.pending_events.extend(fresh)
         return fresh
 
-    def _note_answer(self, event: Event, stamp: str | None) -> None:
+    def _note_answer(self, event: Event, raw_stamp: str | None) -> None:
+        # compare moments, not strings (zones and precision differ between sources); a time
+        # that cannot be compared never hides an answer
+        stamp = parse_time(raw_stamp) if raw_stamp else None
         if event.type == "message" and event.source == "user":
-            if stamp is not None and (self.user_time is None or stamp > self.user_time):
+            if stamp is not None and (self.user_time is None or _later(stamp, self.user_time)):
                 self.user_time = stamp
-                if self.answer_time is not None and self.answer_time < stamp:
+                if self.answer_time is not None and _later(stamp, self.answer_time):
                     self.reset_answer()  # a new question: the older answer no longer stands
             return
         answer = event.type == "finish" or (event.type == "message" and event.source == "agent")
         if not answer or not event.text:
             return
         if stamp is not None:
-            if self.user_time is not None and stamp < self.user_time:
+            if self.user_time is not None and _later(self.user_time, stamp):
                 return  # said before the newest question
             if (
                 self.answer_time is not None
-                and stamp < self.answer_time
+                and _later(self.answer_time, stamp)
                 and (event.type != "finish" or self.last_finish is not None)
             ):
                 return  # older than the answer already shown
@@ -277,3 +282,10 @@ class Tracked:
             self.activity,
             self.live_note,
         )
+
+
+def _later(a: datetime, b: datetime) -> bool:
+    """``a`` is after ``b``; False when they cannot be compared (one has a zone, one not)."""
+    if (a.tzinfo is None) != (b.tzinfo is None):
+        return False
+    return a > b
