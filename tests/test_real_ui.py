@@ -99,7 +99,12 @@ def test_widget_in_jupyterlab_against_the_real_server(lab: JupyterServer) -> Non
                 f" === {finish_message('Wave hello')!r}",
                 timeout=60000,
             )
-            assert card.locator(".ohj-pill").first.text_content() == "finished"
+            # the answer's text may land a moment before the state update that ends the run
+            page.wait_for_function(
+                "() => (document.querySelector('.ohj-card .ohj-pill') || {}).textContent"
+                " === 'finished'",
+                timeout=30000,
+            )
             page.screenshot(path=str(ARTIFACTS / "real-lab-finished.png"), full_page=True)
         finally:
             page.close()
