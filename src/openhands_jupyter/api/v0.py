@@ -145,16 +145,7 @@ class V0Backend(Backend):
             )
             if not isinstance(data, dict):
                 raise InvalidResponseError("Unexpected events response.")
-            self._note_states(info.id, data.get("events", []))
-            for raw in data.get("events", []):
-                if not isinstance(raw, dict):
-                    continue
-                eid = raw.get("id")
-                if isinstance(eid, int):
-                    cursor.next_start_id = max(cursor.next_start_id, eid + 1)
-                event = event_from_v0(raw)
-                if event is not None:
-                    out.append(event)
+            out.extend(self._take(info, cursor, data.get("events", [])))
             if not data.get("has_more"):
                 break
         return out
@@ -168,8 +159,11 @@ class V0Backend(Backend):
         )
         if not isinstance(data, dict):
             raise InvalidResponseError("Unexpected events response.")
-        raws = [r for r in data.get("events", []) if isinstance(r, dict)]
-        raws.reverse()
+        return self._take(info, cursor, list(reversed(data.get("events", []))))
+
+    def _take(self, info: ConversationInfo, cursor: EventCursor, raws: list[Any]) -> list[Event]:
+        """Events from raw items in order; notes agent states and moves the cursor past them."""
+        raws = [r for r in raws if isinstance(r, dict)]
         self._note_states(info.id, raws)
         out: list[Event] = []
         for raw in raws:
