@@ -109,7 +109,14 @@ def test_widget_lives_in_the_browser(
         sends = sim.counts["v1.send_message"]
         card.locator("input.ohj-input").fill("Also update the README")
         card.locator("button[data-action=send]").click()
+        # the widget shows the agent at work again at once, then the new end
+        page.wait_for_function(
+            "(card) => card.querySelector('.ohj-pill').textContent !== 'finished'",
+            arg=card.element_handle(),
+            timeout=10000,
+        )
         seen = _pill_sequence(page, card, "finished", timeout=30)
+        assert seen[-1] == "finished", seen
         assert sim.counts["v1.send_message"] == sends + 1
         card.locator(".ohj-ev-text", has_text="git diff --stat").first.wait_for(timeout=10000)
         page.wait_for_function(

@@ -46,6 +46,34 @@ def test_a_route_the_server_lacks_is_named(frontend: bool) -> None:
             oh.get(conv.id)  # type: ignore[arg-type]
 
 
+# -- the event socket's auth on an older agent server -----------------------------------------
+@pytest.mark.parametrize("frame_auth", [True, False])
+def test_the_event_socket_authenticates_on_old_and_new_agent_servers(
+    sim_client: SimClient, frame_auth: bool
+) -> None:
+    # 1.11's agent server takes the key in a first frame; 1.6's refuses a socket whose header
+    # has no key before accepting it (HTTP 403): either way activity comes live
+    sim, oh = sim_client(socket_frame_auth=frame_auth)
+    conv = oh.start("Live either way [sim:long]")
+    snaps: list[Snapshot] = []
+    unsubscribe = conv.subscribe(snaps.append)
+    try:
+        eventually(lambda: bool(snaps) and snaps[-1].activity == "live")
+        eventually(lambda: any(e.type == "command" for s in snaps for e in s.new_events))
+    finally:
+        unsubscribe()
+    sockets = sim.stats.agent_counts["agent.socket"]
+    assert sockets == (1 if frame_auth else 2)  # an old one: one refused try, then the header
+    # the next socket to that server goes straight to the header
+    again = oh.start("Again [sim:long]")
+    unsubscribe = again.subscribe(snaps.append)
+    try:
+        eventually(lambda: snaps[-1].conversation_id == again.id and snaps[-1].activity == "live")
+    finally:
+        unsubscribe()
+    assert sim.stats.agent_counts["agent.socket"] == sockets + 1
+
+
 # -- c: a supplied title is kept ---------------------------------------------------------------
 def test_a_supplied_title_survives_the_servers_title_step(sim_client: SimClient) -> None:
     sim, oh = sim_client(title_delay=3.0)
@@ -277,3 +305,19 @@ def test_resume_right_after_stop_waits_for_the_step_under_way(sim_client: SimCli
     assert sim.stats.agent_counts["agent.run"] >= 2
     assert sim.world.conversations[conv.id].execution_status == "running"
     eventually(lambda: conv.refresh().status == "running")
+
+
+# -- h: "idle" after the start, before the first run -------------------------------------------
+@pytest.mark.parametrize("live", [True, False])
+def test_wait_never_returns_before_the_agent_has_run(sim_client: SimClient, live: bool) -> None:
+    # a V1 server may say "idle" for a moment after the start, before the run begins: that
+    # is not the end of a run, whatever the clocks say
+    sim, oh = sim_client(idle_before_run=40.0, config=fast_config(live_events=live))
+    seen: list[str] = []
+    conv = oh.start("Take your time")
+    conv.subscribe(lambda s: seen.append(s.status))
+    conv.wait(timeout=60)
+    assert conv.status == "finished"
+    assert conv.result == finish_message("Take your time")
+    assert "idle" not in seen, seen
+    assert sim.world.changes[0][2] == "idle"  # the server did say idle first

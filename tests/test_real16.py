@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from openhands_jupyter import NotFoundError, OpenHands
+from openhands_jupyter.tracking import Snapshot, TrackerConfig
 
 from .real.fake_llm import COMMAND, finish_message
 from .real.fixtures import serve
@@ -35,9 +36,14 @@ def _client(server: RealServer) -> OpenHands:
 
 def test_v1_on_a_1_6_server(server16: RealServer) -> None:
     with _client(server16) as oh:
-        conv = oh.start("Greet from V1 [llm:command]")
+        conv = oh.start("Greet from V1 [llm:command] [llm:slow=3]")
         assert oh.generation == "v1"  # what 1.6's web UI starts (its settings: v1_enabled)
+        seen: list[Snapshot] = []
+        unsubscribe = conv.subscribe(seen.append)
         conv.wait(timeout=300)
+        unsubscribe()
+        # 1.6's agent server takes the session key in the socket's header only: still live
+        assert "live" in {s.activity for s in seen}
         assert conv.status == "finished", (conv.status, conv.detail)
         assert conv.result == finish_message("Greet from V1")
         events = conv.events()
@@ -47,6 +53,16 @@ def test_v1_on_a_1_6_server(server16: RealServer) -> None:
         conv.send("Again from V1")
         conv.wait(timeout=120)
         assert conv.result == finish_message("Again from V1")
+        # from the app server's event store only: 1.6's timestamp filter fails there (a 500),
+        # so its events are read newest first
+        with OpenHands(
+            base_url=server16.url, progress=False, tracker_config=TrackerConfig(live_events=False)
+        ) as store_only:
+            same = store_only.get(conv.id)  # type: ignore[arg-type]
+            same.send("Once more from V1")
+            same.wait(timeout=180)
+            assert same._tracked.result == finish_message("Once more from V1")
+            assert same._tracked.last_error is None
         # nor a V1 delete: the legacy route deletes it
         conv.delete()
         with pytest.raises(NotFoundError):

@@ -57,6 +57,32 @@ async def test_get_is_retried_on_503_and_connect_errors() -> None:
     await t.aclose()
 
 
+@pytest.mark.parametrize(
+    "dropped", [httpx.ReadError("closed"), httpx.RemoteProtocolError("disconnected")]
+)
+async def test_a_dropped_connection_gets_one_fresh_try_even_without_retries(
+    dropped: Exception,
+) -> None:
+    # some servers close a kept-alive connection after an error answer: the next request on it
+    # fails before any answer. A GET goes once more at once; a POST never does.
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        if len(calls) % 2 == 1:
+            raise dropped
+        return _json(200, [])
+
+    t = api.Transport("https://x.invalid", transport=httpx.MockTransport(handler))
+    assert await t.request("GET", "/api/v1/app-conversations", retries=0) == []
+    assert calls == ["GET", "GET"]
+    calls.clear()
+    with pytest.raises(api.APIConnectionError, match="failed"):
+        await t.request("POST", "/api/v1/app-conversations", json_body={}, retries=0)
+    assert calls == ["POST"]
+    await t.aclose()
+
+
 async def test_start_is_never_sent_twice_on_a_timeout_or_5xx() -> None:
     posts = 0
 
@@ -177,3 +203,36 @@ async def test_events_fall_back_to_the_older_path_and_remember_it() -> None:
         "/api/v1/events/search",
         "/api/v1/events/search",
     ]
+
+
+async def test_a_failing_timestamp_filter_turns_reads_newest_first() -> None:
+    # 1.6's V1 event store answers 500 to timestamp__gte: the events after the cursor are
+    # read from the newest back to it, once that works, for every later read too
+    stamps = [f"2026-11-29T10:00:0{i}.000001" for i in range(6)]
+    items = [
+        {"id": f"e{i}", "timestamp": s, "kind": "MessageEvent", "source": "agent"}
+        for i, s in enumerate(stamps)
+    ]
+    seen: list[dict[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        q = dict(request.url.params)
+        seen.append(q)
+        if "timestamp__gte" in q:
+            return _json(500, {"detail": "Internal Server Error"})
+        order = list(reversed(items)) if q.get("sort_order") == "TIMESTAMP_DESC" else items
+        start = int(q.get("page_id") or 0)
+        limit = int(q["limit"])
+        page = order[start : start + limit]
+        more = start + limit < len(order)
+        return _json(200, {"items": page, "next_page_id": str(start + limit) if more else None})
+
+    store = V1Backend(api.Transport("https://x.invalid", transport=httpx.MockTransport(handler)))
+    info = api.ConversationInfo(id="660e0000000000000000000000000000", status="running")
+    cursor = api.EventCursor(last_timestamp=stamps[1], seen_at_last={"e1"})
+    got = await store.events(info, cursor)
+    assert [e.id for e in got] == ["e2", "e3", "e4", "e5"]
+    assert store.store.filter_fails and cursor.last_timestamp == stamps[5]
+    seen.clear()
+    assert await store.events(info, cursor) == []  # nothing new: one page, no filter
+    assert len(seen) == 1 and "timestamp__gte" not in seen[0]

@@ -1,7 +1,9 @@
 """The agent server's event WebSocket (``/sockets/events/{id}``), over the ``websockets`` library.
 
-The key goes in a first ``{"type": "auth"}`` frame, never in the URL; every later frame from the
-server is one event as JSON. Close codes become the package's errors.
+The key goes in a first ``{"type": "auth"}`` frame, never in the URL; an agent server older than
+that kind of auth (it refuses the handshake itself) gets it in the ``X-Session-API-Key`` header
+instead. Every later frame from the server is one event as JSON. Close codes become the
+package's errors.
 """
 
 from __future__ import annotations
@@ -70,24 +72,44 @@ def closed_error(
     return APIConnectionError(f"The agent server's event socket closed ({text}).")
 
 
+#: agent servers (by socket origin) that refused first-frame auth and took the header
+_HEADER_AUTH: set[str] = set()
+
+
+async def _connect(endpoint: AgentEndpoint, header: bool, open_timeout: float, ping: float) -> Any:
+    return await connect(
+        endpoint.socket_url,
+        additional_headers=endpoint.headers() if header else None,
+        open_timeout=open_timeout,
+        ping_interval=ping,
+        ping_timeout=ping,
+        close_timeout=2.0,
+        max_size=MAX_FRAME,
+        user_agent_header="openhands-jupyter",
+        # the library logs every frame at DEBUG, the auth frame and headers too: through a
+        # logger that masks every known secret
+        logger=_frames_log,
+    )
+
+
 @asynccontextmanager
 async def open_event_socket(
     endpoint: AgentEndpoint, *, open_timeout: float = 10.0, ping_interval: float = 20.0
 ) -> AsyncIterator[EventSocket]:
     """Connect and authenticate; raises ``APIConnectionError`` / ``AuthenticationError``."""
+    origin = endpoint.base_url
+    header = endpoint.key is not None and origin in _HEADER_AUTH
     try:
-        ws = await connect(
-            endpoint.socket_url,
-            open_timeout=open_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_interval,
-            close_timeout=2.0,
-            max_size=MAX_FRAME,
-            user_agent_header="openhands-jupyter",
-            # the library logs every frame at DEBUG, the auth frame too: through a logger
-            # that masks every known secret
-            logger=_frames_log,
-        )
+        try:
+            ws = await _connect(endpoint, header, open_timeout, ping_interval)
+        except InvalidStatus as exc:
+            if header or endpoint.key is None or exc.response.status_code not in (401, 403):
+                raise
+            # an agent server from before first-frame auth closes a socket that brings no
+            # key before accepting it: the same key, in the header it reads
+            ws = await _connect(endpoint, True, open_timeout, ping_interval)
+            header = True
+            _HEADER_AUTH.add(origin)
     except InvalidStatus as exc:
         status = exc.response.status_code
         if status in (401, 403):
@@ -108,7 +130,7 @@ async def open_event_socket(
             f"Cannot connect to the agent server: {_first_line(exc)}"
         ) from None
     try:
-        if endpoint.key is not None:
+        if endpoint.key is not None and not header:
             await ws.send(json.dumps({"type": "auth", "session_api_key": endpoint.key.get()}))
         yield EventSocket(ws, endpoint)
     except ConnectionClosed as exc:

@@ -135,6 +135,7 @@ class Transport:
             idempotent = method in ("GET", "HEAD", "DELETE")
         budget = self.max_retries if retries is None else retries
         attempt = 0
+        fresh = False
         while True:
             try:
                 return await self._send_once(
@@ -154,6 +155,11 @@ class Transport:
                     raise
                 delay = exc.retry_after if exc.retry_after is not None else backoff_delay(attempt)
             except APIConnectionError as exc:
+                if idempotent and not fresh and getattr(exc, "dropped", False):
+                    # once, at once, on a new connection: not one of the caller's retries
+                    fresh = True
+                    log.debug("%s %s: connection dropped; once more", method, url)
+                    continue
                 if attempt >= budget or not (idempotent or getattr(exc, "not_sent", False)):
                     raise
                 delay = backoff_delay(attempt)
@@ -198,9 +204,10 @@ class Transport:
                 f"Timed out talking to {self.base_url}: {_reason(exc)}"
             ) from None
         except httpx.HTTPError as exc:
-            raise APIConnectionError(
-                f"Connection to {self.base_url} failed: {_reason(exc)}"
-            ) from None
+            err = APIConnectionError(f"Connection to {self.base_url} failed: {_reason(exc)}")
+            # the server closed a kept-alive connection (some do after an error answer)
+            err.dropped = isinstance(exc, DROPPED)  # type: ignore[attr-defined]
+            raise err from None
         finally:
             if done is not None:
                 done()
@@ -249,6 +256,10 @@ class Transport:
             raise APIConnectionError(
                 f"Stream from {self.base_url} failed: {_reason(exc)}"
             ) from None
+
+
+#: a connection the server closed under a request (often a kept-alive one it gave up)
+DROPPED = (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError)
 
 
 def _reason(exc: Exception) -> str:

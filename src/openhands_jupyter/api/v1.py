@@ -15,7 +15,8 @@ from .errors import (
     UnsupportedError,
 )
 from .ids import lenient_id
-from .models import ConversationInfo, Event, StartTask, event_from_v1
+from .models import ConversationInfo, Event, StartTask
+from .v1_events import V1EventStore
 
 BATCH = 99
 #: how long a resume keeps asking while the agent finishes the step it was stopped in
@@ -53,7 +54,7 @@ class V1Backend(Backend):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._events_path: str | None = None  # "new" or "old", learnt on first use
+        self.store = V1EventStore(self.call)
 
     async def start(self, request: StartRequest) -> StartTask:
         data = await self.call("POST", P, json_body=start_body(request), idempotent=False)
@@ -133,85 +134,15 @@ class V1Backend(Backend):
     async def count(self) -> int:
         return int(await self.call("GET", f"{P}/count", what="a conversation count"))
 
-    async def _events_page(self, cid: str, params: dict[str, Any]) -> dict[str, Any]:
-        new = (f"/api/v1/conversation/{cid}/events/search", params)
-        old = ("/api/v1/events/search", {**params, "conversation_id__eq": cid})
-        order = [("new", new), ("old", old)] if self._events_path != "old" else [("old", old)]
-        last_exc: Exception | None = None
-        for name, (url, query) in order:
-            try:
-                data = await self.call("GET", url, params=query, what="V1 events search")
-            except (UnsupportedError, InvalidResponseError) as exc:
-                if isinstance(exc, InvalidResponseError) and not exc.not_json:
-                    raise  # a malformed answer: try again later, same path
-                last_exc = exc
-                if self._events_path == name:
-                    raise
-                continue
-            self._events_path = name
-            page: dict[str, Any] = _expect(data, dict, "events")
-            return page
-        raise UnsupportedError(f"This server offers no V1 events search: {last_exc}")
-
     async def events(
         self, info: ConversationInfo, cursor: EventCursor, max_pages: int = 5
     ) -> list[Event]:
-        params: dict[str, Any] = {"sort_order": "TIMESTAMP", "limit": 100}
-        since = cursor.page_from if cursor.page_id else cursor.last_timestamp
-        if since:
-            params["timestamp__gte"] = since
-        if cursor.page_id:
-            params["page_id"] = cursor.page_id
-        out: list[Event] = []
-        pages = 0
-        while True:
-            pages += 1
-            data = await self._events_page(info.id, params)
-            for raw in data.get("items", []):
-                if not isinstance(raw, dict):
-                    continue
-                eid = str(raw.get("id"))
-                stamp = raw.get("timestamp")
-                if stamp == cursor.last_timestamp and eid in cursor.seen_at_last:
-                    continue
-                if isinstance(stamp, str) and stamp != cursor.last_timestamp:
-                    cursor.last_timestamp = stamp
-                    cursor.seen_at_last = set()
-                cursor.seen_at_last.add(eid)
-                event = event_from_v1(raw)
-                if event is not None:
-                    out.append(event)
-            page = data.get("next_page_id")
-            if not page:
-                cursor.page_id = None
-                break
-            params = {**params, "page_id": page}
-            if max_pages and pages >= max_pages:
-                # the same query goes on from this page next time: no event is skipped, even
-                # when more than these pages share one timestamp
-                cursor.page_id, cursor.page_from = str(page), since
-                break
-        return out
+        return await self.store.forward(info.id, cursor, max_pages)
 
     async def events_tail(
         self, info: ConversationInfo, cursor: EventCursor, limit: int = 100
     ) -> list[Event]:
-        params: dict[str, Any] = {"sort_order": "TIMESTAMP_DESC", "limit": limit}
-        data = await self._events_page(info.id, params)
-        items = [r for r in data.get("items", []) if isinstance(r, dict)]
-        items.reverse()
-        out: list[Event] = []
-        for raw in items:
-            stamp = raw.get("timestamp")
-            if isinstance(stamp, str) and stamp != cursor.last_timestamp:
-                cursor.last_timestamp = stamp
-                cursor.seen_at_last = set()
-            cursor.seen_at_last.add(str(raw.get("id")))
-            event = event_from_v1(raw)
-            if event is not None:
-                out.append(event)
-        cursor.page_id = None
-        return out
+        return await self.store.tail(info.id, cursor, limit)
 
     async def send(self, info: ConversationInfo, text: str) -> None:
         body = {"role": "user", "content": [{"type": "text", "text": text}], "run": True}

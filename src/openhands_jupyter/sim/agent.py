@@ -27,7 +27,12 @@ def _err(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
-def build_agent_app(world: World, counts: Callable[[str], None]) -> Starlette:
+def build_agent_app(
+    world: World, counts: Callable[[str], None], *, frame_auth: bool = True
+) -> Starlette:
+    """``frame_auth=False`` is an agent server from before first-frame auth (1.6): a socket
+    that brings no key in its header is refused before it is accepted (HTTP 403)."""
+
     def keys() -> set[str]:
         return {
             c.session_api_key
@@ -150,7 +155,7 @@ def build_agent_app(world: World, counts: Callable[[str], None]) -> Starlette:
         counts("agent.socket")
         cid = websocket.path_params["cid"]
         header = websocket.headers.get("x-session-api-key")
-        if header is not None and header not in keys():
+        if (header is not None and header not in keys()) or (header is None and not frame_auth):
             await websocket.close(code=AUTH_FAILED, reason="Authentication failed")
             return
         await websocket.accept()

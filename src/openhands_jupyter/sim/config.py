@@ -24,6 +24,8 @@ class SimConfig:
     """Serve the web UI: unknown GETs get its HTML page (200), other methods 405."""
     v1_enabled: bool = True
     """What the legacy settings (``GET /api/settings``) say to a 1.x web UI."""
+    timestamp_filter_fails: bool = False
+    """1.6's V1 event store: a search with ``timestamp__gte`` answers 500 once it has events."""
     absent: frozenset[str] = frozenset()
     """Routes (by their counting name, e.g. ``v1.send_message``) this server does not have."""
     faults: Faults = field(default_factory=Faults)

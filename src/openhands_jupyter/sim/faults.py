@@ -6,7 +6,7 @@ import asyncio
 import random
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,8 @@ class Faults:
     retry_after: float = 1.0
     seed: int | None = None
     rng: random.Random = field(default_factory=random.Random, repr=False)
+    scripted: dict[str, deque[str]] = field(default_factory=dict, repr=False)
+    """Faults for the next requests to a route (by its counting name), in order."""
 
     def __post_init__(self) -> None:
         if self.seed is not None:
@@ -36,6 +38,36 @@ class Faults:
     def clear(self) -> None:
         self.error_rate = self.latency = self.drop_rate = 0.0
         self.malformed_rate = self.html_rate = self.rate_limit_rate = 0.0
+        self.scripted.clear()
+
+    def script(self, route: str, *kinds: str) -> None:
+        """Answer the next requests to ``route`` (e.g. ``v1.events``) with these faults, one
+        each: ``500``, ``404`` (a bare Not Found), ``html`` (a web page), ``malformed``
+        (cut-off JSON), ``bad_utf8`` (bytes that are not UTF-8) or ``drop``."""
+        unknown = set(kinds) - set(SCRIPTED)
+        if unknown:
+            raise ValueError(f"unknown faults {sorted(unknown)}; known: {sorted(SCRIPTED)}")
+        self.scripted.setdefault(route, deque()).extend(kinds)
+
+    def take(self, route: str) -> str | None:
+        """The scripted fault for this request to ``route``, if one is left."""
+        queue = self.scripted.get(route)
+        return queue.popleft() if queue else None
+
+
+#: scripted faults: (status, body, content type); ``drop`` cuts the connection instead
+SCRIPTED: dict[str, tuple[int, bytes, bytes]] = {
+    "500": (500, b'{"detail": "Internal Server Error"}', b"application/json"),
+    "404": (404, b'{"detail": "Not Found"}', b"application/json"),
+    "html": (200, b"<!doctype html><html><body>OpenHands</body></html>", b"text/html"),
+    "malformed": (200, b'{"items": [{"id": "e1", "kind": "Mess', b"application/json"),
+    "bad_utf8": (
+        200,
+        b'{"items": [], "next_page_id": "' + bytes([0xFF, 0xFE]) + b'"}',
+        b"application/json",
+    ),
+    "drop": (200, b"", b"application/json"),
+}
 
 
 @dataclass
@@ -119,22 +151,19 @@ class Gate:
 
         faults: Faults = cfg.faults
         rng = faults.rng
+        scripted = faults.take(record.route)
+        if scripted is not None:
+            stats.faults_injected[scripted] += 1
+            if scripted == "drop":
+                await _drop(counted_send, send)
+            status, body, ctype = SCRIPTED[scripted]
+            await _raw(counted_send, status, body, ctype)
+            return
         if faults.latency:
             await asyncio.sleep(rng.random() * faults.latency)
         if faults.drop_rate and rng.random() < faults.drop_rate:
             stats.faults_injected["drop"] += 1
-            await counted_send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", b"100"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": b'{"items": [', "more_body": True})
-            raise ConnectionAbortedError("simulated dropped connection")
+            await _drop(counted_send, send)
         if faults.error_rate and rng.random() < faults.error_rate:
             stats.faults_injected["5xx"] += 1
             code = rng.choice([500, 502, 503, 504])
@@ -218,6 +247,19 @@ class Gate:
                 ]
             self.windows[key] = (win_start, count + 1)
         return None
+
+
+async def _drop(counted_send: Any, send: Any) -> None:
+    """Start a 200 answer, send a part of it and cut the connection."""
+    await counted_send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b'{"items": [', "more_body": True})
+    raise ConnectionAbortedError("simulated dropped connection")
 
 
 async def _raw(

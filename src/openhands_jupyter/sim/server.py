@@ -69,6 +69,11 @@ class Simulator:
     every new conversation into a running sandbox. ``frontend`` serves the web UI's page on
     unknown paths (405 for non-GET), else FastAPI's 404. ``absent`` names routes this server
     lacks (a 1.6 server's V1 has no ``v1.send_message`` and no ``v1.delete``).
+    ``socket_frame_auth=False`` serves an agent server that reads the session key from the
+    event socket's header only (1.6's), refusing a socket without it before accepting.
+    ``idle_before_run`` (sim-seconds) reports ``idle`` that long after the start, before the
+    first run, as a V1 server may. ``timestamp_filter_fails`` models 1.6's V1 event store, whose ``timestamp__gte`` search
+    answers 500 once the conversation has events.
     """
 
     def __init__(
@@ -97,6 +102,9 @@ class Simulator:
         title_delay: float = 3.0,
         absent: frozenset[str] | set[str] = frozenset(),
         v1_enabled: bool = True,
+        socket_frame_auth: bool = True,
+        timestamp_filter_fails: bool = False,
+        idle_before_run: float = 0.0,
     ) -> None:
         self.port = port
         self.agent_port = 0
@@ -110,6 +118,7 @@ class Simulator:
             grouping=grouping,
             local_offset_hours=local_offset_hours,
             title_delay=title_delay,
+            idle_before_run=idle_before_run,
         )
         self.config = SimConfig(
             world=self.world,
@@ -126,7 +135,9 @@ class Simulator:
             frontend=frontend,
             absent=frozenset(absent),
             v1_enabled=v1_enabled,
+            timestamp_filter_fails=timestamp_filter_fails,
         )
+        self.socket_frame_auth = socket_frame_auth
         self._app: _Served | None = None
         self._agent: _Served | None = None
 
@@ -172,7 +183,9 @@ class Simulator:
                 stats.agent_counts[route] += 1
 
         self._agent = _Served(
-            build_agent_app(self.world, count), self.agent_port, "openhands-agent"
+            build_agent_app(self.world, count, frame_auth=self.socket_frame_auth),
+            self.agent_port,
+            "openhands-agent",
         )
         self.agent_port = self._agent.port
         self.world.agent_url = self.agent_url

@@ -136,6 +136,10 @@ def v1_handlers(cfg: SimConfig) -> dict[str, Handler]:
             for e in render.v1_events(conv, ev, world.local_time(ev))
         ]
         gte = q.get("timestamp__gte")
+        if gte and items and cfg.timestamp_filter_fails:
+            # 1.6's event store compares each stored timestamp (a string) with the parsed
+            # filter: TypeError, a 500, whenever it has an event to compare
+            return err(500, "Internal Server Error")
         if gte:
             items = [e for e in items if e["timestamp"] >= gte]
         if q.get("kind__eq"):

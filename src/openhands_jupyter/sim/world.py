@@ -106,8 +106,10 @@ class World:
         grouping: str = "NO_GROUPING",
         local_offset_hours: float = 0.0,
         title_delay: float = 3.0,
+        idle_before_run: float = 0.0,
     ) -> None:
         self.speed = speed
+        self.idle_before_run = idle_before_run
         self.batch_size = max(1, int(batch_size))
         self.flush_delay = flush_delay
         self.grouping = grouping
@@ -222,6 +224,10 @@ class World:
         conv.title_due = conv.ready_at + self.scaled(self.title_delay)
         conv.exec_ready_at = conv.ready_at + self.scaled(self.null_period)
         at = conv.exec_ready_at
+        if self.idle_before_run:
+            # as a V1 server may: "idle" for a moment after the start, before the first run
+            conv.steps.append((at, sc.Step(0.0, "exec", text="idle")))
+            at += self.scaled(self.idle_before_run)
         self._emit(conv, "system", "", "agent", None, conv.ready_at)
         self._emit(conv, "message", conv.task, "user", None, conv.ready_at)
         self._emit(conv, "user_id", "", "environment", None, conv.ready_at, conv.events[-1].id)

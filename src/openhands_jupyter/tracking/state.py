@@ -63,6 +63,9 @@ class Tracked:
     info_at: float = -math.inf
     #: why the server's last record of it could not be read (only this conversation)
     record_error: str | None = None
+    #: why reading its events failed last (only this conversation), and how often in a row
+    events_error: str | None = None
+    events_failures: int = 0
     retry_at: float | None = None
     queue_position: int | None = None
     tracking: bool = False

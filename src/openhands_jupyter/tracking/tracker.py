@@ -36,6 +36,9 @@ from .loops import BackgroundLoop, running_loop
 from .state import LIVE_FALLBACK, LIVE_OFF, Expectation, Subscriber, Tracked
 
 log = package_logger("openhands_jupyter.tracking")
+#: what one conversation's event read can get wrong without the server as a whole being in
+#: trouble (those, a 429 or a lost connection, pause every request instead)
+CONVERSATION_FAULTS = (ServerError, InvalidResponseError, NotFoundError, ConflictError)
 #: the shortest wait after a turn of the loop that sent nothing
 IDLE_TURN = 0.25
 #: the start phase of a start whose request is on its way (``start(background=True)``)
@@ -800,9 +803,22 @@ class Tracker:
             try:
                 events = await self._read_events(backend, tracked)
             except UnsupportedError:
+                # a definite answer: no events to read here, nor an answer to wait for
                 tracked.events_supported = False
                 tracked.events_due = math.inf
+                tracked.final_left = 0
+                self._publish(tracked)
                 continue
+            except CONVERSATION_FAULTS as exc:
+                # this conversation's answer went wrong (a 5xx, a cut-off or garbled body):
+                # it retries on its own, and the others go on
+                self._events_failed(tracked, exc, final)
+                continue
+            if tracked.events_failures:
+                tracked.events_failures = 0
+                if tracked.last_error == tracked.events_error:
+                    tracked.last_error = tracked.retry_at = None
+                tracked.events_error = None
             tracked.add_events(events)
             if final:
                 tracked.final_left -= 1
@@ -829,6 +845,28 @@ class Tracker:
                     tracked.next_due = min(tracked.next_due, self._now())
             self._publish(tracked)
             self._sync_live(tracked)
+
+    def _events_failed(self, tracked: Tracked, exc: OpenHandsError, final: bool) -> None:
+        cfg = self.config
+        tracked.events_failures += 1
+        delay = backoff_delay(
+            tracked.events_failures - 1, base=cfg.s(2.0), cap=cfg.s(cfg.max_backoff)
+        )
+        tracked.events_due = self._now() + delay
+        log.debug("events of %s failed (%s); again in %.1fs", tracked.conversation_id, exc, delay)
+        if final:
+            # a failed read for the answer counts as one of the few tries: never a wait for ever
+            tracked.final_left -= 1
+            if tracked.final_left <= 0:
+                tracked.final_left = 0
+                tracked.events_due = math.inf
+                tracked.last_error = tracked.events_error = f"The answer could not be read: {exc}"
+                tracked.retry_at = None
+                self._publish(tracked)
+                return
+        tracked.last_error = tracked.events_error = f"Retrying: {exc}"
+        tracked.retry_at = time.time() + delay
+        self._publish(tracked)
 
     async def _read_events(self, backend: Backend, tracked: Tracked) -> list[Event]:
         """New events: from the agent server when it can be reached (it has them at once),
