@@ -64,6 +64,42 @@ function feedItem(ev) {
   return row;
 }
 
+// The feed arrives as messages, not as a synced list: the new events only, and the whole
+// (bounded) feed when a view shows up. Every view of one model shares one copy.
+function feedStore(model) {
+  if (!model.__ohjFeed) {
+    const store = { items: [], ids: new Set(), listeners: new Set() };
+    model.on("msg:custom", (msg) => {
+      if (!msg || !Array.isArray(msg.feed)) return;
+      if (msg.reset) {
+        store.items = [];
+        store.ids = new Set();
+      }
+      for (const ev of msg.feed) {
+        if (!ev || store.ids.has(ev.id)) continue;
+        store.ids.add(ev.id);
+        store.items.push(ev);
+      }
+      const limit = typeof msg.limit === "number" ? msg.limit : 200;
+      if (store.items.length > limit) {
+        for (const ev of store.items.splice(0, store.items.length - limit)) store.ids.delete(ev.id);
+      }
+      for (const fn of store.listeners) fn();
+    });
+    model.__ohjFeed = store;
+  }
+  return model.__ohjFeed;
+}
+
+// Python learns which views are on screen: a widget nobody sees costs no requests.
+function reportView(model, shown, id) {
+  try {
+    model.send({ view: shown ? "shown" : "gone", id });
+  } catch (e) {
+    // the kernel is gone or going: nothing to tell
+  }
+}
+
 function renderCard({ model, el }) {
   const root = h("div", "ohj-card");
   el.appendChild(root);
@@ -158,8 +194,9 @@ function renderCard({ model, el }) {
     renderFeed();
   });
 
+  const store = feedStore(model);
   function renderFeed() {
-    const feed = model.get("feed") || [];
+    const feed = store.items;
     const shown = expanded ? feed : feed.slice(-FEED_COLLAPSED);
     feedList.replaceChildren(...shown.map(feedItem));
     feedBox.style.display = feed.length ? "" : "none";
@@ -239,16 +276,22 @@ function renderCard({ model, el }) {
   model.on("change:state", update);
   model.on("change:busy", onBusy);
   model.on("change:action_error", update);
-  model.on("change:feed", renderFeed);
+  store.listeners.add(renderFeed);
   const timer = setInterval(tick, 1000);
   update();
   renderFeed();
+  const viewId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  const leave = () => reportView(model, false, viewId);
+  window.addEventListener("pagehide", leave);
+  reportView(model, true, viewId);
   return () => {
     clearInterval(timer);
     model.off("change:state", update);
     model.off("change:busy", onBusy);
     model.off("change:action_error", update);
-    model.off("change:feed", renderFeed);
+    store.listeners.delete(renderFeed);
+    window.removeEventListener("pagehide", leave);
+    leave();
   };
 }
 

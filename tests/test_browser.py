@@ -32,6 +32,7 @@ CELLS = [
     "%openhands --panel",
     "%openhands --list 5",
     "conv3 = %openhands Keep going for a while [sim:long]",
+    "print('watched:', sum(t.watched for t in conv.tracker.entries.values()))",
 ]
 
 
@@ -72,6 +73,24 @@ def _pill_sequence(page: Any, card: Any, until: str, timeout: float) -> list[str
             break
         page.wait_for_timeout(40)
     return seen
+
+
+def _watched(page: Any) -> int:
+    """How many conversations the kernel's tracker counts as watched (the last cell says)."""
+    cell = f"window.jupyterapp.shell.currentWidget.content.widgets[{len(CELLS) - 1}]"
+    before = page.evaluate(f"() => {cell}.model.executionCount")
+    run_cells(page, [len(CELLS) - 1])
+    page.wait_for_function(
+        f"""(n) => {{
+          const c = {cell};
+          const out = c.node.querySelector('.jp-OutputArea-output');
+          return c.model.executionCount !== n && out && out.textContent.includes('watched:');
+        }}""",
+        arg=before,
+        timeout=15000,
+    )
+    text = page.evaluate(f"() => {cell}.node.querySelector('.jp-OutputArea-output').textContent")
+    return int(text.split("watched:")[1].split()[0])
 
 
 def test_widget_lives_in_the_browser(
@@ -172,6 +191,15 @@ def test_widget_lives_in_the_browser(
         busy.locator("button[data-action=untrack]").click()
         busy.locator(".ohj-untracked", has_text="No longer followed").wait_for(timeout=10000)
         page.screenshot(path=str(ARTIFACTS / f"{server.app}-resumed.png"), full_page=True)
+
+        # Clear All Outputs: no view of any widget is left, so nothing counts as watched
+        assert _watched(page) > 0
+        page.evaluate("() => window.jupyterapp.commands.execute('editmenu:clear-all')")
+        page.wait_for_function("() => !document.querySelector('.ohj-card')", timeout=10000)
+        deadline = time.monotonic() + 15
+        while _watched(page) and time.monotonic() < deadline:
+            page.wait_for_timeout(300)
+        assert _watched(page) == 0
 
         # Notebook 7 itself reports a settings-schema error at start-up; none may come from
         # the widgets (their modules load from blob: URLs through anywidget)

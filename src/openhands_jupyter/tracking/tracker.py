@@ -141,6 +141,11 @@ class Tracker:
         else:
             loop.call_soon_threadsafe(fn, *args)
 
+    def call_later(self, delay: float, fn: Callable[[], Any]) -> None:
+        """Run ``fn()`` on the tracker's loop after ``delay`` seconds (not scaled), from any
+        thread."""
+        self.call_soon(lambda: asyncio.get_running_loop().call_later(delay, fn))
+
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule a coroutine on the tracker's loop from any thread; never blocks."""
         loop = self.ensure_loop()
@@ -833,7 +838,8 @@ class Tracker:
                     gap = min(cfg.poll_interval * 2 ** max(0, used - 1), cfg.max_final_gap)
                     tracked.events_due = self._now() + cfg.s(gap)
             else:
-                tracked.events_due = self._now() + cfg.s(cfg.poll_interval)
+                # at the pace of its status: idle and paused conversations' events rarely
+                tracked.events_due = self._now() + self._interval(tracked)
             info = tracked.info
             if tracked.expect is not None and info is not None and self._moved_on(tracked, info):
                 if tracked.info_at >= tracked.command_at:

@@ -19,6 +19,8 @@ from ..tracking import Snapshot
 from .assets import asset
 
 FEED_LIMIT = 200
+#: seconds a new widget counts as on screen before any view of it has reported
+VIEW_GRACE = 30.0
 ACTIONS = ("stop", "resume", "send", "refresh", "untrack")
 
 
@@ -71,7 +73,6 @@ class ConversationWidget(anywidget.AnyWidget):
     _css = asset("widget.css")
 
     state = traitlets.Dict().tag(sync=True)
-    feed: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     busy = traitlets.Unicode("").tag(sync=True)
     action_error = traitlets.Unicode("").tag(sync=True)
 
@@ -87,9 +88,59 @@ class ConversationWidget(anywidget.AnyWidget):
             self._ended_ms = epoch_ms(conversation.updated_at)
         self._on_final: list[Any] = []
         self._marks = 0
+        # the feed stays here; the browser gets what is new as messages (see _on_snapshot)
+        self._feed: list[dict[str, Any]] = []
+        # the browser's views of this widget on screen, by the ids they report
+        self._views: set[str] = set()
+        self._viewed = False
+        self._closed = False
         self.state = comm_safe(self._state(conversation.snapshot()))
         self.on_msg(self._handle_custom)
+        # watched until the browser says otherwise, or says nothing for VIEW_GRACE seconds
+        # (no frontend renders it: a terminal, a script, a notebook run headless)
+        self._visible = True
         self._unsubscribe = conversation.subscribe(self._on_snapshot, visible=True)
+        conversation.tracker.call_later(VIEW_GRACE, self._no_view_yet)
+
+    @property
+    def feed(self) -> list[dict[str, Any]]:
+        """The feed as the browser shows it (the newest ``FEED_LIMIT`` items)."""
+        with self._lock:
+            return list(self._feed)
+
+    @property
+    def on_screen(self) -> bool:
+        """Whether it counts as seen: a view is on screen, or none has reported yet."""
+        return self._visible
+
+    # -- views ----------------------------------------------------------------------------------
+    def _view(self, shown: bool, view_id: str) -> None:
+        with self._lock:
+            if shown:
+                self._views.add(view_id)
+                self._viewed = True
+                feed = list(self._feed)
+            else:
+                self._views.discard(view_id)
+            on_screen = bool(self._views)
+        if shown:
+            # a new view starts from the whole feed (the others already have it)
+            self.send({"feed": feed, "reset": True, "limit": FEED_LIMIT})
+        self._watch(on_screen)
+
+    def _no_view_yet(self) -> None:
+        if not self._viewed:
+            self._watch(False)
+
+    def _watch(self, visible: bool) -> None:
+        """Count as a widget on screen (the conversation is watched: live feed, events read)
+        or not (its status is still followed, at the slower pace of what nobody looks at)."""
+        with self._lock:
+            if self._closed or visible == self._visible:
+                return
+            self._visible = visible
+            self._unsubscribe()
+            self._unsubscribe = self.conversation.subscribe(self._on_snapshot, visible=visible)
 
     # -- state from snapshots -------------------------------------------------------------------
     def _state(self, snap: Snapshot) -> dict[str, Any]:
@@ -144,8 +195,14 @@ class ConversationWidget(anywidget.AnyWidget):
             self.state = comm_safe(self._state(snap))
             new = [comm_safe(e.to_dict()) for e in snap.new_events]
             new.extend(self._pause_marks(before, snap, new))
+            added: list[dict[str, Any]] = []
             if new:
-                self.feed = _merged(self.feed, new)[-FEED_LIMIT:]
+                known = {e["id"] for e in self._feed}
+                merged = _merged(self._feed, new)
+                added = [e for e in merged if e["id"] not in known]
+                self._feed = merged[-FEED_LIMIT:]
+        if added:
+            self.send({"feed": added, "limit": FEED_LIMIT})
         if snap.status in st.FINAL and before not in st.FINAL:
             for callback in list(self._on_final):
                 callback(self)
@@ -178,6 +235,9 @@ class ConversationWidget(anywidget.AnyWidget):
 
     # -- actions from the browser ---------------------------------------------------------------
     def _handle_custom(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("view") in ("shown", "gone"):
+            self._view(content["view"] == "shown", str(content.get("id") or ""))
+            return
         if not isinstance(content, dict) or content.get("action") not in ACTIONS:
             return
         action = str(content["action"])
@@ -228,5 +288,7 @@ class ConversationWidget(anywidget.AnyWidget):
         return bundle
 
     def close(self) -> None:
-        self._unsubscribe()
+        with self._lock:
+            self._closed = True
+            self._unsubscribe()
         super().close()
