@@ -792,7 +792,8 @@ class Tracker:
 
     async def _poll_events(self, now: float) -> None:
         due = [t for t in self.entries.values() if t.events_due <= now and self._events_readable(t)]
-        due.sort(key=lambda t: (not t.visible, t.events_due))
+        # the budget goes to what is on screen first, and there to what is at work
+        due.sort(key=lambda t: (not t.visible, t.status not in BUSY, t.events_due))
         if not due:
             return
         backend = await self._get_backend()
