@@ -158,3 +158,20 @@ def test_one_update_of_a_full_feed_sends_what_is_new(sim_client: SimClient) -> N
     assert len(widget.feed) == FEED_LIMIT  # bounded, the newest kept
     widget.close()
     conv.stop()
+
+
+def test_the_panels_text_counts_what_it_shows(sim_client: SimClient) -> None:
+    from openhands_jupyter.ui.panel import Panel
+
+    _sim, oh = sim_client()
+    idle = [oh.start(f"Idle {i} [sim:idle]") for i in range(2)]
+    done = oh.start("Done soon")
+    for conv in [*idle, done]:
+        conv.wait(timeout=30)
+    panel = Panel(oh)
+    eventually(lambda: len(panel._rows) == 3)
+    bundle = panel._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle
+    # what a saved notebook or a terminal shows in place of the table
+    assert data["text/plain"] == "OpenHands panel: 3 tracked (1 finished, 2 idle)"
+    panel.close()
