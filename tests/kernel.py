@@ -87,6 +87,30 @@ class Kernel:
                     )
         return out
 
+    def feeds(self) -> dict[str, list[dict[str, Any]]]:
+        """Each widget's feed as a browser builds it from the messages seen so far (a reset
+        replaces it, other messages add their new events)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for msg in self.iopub:
+            if msg["msg_type"] != "comm_msg":
+                continue
+            data = msg["content"].get("data", {})
+            content = data.get("content") if data.get("method") == "custom" else None
+            if not isinstance(content, dict) or not isinstance(content.get("feed"), list):
+                continue
+            comm_id = msg["content"]["comm_id"]
+            feed = [] if content.get("reset") else out.get(comm_id, [])
+            known = {e["id"] for e in feed}
+            out[comm_id] = feed + [e for e in content["feed"] if e["id"] not in known]
+        return out
+
+    def show_widgets(self, view_id: str = "test-frontend") -> None:
+        """Tell every conversation widget that a view of it is on screen, as a frontend's
+        render does."""
+        for comm_id, state, _parent in self.comm_states():
+            if "state" in state and "busy" in state:
+                self.send_custom(comm_id, {"view": "shown", "id": view_id})
+
     def send_custom(self, comm_id: str, content: dict[str, Any]) -> None:
         msg = self.kc.session.msg(
             "comm_msg", {"comm_id": comm_id, "data": {"method": "custom", "content": content}}

@@ -5,6 +5,7 @@ never a wait for ever. Also 1.6's event store, whose timestamp filter fails."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -103,3 +104,47 @@ def test_a_store_whose_timestamp_filter_fails_is_read_newest_first(sim_client: S
     assert shown == {e.id for e in conv.events()}  # and nothing missing
     # one filtered read failed; every later read went newest first
     assert sum(1 for r in sim.stats.log if r.route == "v1.events" and r.status == 500) == 1
+
+
+@pytest.mark.parametrize("api", ["v1", "v0"])
+def test_a_late_answer_to_the_previous_message_is_not_taken_for_the_new_one(
+    sim_client: SimClient, api: str
+) -> None:
+    # the store gets events in batches: the previous run's finish can arrive after the next
+    # message was sent. The answer is what comes after this client's own message.
+    sim, live = sim_client(api=api, batch_size=50, flush_delay=40.0)
+    first = live.start("First question")
+    first.wait(timeout=30)  # seen live, before the store has the end of the run
+    with OpenHands(None, sim.url, tracker_config=STORE_ONLY, progress=False) as store_only:
+        same = store_only.get(first.id)  # type: ignore[arg-type]
+        same.send("Second question")
+        same.wait(timeout=60)
+        assert same._tracked.result == finish_message("Second question")
+
+
+def test_nothing_answers_a_sent_message_until_the_server_shows_it() -> None:
+    # the order a batched store can bring: the previous run's finish after this client's next
+    # message was sent, and before that message shows
+    from openhands_jupyter.api.models import event_from_v1
+    from openhands_jupyter.tracking.state import Tracked
+
+    def event(eid: str, at: str, kind: str, text: str) -> Any:
+        raw: dict[str, Any] = {"id": eid, "timestamp": f"2026-11-29T10:00:{at}", "kind": kind}
+        if kind == "MessageEvent":
+            raw["source"] = "user"
+            raw["llm_message"] = {"role": "user", "content": [{"type": "text", "text": text}]}
+        else:
+            raw["source"] = "agent"
+            raw["tool_name"] = "finish"
+            raw["action"] = {"kind": "FinishAction", "message": text}
+        return event_from_v1(raw)
+
+    tracked = Tracked(conversation_id="c1", status="finished")
+    tracked.add_events([event("u1", "01", "MessageEvent", "First question")])
+    tracked.expect_echo("Second  question")  # sent; whitespace may differ in the echo
+    tracked.reset_answer()
+    tracked.add_events([event("f1", "05", "ActionEvent", "Done: First question")])
+    assert tracked.result is None  # an earlier run's answer, not this message's
+    tracked.add_events([event("u2", "09", "MessageEvent", "Second question")])
+    tracked.add_events([event("f2", "12", "ActionEvent", "Done: Second question")])
+    assert tracked.result == "Done: Second question"

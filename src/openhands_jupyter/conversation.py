@@ -237,7 +237,12 @@ class Conversation:
             self._need_id()
             info = await self._info()
             if command == "send":
-                await backend.send(info, str(text))
+                self._tracked.expect_echo(str(text))
+                try:
+                    await backend.send(info, str(text))
+                except BaseException:
+                    self._tracked.expect_echo(None)
+                    raise
             elif command == "stop":
                 await backend.pause(info)
             elif command == "resume":

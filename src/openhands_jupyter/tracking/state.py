@@ -98,6 +98,8 @@ class Tracked:
     stats_usage: Usage | None = None
     last_finish: str | None = None
     last_agent_message: str | None = None
+    #: the start of a message this client sent, until the server shows it
+    awaiting: str | None = None
     #: server times of the answer shown and of the newest user message: events arrive from
     #: several sources and out of order, and only what the agent said after the newest user
     #: message answers it
@@ -180,18 +182,32 @@ class Tracked:
         self.pending_events.extend(fresh)
         return fresh
 
+    def expect_echo(self, text: str | None) -> None:
+        """A message from this client is on its way: until the server shows it (its user
+        message event), nothing the agent says answers it. ``None``: it was not sent."""
+        self.awaiting = gist(text) if text is not None else None
+
     def _note_answer(self, event: Event, raw_stamp: str | None) -> None:
         # compare moments, not strings (zones and precision differ between sources); a time
         # that cannot be compared never hides an answer
         stamp = parse_time(raw_stamp) if raw_stamp else None
         if event.type == "message" and event.source == "user":
+            if self.awaiting is not None and gist(event.text) == self.awaiting:
+                # the message this client sent: what comes after it is its answer (an event
+                # store fed in batches can bring an earlier run's answer after it)
+                self.awaiting = None
+                self.reset_answer()
+                self.answer_time = None
+                if stamp is not None:
+                    self.user_time = stamp
+                return
             if stamp is not None and (self.user_time is None or _later(stamp, self.user_time)):
                 self.user_time = stamp
                 if self.answer_time is not None and _later(stamp, self.answer_time):
                     self.reset_answer()  # a new question: the older answer no longer stands
             return
         answer = event.type == "finish" or (event.type == "message" and event.source == "agent")
-        if not answer or not event.text:
+        if not answer or not event.text or self.awaiting is not None:
             return
         if stamp is not None:
             if self.user_time is not None and _later(self.user_time, stamp):
@@ -285,6 +301,12 @@ class Tracked:
             self.activity,
             self.live_note,
         )
+
+
+def gist(text: str | None) -> str:
+    """What identifies a message's text across sources: its first 200 characters, whitespace
+    folded."""
+    return " ".join((text or "").split())[:200]
 
 
 def _later(a: datetime, b: datetime) -> bool:
