@@ -55,6 +55,13 @@ def parse_time(value: Any) -> datetime | None:
     return moment.astimezone(timezone.utc)
 
 
+def later(a: datetime, b: datetime) -> bool:
+    """``a`` is after ``b``; False when they cannot be compared (one has a zone, one not)."""
+    if (a.tzinfo is None) != (b.tzinfo is None):
+        return False
+    return a > b
+
+
 def epoch_ms(moment: datetime | None) -> float | None:
     """Milliseconds since the epoch for a zoned time; ``None`` for a naive one, whose zone is
     unknown (nothing may compute an age from it)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from .backend import EventCursor
 from .errors import InvalidResponseError, OpenHandsError, ServerError, UnsupportedError
-from .ids import parse_time
+from .ids import later, parse_time
 from .models import Event, event_from_v1
 from .secrets import package_logger
 
@@ -132,7 +132,7 @@ class V1EventStore:
                 if not isinstance(raw, dict):
                     continue
                 stamp = parse_time(raw.get("timestamp"))
-                if since is not None and stamp is not None and _before(stamp, since):
+                if since is not None and stamp is not None and later(since, stamp):
                     reached = True
                     break
                 newer.append(raw)
@@ -143,13 +143,6 @@ class V1EventStore:
         newer.reverse()
         cursor.page_id = None
         return _take(cursor, newer, skip_seen=True)
-
-
-def _before(a: Any, b: Any) -> bool:
-    try:
-        return bool(a < b)
-    except TypeError:  # one zoned, one naive: not comparable, keep reading
-        return False
 
 
 def _take(cursor: EventCursor, raws: list[Any], *, skip_seen: bool) -> list[Event]:

@@ -55,12 +55,17 @@ class Faults:
         return queue.popleft() if queue else None
 
 
-#: scripted faults: (status, body, content type); ``drop`` cuts the connection instead
+#: faults, scripted or drawn at random: (status, body, content type); ``drop`` cuts the
+#: connection instead
 SCRIPTED: dict[str, tuple[int, bytes, bytes]] = {
     "500": (500, b'{"detail": "Internal Server Error"}', b"application/json"),
     "404": (404, b'{"detail": "Not Found"}', b"application/json"),
-    "html": (200, b"<!doctype html><html><body>OpenHands</body></html>", b"text/html"),
-    "malformed": (200, b'{"items": [{"id": "e1", "kind": "Mess', b"application/json"),
+    "html": (
+        200,
+        b"<!doctype html><html><body>OpenHands</body></html>",
+        b"text/html; charset=utf-8",
+    ),
+    "malformed": (200, b'{"items": [{"id": ', b"application/json"),
     "bad_utf8": (
         200,
         b'{"items": [], "next_page_id": "' + bytes([0xFF, 0xFE]) + b'"}',
@@ -184,16 +189,11 @@ class Gate:
             return
         if faults.html_rate and rng.random() < faults.html_rate:
             stats.faults_injected["html"] += 1
-            await _raw(
-                counted_send,
-                200,
-                b"<!doctype html><html><body>OpenHands</body></html>",
-                b"text/html; charset=utf-8",
-            )
+            await _raw(counted_send, *SCRIPTED["html"])
             return
         if faults.malformed_rate and rng.random() < faults.malformed_rate:
             stats.faults_injected["malformed"] += 1
-            await _raw(counted_send, 200, b'{"items": [{"id": ', b"application/json")
+            await _raw(counted_send, *SCRIPTED["malformed"])
             return
         if cfg.api_key and method != "OPTIONS":
             auth = headers.get("authorization", "")

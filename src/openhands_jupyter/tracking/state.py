@@ -14,7 +14,7 @@ from typing import Any
 
 from ..api import status as st
 from ..api.backend import EventCursor, StartRequest
-from ..api.ids import parse_time
+from ..api.ids import later, parse_time
 from ..api.models import HIDDEN_TYPES, ConversationInfo, Event, Usage
 from .snapshot import Snapshot
 
@@ -201,20 +201,20 @@ class Tracked:
                 if stamp is not None:
                     self.user_time = stamp
                 return
-            if stamp is not None and (self.user_time is None or _later(stamp, self.user_time)):
+            if stamp is not None and (self.user_time is None or later(stamp, self.user_time)):
                 self.user_time = stamp
-                if self.answer_time is not None and _later(stamp, self.answer_time):
+                if self.answer_time is not None and later(stamp, self.answer_time):
                     self.reset_answer()  # a new question: the older answer no longer stands
             return
         answer = event.type == "finish" or (event.type == "message" and event.source == "agent")
         if not answer or not event.text or self.awaiting is not None:
             return
         if stamp is not None:
-            if self.user_time is not None and _later(self.user_time, stamp):
+            if self.user_time is not None and later(self.user_time, stamp):
                 return  # said before the newest question
             if (
                 self.answer_time is not None
-                and _later(self.answer_time, stamp)
+                and later(self.answer_time, stamp)
                 and (event.type != "finish" or self.last_finish is not None)
             ):
                 return  # older than the answer already shown
@@ -307,10 +307,3 @@ def gist(text: str | None) -> str:
     """What identifies a message's text across sources: its first 200 characters, whitespace
     folded."""
     return " ".join((text or "").split())[:200]
-
-
-def _later(a: datetime, b: datetime) -> bool:
-    """``a`` is after ``b``; False when they cannot be compared (one has a zone, one not)."""
-    if (a.tzinfo is None) != (b.tzinfo is None):
-        return False
-    return a > b
