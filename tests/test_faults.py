@@ -104,7 +104,7 @@ def test_server_gone_for_two_minutes_then_back() -> None:
         for conv in convs:
             conv.wait(timeout=60)
         assert [c.status for c in convs] == ["finished"] * 3
-        assert all(c.last_error is None for c in convs)
+        assert [c.last_error for c in convs] == [None] * 3
 
 
 @pytest.mark.slow

@@ -1019,6 +1019,10 @@ class Tracker:
 
     # -- publishing -----------------------------------------------------------------------------
     def _publish(self, tracked: Tracked, force: bool = False) -> None:
+        if tracked.settled and tracked.last_error and tracked.last_error.startswith("Retrying"):
+            # ended and its answer read (the agent server's socket can bring both while the
+            # app server is still being retried): nothing is left to retry for it
+            tracked.last_error = tracked.retry_at = None
         if tracked.done is not None:
             if tracked.settled:
                 tracked.done.set()
