@@ -31,7 +31,7 @@ function duration(ms) {
   return `${s}s`;
 }
 
-const ICON = { command: "$", output: "›", edit: "✎", read: "◎", plan: "☰", message: "»", finish: "✔", error: "✖", state: "•", action: "→" };
+const ICON = { command: "$", output: "›", edit: "✎", read: "◎", plan: "☰", message: "»", finish: "✔", error: "✖", state: "•", action: "→", rejected: "⊘" };
 
 function count(n) {
   if (typeof n !== "number") return "";
@@ -48,12 +48,30 @@ function usageText(cost, tokens) {
   return parts.join(" · ");
 }
 
+// the panel's short form: "$0.04 · 3.7k tok", the split in its tooltip
+function usageShort(cost, tokens) {
+  const parts = [];
+  if (typeof cost === "number") parts.push(`$${cost.toFixed(2)}`);
+  if (tokens) {
+    const sum = (typeof tokens.prompt === "number" ? tokens.prompt : 0) + (typeof tokens.completion === "number" ? tokens.completion : 0);
+    if (sum) parts.push(`${count(sum)} tok`);
+  }
+  return parts.join(" · ");
+}
+
+function costCell(cost, tokens) {
+  const cell = h("td", "ohj-cell-cost", usageShort(cost, tokens));
+  cell.title = usageText(cost, tokens);
+  return cell;
+}
+
 function feedItem(ev) {
   const row = h("li", `ohj-ev ohj-ev-${ev.type}`);
   row.appendChild(h("span", "ohj-ev-icon", ICON[ev.type] || "•"));
   let text = String(ev.text || "");
   if (ev.type === "state") text = `status: ${text}`;
   if (ev.type === "message" && ev.source === "user") text = `you: ${text}`;
+  if (ev.type === "rejected") text = `rejected: ${text}`;
   const body = h("span", "ohj-ev-text", text.length > 600 ? text.slice(0, 599) + "…" : text);
   row.appendChild(body);
   if (ev.timed_out) {
@@ -89,6 +107,99 @@ function feedStore(model) {
     model.__ohjFeed = store;
   }
   return model.__ohjFeed;
+}
+
+// Diffs arrive as answers to a view's request; every view of one model shares them.
+function diffStore(model) {
+  if (!model.__ohjDiffs) {
+    const store = { byPath: new Map(), open: new Set(), listeners: new Set() };
+    model.on("msg:custom", (msg) => {
+      if (!msg || typeof msg.diff_of !== "string") return;
+      store.byPath.set(msg.diff_of, msg);
+      for (const fn of store.listeners) fn();
+    });
+    model.__ohjDiffs = store;
+  }
+  return model.__ohjDiffs;
+}
+
+const CHANGE_MARK = { added: "A", updated: "M", deleted: "D", moved: "R" };
+
+function diffLine(line) {
+  let cls = "ohj-d-ctx";
+  if (line.startsWith("+++") || line.startsWith("---")) cls = "ohj-d-file";
+  else if (line.startsWith("@@")) cls = "ohj-d-hunk";
+  else if (line.startsWith("+")) cls = "ohj-d-add";
+  else if (line.startsWith("-")) cls = "ohj-d-del";
+  return h("div", `ohj-d ${cls}`, line);
+}
+
+// The Changes section: each changed file with its status and line counts; a click opens its
+// coloured diff (asked of Python then, cut to the first lines until "Show all").
+function changesSection(model) {
+  const box = h("div", "ohj-changes");
+  const head = h("div", "ohj-changes-head");
+  const note = h("div", "ohj-changes-note");
+  const list = h("ul", "ohj-changes-list");
+  box.append(head, note, list);
+  const store = diffStore(model);
+  const ask = (path, all) => model.send({ diff: path, all: !!all });
+
+  function fileRow(file) {
+    const li = h("li", "ohj-change");
+    const row = h("button", "ohj-change-row");
+    row.type = "button";
+    const isOpen = store.open.has(file.path);
+    row.setAttribute("aria-expanded", isOpen ? "true" : "false");
+    row.append(
+      h("span", "ohj-change-caret", isOpen ? "▾" : "▸"),
+      h("span", `ohj-change-mark ohj-change-${CHANGE_MARK[file.status] ? file.status : "updated"}`, CHANGE_MARK[file.status] || "M"),
+      h("span", "ohj-change-path", file.path),
+    );
+    const counts = h("span", "ohj-change-counts");
+    if (typeof file.added === "number") counts.append(h("span", "ohj-d-add-n", `+${file.added}`), h("span", "ohj-d-del-n", `−${file.removed}`));
+    row.append(counts);
+    row.addEventListener("click", () => {
+      if (store.open.has(file.path)) store.open.delete(file.path);
+      else {
+        store.open.add(file.path);
+        if (!store.byPath.has(file.path)) ask(file.path, false);
+      }
+      for (const fn of store.listeners) fn();
+    });
+    li.appendChild(row);
+    if (isOpen) {
+      const got = store.byPath.get(file.path);
+      const pre = h("div", "ohj-diff");
+      if (!got) pre.appendChild(h("div", "ohj-changes-note", "Reading the diff…"));
+      else if (got.error) pre.appendChild(h("div", "ohj-action-error", got.error));
+      else {
+        const lines = got.lines || [];
+        pre.append(...lines.map(diffLine));
+        if (!lines.length) pre.appendChild(h("div", "ohj-changes-note", "No difference in text."));
+        if (got.total > lines.length) {
+          const more = h("button", "ohj-linkbtn ohj-diff-all", `Show all ${got.total} lines`);
+          more.type = "button";
+          more.addEventListener("click", () => ask(file.path, true));
+          pre.appendChild(more);
+        }
+      }
+      li.appendChild(pre);
+    }
+    return li;
+  }
+
+  function render(changes) {
+    const c = changes || {};
+    const files = Array.isArray(c.files) ? c.files : [];
+    box.style.display = c.read || c.error ? "" : "none";
+    const n = typeof c.count === "number" ? c.count : files.length;
+    head.textContent = `Changes: ${n} file${n === 1 ? "" : "s"}`;
+    note.textContent = c.error || (c.read && !n ? "No files changed yet." : n > files.length ? `The first ${files.length} are listed.` : "");
+    note.style.display = note.textContent ? "" : "none";
+    list.replaceChildren(...files.map(fileRow));
+  }
+  return { box, render, store };
 }
 
 // Python learns which views are on screen: a widget nobody sees costs no requests.
@@ -133,6 +244,67 @@ function renderCard({ model, el }) {
   feedBox.append(feedList, feedToggle);
   let expanded = !!model.__ohjExpanded;
 
+  // actions waiting for the user's approval (confirmation mode)
+  const approval = h("div", "ohj-approval");
+  const approvalHead = h("div", "ohj-approval-head", "Waiting for your approval");
+  const approvalList = h("ul", "ohj-approval-list");
+  const approvalBar = h("div", "ohj-approval-bar");
+  const approveBtn = h("button", "ohj-btn ohj-primary", "Approve");
+  approveBtn.type = "button";
+  approveBtn.dataset.action = "approve";
+  const rejectBtn = h("button", "ohj-btn ohj-danger", "Reject");
+  rejectBtn.type = "button";
+  rejectBtn.dataset.action = "reject";
+  const reason = h("input", "ohj-reason");
+  reason.type = "text";
+  reason.placeholder = "Reason (optional)";
+  reason.addEventListener("keydown", (e) => e.stopPropagation());
+  approvalBar.append(approveBtn, rejectBtn, reason);
+  approval.append(approvalHead, approvalList, approvalBar);
+  let pendingSig = null;
+  function renderPending(s) {
+    const pending = Array.isArray(s.pending) ? s.pending : [];
+    approval.style.display = pending.length ? "" : "none";
+    const sig = JSON.stringify(pending);
+    if (sig === pendingSig) return;
+    pendingSig = sig;
+    approvalList.replaceChildren(
+      ...pending.map((a) => {
+        const li = h("li", "ohj-pending");
+        const risk = String(a.risk || "UNKNOWN").toUpperCase();
+        li.append(
+          h("span", `ohj-risk ohj-risk-${risk.toLowerCase().replace(/[^a-z]/g, "")}`, `${risk} risk`),
+          h("span", "ohj-pending-tool", a.tool || a.kind || "action"),
+          h("span", "ohj-pending-text", a.text || ""),
+        );
+        if (a.detail) li.appendChild(h("pre", "ohj-pending-detail", a.detail));
+        return li;
+      }),
+    );
+  }
+
+  const changes = changesSection(model);
+  // an open diff is read again when its file changes
+  let lastCounts = new Map();
+  let lastSig = null;
+  const renderChanges = (force) => {
+    const c = (model.get("state") || {}).changes || {};
+    const sig = JSON.stringify(c);
+    if (force !== true && sig === lastSig) return;
+    lastSig = sig;
+    for (const f of Array.isArray(c.files) ? c.files : []) {
+      const key = `${f.status} ${f.added} ${f.removed}`;
+      const before = lastCounts.get(f.path);
+      if (before !== undefined && before !== key) {
+        // the file changed: an open diff is read again, a closed one when it opens
+        changes.store.byPath.delete(f.path);
+        if (changes.store.open.has(f.path)) model.send({ diff: f.path, all: false });
+      }
+      lastCounts.set(f.path, key);
+    }
+    changes.render(c);
+  };
+
   const resultBox = h("div", "ohj-result");
   const resultLabel = h("div", "ohj-result-label", "Final answer");
   const resultText = h("div", "ohj-result-text");
@@ -161,7 +333,7 @@ function renderCard({ model, el }) {
   actions.append(stopBtn, resumeBtn, refreshBtn, untrackBtn, input, sendBtn);
   const actionError = h("div", "ohj-action-error");
 
-  root.append(head, sub, phase, retry, delayed, untracked, detail, feedBox, resultBox, actions, actionError);
+  root.append(head, sub, phase, retry, delayed, untracked, detail, feedBox, approval, changes.box, resultBox, actions, actionError);
 
   let localBusy = "";
   const send = (action, extra) => {
@@ -172,6 +344,11 @@ function renderCard({ model, el }) {
   stopBtn.addEventListener("click", () => send("stop"));
   resumeBtn.addEventListener("click", () => send("resume"));
   refreshBtn.addEventListener("click", () => send("refresh"));
+  approveBtn.addEventListener("click", () => send("approve"));
+  rejectBtn.addEventListener("click", () => {
+    send("reject", { reason: reason.value.trim() });
+    reason.value = "";
+  });
   untrackBtn.addEventListener("click", () => send("untrack"));
   const doSend = () => {
     const text = input.value.trim();
@@ -228,7 +405,7 @@ function renderCard({ model, el }) {
     title.title = s.task || "";
     meta.textContent = s.conversation_id ? s.conversation_id.slice(0, 8) : "";
     repo.textContent = s.repository ? `${s.repository}${s.branch ? "@" + s.branch : ""}` : "no repository";
-    cost.textContent = usageText(s.cost, s.tokens);
+    cost.textContent = usageText(s.cost, s.tokens) + (typeof s.max_cost === "number" ? ` (cap $${s.max_cost.toFixed(2)})` : "");
     delayed.textContent =
       s.activity === "delayed"
         ? `Activity may be delayed: it comes from the server's event store, not live${s.activity_note ? ` (${s.activity_note})` : ""}.`
@@ -261,7 +438,9 @@ function renderCard({ model, el }) {
     untrackBtn.disabled = !!busy || !tracking;
     sendBtn.disabled = !!busy || !rules.send;
     input.disabled = !rules.send;
-    for (const b of [stopBtn, resumeBtn, refreshBtn, sendBtn, untrackBtn]) {
+    renderPending(s);
+    approveBtn.disabled = rejectBtn.disabled = !!busy;
+    for (const b of [stopBtn, resumeBtn, refreshBtn, sendBtn, untrackBtn, approveBtn, rejectBtn]) {
       b.classList.toggle("ohj-busy", busy === b.dataset.action);
     }
     actionError.textContent = model.get("action_error") || "";
@@ -274,12 +453,17 @@ function renderCard({ model, el }) {
     update();
   };
   model.on("change:state", update);
+  const changesMoved = () => renderChanges(false);
+  const diffArrived = () => renderChanges(true);
+  model.on("change:state", changesMoved);
   model.on("change:busy", onBusy);
   model.on("change:action_error", update);
   store.listeners.add(renderFeed);
+  changes.store.listeners.add(diffArrived);
   const timer = setInterval(tick, 1000);
   update();
   renderFeed();
+  renderChanges(true);
   const viewId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
   const leave = () => reportView(model, false, viewId);
   window.addEventListener("pagehide", leave);
@@ -287,6 +471,8 @@ function renderCard({ model, el }) {
   return () => {
     clearInterval(timer);
     model.off("change:state", update);
+    model.off("change:state", changesMoved);
+    changes.store.listeners.delete(diffArrived);
     model.off("change:busy", onBusy);
     model.off("change:action_error", update);
     store.listeners.delete(renderFeed);
@@ -370,10 +556,14 @@ function renderPanel({ model, el }) {
       pillCell.appendChild(pill);
       const titleCell = h("td", "ohj-cell-title", r.title || r.task || "");
       titleCell.title = r.detail || r.task || "";
+      if (r.pending) {
+        tr.classList.add("ohj-row-waiting");
+        titleCell.appendChild(h("div", "ohj-row-pending", `Waits for your approval: ${r.pending}`));
+      }
       const repoCell = h("td", r.repository ? null : "ohj-none", r.repository ? `${r.repository}${r.branch ? "@" + r.branch : ""}` : "no repository");
       const elapsedCell = h("td");
       elapsedCells.push([elapsedCell, r]);
-      const costCell = h("td", "ohj-cell-cost", usageText(r.cost, r.tokens));
+      const cost = costCell(r.cost, r.tokens);
       const linkCell = h("td");
       const url = safeUrl(r.url);
       if (url) {
@@ -388,11 +578,41 @@ function renderPanel({ model, el }) {
       else act.appendChild(actionButton("Stop", "stop", r.key, !!rules.stop));
       act.appendChild(actionButton("Resume", "resume", r.key, !!rules.resume));
       act.appendChild(actionButton("Untrack", "untrack", r.key, true));
-      tr.append(pillCell, titleCell, repoCell, elapsedCell, costCell, linkCell, act);
+      tr.append(pillCell, titleCell, repoCell, elapsedCell, cost, linkCell, act);
       frag.appendChild(tr);
     }
+    let cost = 0;
+    let prompt = 0;
+    let completion = 0;
+    let anyUsage = false;
+    for (const r of rows) {
+      if (typeof r.cost === "number") {
+        cost += r.cost;
+        anyUsage = true;
+      }
+      if (r.tokens) {
+        if (typeof r.tokens.prompt === "number") prompt += r.tokens.prompt;
+        if (typeof r.tokens.completion === "number") completion += r.tokens.completion;
+        anyUsage = true;
+      }
+    }
+    if (rows.length > 1 && anyUsage) {
+      const total = h("tr", "ohj-row ohj-total");
+      total.append(
+        h("td", null, "Total"),
+        h("td", "ohj-cell-title", `${rows.length} conversations`),
+        h("td"),
+        h("td"),
+        costCell(cost, { prompt, completion }),
+        h("td"),
+        h("td"),
+      );
+      frag.appendChild(total);
+    }
     tbody.replaceChildren(frag);
-    counts.textContent = Object.entries(tally).map(([k, v]) => `${v} ${k}`).join(" · ");
+    const waiting = rows.filter((r) => r.pending).length;
+    counts.textContent =
+      (waiting ? `${waiting} waiting for you · ` : "") + Object.entries(tally).map(([k, v]) => `${v} ${k}`).join(" · ");
     wrap.style.display = rows.length ? "" : "none";
     empty.style.display = rows.length ? "none" : "";
     tick();

@@ -72,7 +72,7 @@ def client(sim: Simulator) -> Iterator[OpenHands]:
 
 
 # the real OpenHands server, started once for every test that asks for it
-from .real.fixtures import real_server  # noqa: E402, F401
+from .real.fixtures import real_client, real_server  # noqa: E402, F401
 
 
 def pytest_collection_modifyitems(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from openhands_jupyter.sim import SCRIPT_COMMAND, Simulator
+from openhands_jupyter.sim import EDITED_FILE, SCRIPT_COMMAND, Simulator
 
 from .browser import (
     ARTIFACTS,
@@ -121,6 +121,23 @@ def test_widget_lives_in_the_browser(
         link = card.locator("a.ohj-link")
         assert (link.get_attribute("href") or "").startswith(f"{sim.url}/conversations/")
 
+        # the Changes section lists the edited file with its counts; its diff opens coloured
+        row = card.locator(".ohj-change-row", has_text=EDITED_FILE)
+        row.wait_for(timeout=15000)
+        assert card.locator(".ohj-changes-head").text_content() == "Changes: 1 file"
+        assert row.locator(".ohj-change-mark").text_content() == "M"
+        assert row.locator(".ohj-change-counts").text_content() == "+2−1"
+        row.click()
+        added = card.locator(".ohj-d-add", has_text="fetch_cached(request)")
+        added.wait_for(timeout=10000)
+        assert card.locator(".ohj-d-del").first.text_content() == "-    return None"
+        assert card.locator(".ohj-d-file").first.text_content() == f"--- a/{EDITED_FILE}"
+        page.screenshot(path=str(ARTIFACTS / f"{server.app}-changes.png"), full_page=True)
+        row.click()
+        page.wait_for_function(
+            "(card) => !card.querySelector('.ohj-diff')", arg=card.element_handle(), timeout=5000
+        )
+
         # a finished agent has nothing to stop
         assert card.locator("button[data-action=stop]").is_disabled()
 
@@ -150,9 +167,15 @@ def test_widget_lives_in_the_browser(
         panel = page.locator(".ohj-panel").first
         panel.wait_for(timeout=15000)
         page.wait_for_function(
-            "() => document.querySelectorAll('.ohj-panel tbody tr').length === 2", timeout=15000
+            "() => document.querySelectorAll('.ohj-panel tbody tr:not(.ohj-total)').length === 2",
+            timeout=15000,
         )
         panel.scroll_into_view_if_needed()
+        # a total row adds up cost and tokens
+        total = panel.locator("tr.ohj-total")
+        total.wait_for(timeout=15000)
+        assert total.locator(".ohj-cell-title").text_content() == "2 conversations"
+        assert (total.locator(".ohj-cell-cost").text_content() or "").startswith("$")
         # conv2 has no repository: the panel says so, as the widget does
         panel.locator("td.ohj-none", has_text="no repository").first.wait_for(timeout=5000)
         page.screenshot(path=str(ARTIFACTS / f"{server.app}-panel.png"), full_page=True)

@@ -28,6 +28,11 @@ CELLS = [
     f"%load_ext openhands_jupyter\n%config OpenHandsMagics.time_scale = {1 / SPEED}",
     f"conv = %openhands --title '{TITLE}' Do it <b>now</b> [sim:hostile]",
     "conv.wait(timeout=60)\n"
+    "import asyncio\n"
+    "for _ in range(100):  # the changes are read once more after the end\n"
+    "    if not conv._tracked.changes.stale:\n"
+    "        break\n"
+    "    await asyncio.sleep(0.1)\n"
     "w = conv.widget\n"
     "rules = dict(w.state['rules'], label='<i>weird</i>', style='<b>x</b>')\n"
     "state = dict(w.state, url='javascript:window.__xss=10', status='<i>weird</i>', rules=rules)\n"
@@ -35,6 +40,7 @@ CELLS = [
     "from openhands_jupyter.ui.panel import Panel\np = Panel()\ndisplay(p)",
     "import asyncio\nawait asyncio.sleep(1)  # let the panel's own update land first\n"
     "p.rows = [dict(r, url='javascript:window.__xss=11', title=r['title'] + '<script>window.__xss=12</script>') for r in p.rows]",
+    "asking = %openhands --confirm Ask first [sim:hostile]",
 ]
 
 
@@ -69,11 +75,23 @@ def test_hostile_content_is_text(server: tuple[JupyterServer, Simulator]) -> Non
         card.locator(".ohj-result-text").wait_for(timeout=20000)
         page.locator(".ohj-card .ohj-pill", has_text="<i>weird</i>").wait_for(timeout=10000)
         card.locator(".ohj-feed-box button").click()  # expand the whole feed
+        card.locator(".ohj-feed-box button", has_text="Show less").wait_for(timeout=5000)
         run_cells(page, [3, 4])
         page.wait_for_function(
             "() => [...document.querySelectorAll('.ohj-panel td')].some(td => td.textContent.includes('<script>'))",
             timeout=10000,
         )
+        # a hostile file name and diff lines are text
+        card.locator(".ohj-change-row").click()
+        card.locator(".ohj-d-add").first.wait_for(timeout=10000)
+        hostile_path = HOSTILE["edit"].partition(" ")[2]
+        assert card.locator(".ohj-change-path").text_content() == hostile_path
+        assert card.locator(".ohj-d-add").first.text_content() == f"+line 1 of {hostile_path}"
+        # an action waiting for approval is text too
+        run_cells(page, [5])
+        asking = page.locator(".ohj-card").nth(1)
+        asking.locator(".ohj-pending-text").wait_for(timeout=30000)
+        assert asking.locator(".ohj-pending-text").text_content() == HOSTILE["command"]
         page.mouse.move(400, 400)
         for box in page.locator(".ohj-ev-text").all():
             box.hover()

@@ -115,6 +115,7 @@ def shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[She
             "max_concurrent",
             "default_repository",
             "default_branch",
+            "max_cost",
         ):
             setattr(sh.magics, name, None)
 
@@ -269,3 +270,21 @@ def test_widget_state_and_actions_without_a_kernel(shell: tuple[Shell, Simulator
     assert widget.state["status"] == "finished"
     _custom(widget, {"action": "no-such-action"})
     assert widget.busy == ""
+
+
+def test_confirm_and_cost_cap_from_the_magic_and_its_settings(
+    shell: tuple[Shell, Simulator], tmp_path: Path
+) -> None:
+    sh, sim = shell
+    conv = sh.line("--confirm --max-cost 2.5 Fix the failing test")
+    assert conv._tracked.request.confirm and conv._tracked.request.max_cost == 2.5
+    (tmp_path / "pyproject.toml").write_text("[tool.openhands-jupyter]\nmax_cost = 1.25\n")
+    assert sh.magics.effective()["max_cost"] == (1.25, str(tmp_path / "pyproject.toml"))
+    assert sh.line("Capped by the file")._tracked.request.max_cost == 1.25
+    sh.ip.run_line_magic("config", "OpenHandsMagics.max_cost = 0.5")
+    assert sh.line("Capped by %config")._tracked.request.max_cost == 0.5
+    with pytest.raises(Exception, match="greater than 0"):
+        sh.magics.max_cost = -1
+    starts = sim.counts["v1.start"]
+    assert sh.line("--max-cost lots Fix it") is None  # one line on stderr, nothing sent
+    assert sim.counts["v1.start"] == starts

@@ -56,6 +56,7 @@ LAYERS = {
     "tracking": 1,
     "client": 2,
     "conversation": 2,
+    "files": 2,
     "progress": 2,
     "ui": 3,
     "demo": 4,

@@ -44,6 +44,12 @@ def test_quickstart_runs_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert f"status: finished\nanswer: {finish_message(task)}" in joined
     assert f"finished - {finish_message('Also add a type-annotated version')}" in joined
     assert "command  pytest -q tests/test_api.py" in joined
+    assert "updated  src/app/api.py  +2 -1" in joined
+    assert "+    return fetch_cached(request)  # edit 1" in joined
+    assert "cost: $0.0" in joined and "'prompt': " in joined
+    assert "approving: [LOW risk] terminal: pytest -q tests/test_api.py" in joined
+    assert "approving: [LOW risk] file_editor: str_replace src/app/api.py" in joined
+    assert f"finished - {finish_message('Clean up the build directory')}" in joined
     assert "This conversation:" in joined
     assert os.environ.get("OPENHANDS_BASE_URL") is None
 

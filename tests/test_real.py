@@ -4,7 +4,6 @@ with the SDK's default event batching, where the app server's event store lags t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -18,13 +17,6 @@ from .real.launcher import RealServer
 from .waiting import eventually
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(600)]
-
-
-@pytest.fixture
-def oh(real_server: RealServer) -> Iterator[OpenHands]:
-    client = OpenHands(base_url=real_server.url, session_api_key=APP_KEY, progress=False)
-    yield client
-    client.close()
 
 
 def test_start_to_finished_with_the_agents_answer(oh: OpenHands) -> None:

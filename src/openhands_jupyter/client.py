@@ -26,6 +26,7 @@ from .api.validate import (
     check_base_url,
     check_branch,
     check_key,
+    check_max_cost,
     check_task,
     normalize_repository,
 )
@@ -188,7 +189,16 @@ class AsyncOpenHands:
 
             raise InputError("A branch needs a repository (repository='owner/repo').")
         title = title.strip() if title and title.strip() else None
-        return StartRequest(task, repo, branch, extra.pop("git_provider", provider), title, extra)
+        confirm = extra.pop("confirm", False)
+        if not isinstance(confirm, bool):
+            from .api.errors import InputError
+
+            raise InputError(f"confirm is True or False, not {confirm!r}.")
+        max_cost = check_max_cost(extra.pop("max_cost", None))
+        provider = extra.pop("git_provider", provider)
+        return StartRequest(
+            task, repo, branch, provider, title, extra, confirm=confirm, max_cost=max_cost
+        )
 
     # -- public API -----------------------------------------------------------------------------
     async def start(

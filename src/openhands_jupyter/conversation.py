@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 from .api import status as st
-from .api.backend import Backend, EventCursor
+from .api.actions import PendingAction
+from .api.backend import EventCursor
 from .api.errors import ConflictError, InputError, NotFoundError, OpenHandsError
 from .api.models import HIDDEN_TYPES, ConversationInfo, Event, event_from_v1
+from .files import Host, WorkspaceMixin
 from .tracking import Snapshot, Tracked, Tracker
 from .tracking.loops import running_loop
 
@@ -19,20 +22,7 @@ T = TypeVar("T")
 C = TypeVar("C", bound="Conversation")
 
 
-class Host(Protocol):
-    """What a handle needs from the client that made it, and nothing more."""
-
-    @property
-    def tracker(self) -> Tracker: ...
-
-    async def backend(self) -> Backend: ...
-
-    def run_sync(self, coro: Coroutine[Any, Any, T]) -> T: ...
-
-    def web_url(self, tracked: Tracked) -> str | None: ...
-
-
-class Conversation:
+class Conversation(WorkspaceMixin):
     """One conversation: its live status, its events and the commands that steer it.
 
     Every blocking method has an ``*_async`` twin for use with ``await``.
@@ -245,6 +235,8 @@ class Conversation:
                     raise
             elif command == "stop":
                 await backend.pause(info)
+            elif command in ("approve", "reject"):
+                await backend.respond(info, command == "approve", str(text or ""))
             elif command == "resume":
                 await backend.resume(info)
 
@@ -263,6 +255,32 @@ class Conversation:
             raise InputError("The message is empty.")
         self._host.run_sync(self._command("send", text))
         self._tracker.on_loop_sync(*self._after("send"))
+
+    async def approve_async(self) -> None:
+        """See :meth:`approve`."""
+        await self._command("approve")
+        await self._tracker.on_loop_async(*self._after("approve"))
+
+    def approve(self) -> None:
+        """Run the actions waiting for approval (``pending``); the agent goes on."""
+        self._host.run_sync(self._command("approve"))
+        self._tracker.on_loop_sync(*self._after("approve"))
+
+    async def reject_async(self, reason: str | None = None) -> None:
+        """See :meth:`reject`."""
+        await self._command("reject", _reason(reason))
+        await self._tracker.on_loop_async(*self._after("reject"))
+
+    def reject(self, reason: str | None = None) -> None:
+        """Refuse the actions waiting for approval; the agent stops (idle) and is told
+        ``reason``. A follow-up message sets it going again."""
+        self._host.run_sync(self._command("reject", _reason(reason)))
+        self._tracker.on_loop_sync(*self._after("reject"))
+
+    @property
+    def pending(self) -> list[PendingAction]:
+        """The actions waiting for approval (while the status is ``waiting``)."""
+        return list(self._tracked.pending)
 
     async def stop_async(self) -> None:
         """Stop this conversation's agent (a queued launch is cancelled). Its sandbox, and any
@@ -318,8 +336,11 @@ class Conversation:
         backend = await self._host.backend()
         return await backend.download(self._need_id())
 
-    def download(self) -> bytes:
-        """The conversation as a zip archive (V1 servers)."""
+    def download(self, path: str | None = None, dest: str | Path | None = None) -> Any:
+        """The conversation as a zip archive (V1 servers); with ``path``, that file from the
+        agent's workspace saved to ``dest`` instead (see :meth:`save_file`), and its path."""
+        if path is not None:
+            return self.save_file(path, dest)
         return self._host.run_sync(self.download_async())
 
     async def _info(self) -> ConversationInfo:
@@ -483,6 +504,12 @@ class Conversation:
             else:
                 with contextlib.suppress(Exception):
                     tracker.submit(closer).result(5)
+
+
+def _reason(reason: str | None) -> str:
+    if reason is not None and not isinstance(reason, str):
+        raise InputError(f"A reason is text, not {reason!r}.")
+    return " ".join((reason or "").split()) or "Rejected by the user."
 
 
 async def _call(awaitable: Awaitable[T]) -> T:

@@ -24,6 +24,7 @@ class ProgressPrinter:
         self._last: tuple[str, str | None, str | None] | None = None
         self._answered = False
         self._id_said = False
+        self._pending_said: tuple[str, ...] = ()
 
     def _print(self, text: str) -> None:
         line = clean_text(f"[openhands] {self.label}: {text}")
@@ -39,7 +40,10 @@ class ProgressPrinter:
             snap.last_error,
         )
         rules = st.rules(snap.status)
+        self._say_pending(snap)
         if state == self._last:
+            if snap.status == st.WAITING:
+                return  # waits for the user: what it would do is said, not an answer
             if snap.result and not self._answered and not rules.active:
                 self._answered = True
                 self._print("answer: " + snap.result.strip().splitlines()[0][:120])
@@ -57,3 +61,13 @@ class ProgressPrinter:
         if snap.last_error:
             line += f" — {snap.last_error}"
         self._print(line)
+
+    def _say_pending(self, snap: Snapshot) -> None:
+        """Each action waiting for approval, once, and how to answer it."""
+        ids = tuple(a.id for a in snap.pending)
+        if not ids or ids == self._pending_said:
+            return
+        self._pending_said = ids
+        for action in snap.pending:
+            self._print("waits for approval: " + action.line())
+        self._print("approve with .approve() or refuse with .reject('why') on its conversation")

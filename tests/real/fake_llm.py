@@ -9,7 +9,9 @@ The last user message picks the script with a marker:
   file editor; ``[llm:view]``: view that file;
 - ``[llm:slow=N]``: wait N seconds before every answer (the conversation stays running);
 - ``[llm:many=N]``: run N short commands (a run long enough to push its state change out of
-  the newest events).
+  the newest events);
+- ``[llm:git]``: make the working directory a git repository with ``notes.txt`` committed,
+  then change ``notes.txt`` and create ``added.txt`` with the file editor (``GIT_CHANGES``).
 
 The finish message is ``Done: <first line of the user message, markers removed>``.
 """
@@ -38,6 +40,15 @@ COMMAND_OUTPUT = "hello-from-fake-llm"
 TITLE = "Title from the fake LLM"
 EDITED_PATH = f"/tmp/ohj-fake-llm-{uuid.uuid4().hex[:8]}.txt"
 USAGE = {"prompt_tokens": 1200, "completion_tokens": 34, "total_tokens": 1234}
+#: what the server's settings charge per token, so that a run has a cost
+COST_PER_TOKEN = {"input_cost_per_token": 0.000003, "output_cost_per_token": 0.000015}
+GIT_SETUP = (
+    "git init -q . && printf 'one\\ntwo\\n' > notes.txt && git add notes.txt && "
+    "git -c user.email=fake@llm -c user.name=fake commit -qm init && pwd"
+)
+#: what ``[llm:git]`` leaves changed: path -> (status, added, removed). With no upstream the
+#: agent server compares with the empty tree: the committed file counts as added too.
+GIT_CHANGES = {"added.txt": ("added", 1, 0), "notes.txt": ("added", 3, 0)}
 
 
 def _text(content: Any) -> str:
@@ -80,6 +91,16 @@ def task_and_steps(messages: list[dict[str, Any]]) -> tuple[str, int]:
     return task.strip(), steps
 
 
+def working_dir(messages: list[dict[str, Any]]) -> str:
+    """The directory a ``pwd`` printed in a tool result since the latest request."""
+    for m in reversed(messages):
+        for line in reversed(_text(m.get("content")).splitlines()):
+            line = line.strip()
+            if line.startswith("/") and " " not in line:
+                return line.rstrip("/")
+    return "/tmp"
+
+
 def plan(
     messages: list[dict[str, Any]], tools: list[str] | None = None
 ) -> tuple[dict[str, Any] | None, float]:
@@ -113,6 +134,27 @@ def plan(
         script.append(
             {"name": shell, "arguments": {"command": f"echo step-{i}", "security_risk": "LOW"}}
         )
+    if "git" in markers:
+        script.append({"name": shell, "arguments": {"command": GIT_SETUP, "security_risk": "LOW"}})
+        if steps_done >= 1:
+            root = working_dir(messages)
+            edit = {
+                "command": "str_replace",
+                "path": f"{root}/notes.txt",
+                "old_str": "two",
+                "new_str": "2\nthree",
+                "security_risk": "MEDIUM",
+            }
+            create = {
+                "command": "create",
+                "path": f"{root}/added.txt",
+                "file_text": "new file\n",
+                "security_risk": "LOW",
+            }
+            script.append({"name": "file_editor", "arguments": edit})
+            script.append({"name": "file_editor", "arguments": create})
+        else:
+            script += [{"name": "file_editor", "arguments": {}}] * 2  # placeholders
     if "edit" in markers:
         args = {"command": "create", "path": EDITED_PATH, "file_text": "hello from the fake LLM\n"}
         script.append({"name": "file_editor", "arguments": {**args, "security_risk": "LOW"}})

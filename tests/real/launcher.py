@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from .fake_llm import FakeLLM
+from .fake_llm import COST_PER_TOKEN, FakeLLM
 
 V1_VERSION = "1.11.0"
 V0_VERSION = "1.6.0"
@@ -388,7 +388,12 @@ class RealServer:
             return
         body = {
             "agent_settings_diff": {
-                "llm": {"model": "openai/fake", "base_url": self.llm.url, "api_key": "x"}
+                "llm": {
+                    "model": "openai/fake",
+                    "base_url": self.llm.url,
+                    "api_key": "x",
+                    **COST_PER_TOKEN,
+                }
             },
             "sandbox_grouping_strategy": self.grouping,
         }

@@ -153,6 +153,56 @@ class AgentClient:
         body = {"role": "user", "content": [{"type": "text", "text": text}], "run": True}
         await self.call(endpoint, "POST", "/events", json_body=body, idempotent=False)
 
+    async def git(self, endpoint: AgentEndpoint, what: str, path: str) -> Any:
+        """``/api/git/changes`` or ``/api/git/diff`` of the agent's workspace."""
+        try:
+            return await self.transport(endpoint.base_url).request(
+                "GET",
+                f"/api/git/{what}",
+                params={"path": path},
+                headers=endpoint.headers(),
+                retries=0,
+                gated=False,
+            )
+        except AuthenticationError:
+            raise AuthenticationError(
+                "The agent server refused this conversation's session key."
+            ) from None
+
+    async def download(self, endpoint: AgentEndpoint, path: str) -> bytes:
+        """A file from the agent's workspace (an absolute path), as bytes."""
+        try:
+            data = await self.transport(endpoint.base_url).request(
+                "GET",
+                "/api/file/download",
+                params={"path": path},
+                headers=endpoint.headers(),
+                expect_json=False,
+                gated=False,
+            )
+        except AuthenticationError:
+            raise AuthenticationError(
+                "The agent server refused this conversation's session key."
+            ) from None
+        except NotFoundError:
+            raise NotFoundError(f"There is no file {path} in the agent's workspace.") from None
+        return bytes(data)
+
+    async def set_confirmation(self, endpoint: AgentEndpoint, on: bool) -> None:
+        """Every action waits for the user (``AlwaysConfirm``), or none does."""
+        body = {"policy": {"kind": "AlwaysConfirm" if on else "NeverConfirm"}}
+        await self.call(endpoint, "POST", "/confirmation_policy", json_body=body, idempotent=True)
+
+    async def respond(self, endpoint: AgentEndpoint, accept: bool, reason: str) -> None:
+        body = {"accept": accept, "reason": reason}
+        await self.call(
+            endpoint,
+            "POST",
+            "/events/respond_to_confirmation",
+            json_body=body,
+            idempotent=False,
+        )
+
     async def pause(self, endpoint: AgentEndpoint) -> None:
         await self.call(endpoint, "POST", "/pause", json_body={}, idempotent=True)
 

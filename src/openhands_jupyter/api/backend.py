@@ -11,6 +11,7 @@ from .agent import AgentClient, AgentEndpoint, agent_base_url
 from .errors import OpenHandsError, UnsupportedError, absent_route
 from .models import ConversationInfo, Event, StartTask
 from .transport import Transport, request_gate
+from .workspace import FileChange, FileDiff
 
 __all__ = ["Backend", "EventCursor", "StartRequest", "request_gate"]
 
@@ -25,6 +26,10 @@ class StartRequest:
     git_provider: str | None = None
     title: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: confirmation mode: each action the agent takes waits for approve() or reject()
+    confirm: bool = False
+    #: stop the agent once its cost passes this many dollars
+    max_cost: float | None = None
 
 
 @dataclass
@@ -158,6 +163,29 @@ class Backend(abc.ABC):
     async def set_title(self, info: ConversationInfo, title: str) -> None:
         """Give the conversation this title on the server (where the server allows it)."""
         raise UnsupportedError("This server cannot rename conversations.")
+
+    async def start_confirmed(self, info: ConversationInfo, task: str) -> None:
+        """For a conversation started with no message: set the confirmation policy, then send
+        the task."""
+        raise UnsupportedError("This server does not offer confirmation mode.")
+
+    async def respond(self, info: ConversationInfo, accept: bool, reason: str) -> None:
+        """Approve or reject the actions waiting for confirmation."""
+        raise UnsupportedError("This server does not offer confirmation mode.")
+
+    async def workspace_root(self, info: ConversationInfo) -> str:
+        """The directory of the project the agent works in (a git repository)."""
+        raise UnsupportedError("This server does not offer reading a conversation's files.")
+
+    async def changes(self, info: ConversationInfo, root: str) -> list[FileChange]:
+        """The files changed under ``root`` (status only; counts come from their diffs)."""
+        raise UnsupportedError("This server does not offer reading a conversation's changes.")
+
+    async def file_diff(self, info: ConversationInfo, root: str, path: str) -> FileDiff:
+        raise UnsupportedError("This server does not offer reading a conversation's changes.")
+
+    async def read_file(self, info: ConversationInfo, root: str, path: str) -> bytes:
+        raise UnsupportedError("This server does not offer reading a conversation's files.")
 
     @abc.abstractmethod
     async def delete(self, conversation_id: str) -> None: ...

@@ -264,7 +264,7 @@ class Event:
 
 
 #: event types that are bookkeeping, not activity: kept out of feeds and ``events()``
-HIDDEN_TYPES = frozenset({"stats"})
+HIDDEN_TYPES = frozenset({"stats", "ack"})
 
 
 def _parts_text(parts: Any) -> str:
@@ -331,13 +331,14 @@ def event_from_v1(data: dict[str, Any]) -> Event | None:
     if kind == "ObservationEvent":
         obs = _dict(data.get("observation"))
         okind = str(obs.get("kind") or "")
+        # these answer an action but are not worth showing: kept (hidden) to match it
         if data.get("tool_name") in ("finish", "task_tracker") or okind in (
             "FinishObservation",
             "TaskTrackerObservation",
         ):
-            return None
+            return Event(type="ack", text="", **base)
         if data.get("tool_name") == "file_editor" and not obs.get("is_error"):
-            return None  # the edit itself is shown; its echo of the file is not
+            return Event(type="ack", text="", **base)  # the edit is shown, not its echo
         code = _code(obs.get("exit_code"))
         error = bool(obs.get("is_error"))
         return Event(
@@ -358,6 +359,9 @@ def event_from_v1(data: dict[str, Any]) -> Event | None:
             if isinstance(state, str) and state:
                 return Event(type="state", text=state, **{**base, "kind": "full_state"})
         return None
+    if kind == "UserRejectObservation":
+        reason = str(data.get("rejection_reason") or "rejected")
+        return Event(type="rejected", text=reason, **base)
     if kind == "AgentErrorEvent":
         return Event(type="error", text=str(data.get("error") or ""), **base)
     if kind in ("ConversationErrorEvent", "ServerErrorEvent"):

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from .backend import Backend, EventCursor, StartRequest
-from .errors import InvalidResponseError, NotFoundError
+from .errors import InvalidResponseError, NotFoundError, UnsupportedError
 from .ids import lenient_id
 from .models import ConversationInfo, Event, StartTask, event_from_v0
 from .secrets import SecretHeaders
@@ -36,6 +36,10 @@ class V0Backend(Backend):
         return url.rstrip("/"), headers
 
     async def start(self, request: StartRequest) -> StartTask:
+        if request.confirm:
+            raise UnsupportedError(
+                "This server does not offer confirmation mode for one conversation (V1 does)."
+            )
         body: dict[str, Any] = {"initial_user_msg": request.task}
         if request.repository:
             body["repository"] = request.repository

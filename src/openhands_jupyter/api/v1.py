@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from . import status as st
+from .agent import AgentEndpoint
 from .backend import Backend, EventCursor, StartRequest
 from .errors import (
     ConflictError,
@@ -17,6 +18,8 @@ from .errors import (
 from .ids import lenient_id
 from .models import ConversationInfo, Event, StartTask
 from .v1_events import V1EventStore
+from .v1_workspace import V1Workspace
+from .workspace import FileChange, FileDiff
 
 BATCH = 99
 #: how long a resume keeps asking while the agent finishes the step it was stopped in
@@ -29,14 +32,16 @@ def _chunks(ids: list[str], size: int) -> list[list[str]]:
 
 
 def start_body(request: StartRequest) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "initial_message": {
+    """The start request. In confirmation mode it carries no message: the task goes to the
+    agent server once the policy is set there (the app server takes the policy only from the
+    user's settings, and the agent runs its first message at once)."""
+    body: dict[str, Any] = {"trigger": "openhands_api"}
+    if not request.confirm:
+        body["initial_message"] = {
             "role": "user",
             "content": [{"type": "text", "text": request.task}],
             "run": True,
-        },
-        "trigger": "openhands_api",
-    }
+        }
     if request.repository:
         body["selected_repository"] = request.repository
     if request.branch:
@@ -55,6 +60,7 @@ class V1Backend(Backend):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.store = V1EventStore(self.call)
+        self.files = V1Workspace(self.call, self.agent)
 
     async def start(self, request: StartRequest) -> StartTask:
         data = await self.call("POST", P, json_body=start_body(request), idempotent=False)
@@ -247,6 +253,38 @@ class V1Backend(Backend):
             idempotent=True,
             what="renaming a conversation",
         )
+
+    def _agent(self, info: ConversationInfo, what: str) -> AgentEndpoint:
+        endpoint = self.endpoint(info)
+        if endpoint is None:
+            raise ConflictError(
+                f"Conversation {info.id} is {info.status}: its agent server is not up to {what}."
+            )
+        return endpoint
+
+    async def start_confirmed(self, info: ConversationInfo, task: str) -> None:
+        endpoint = self._agent(info, "take the task")
+        await self.agent.set_confirmation(endpoint, True)
+        await self.agent.send_message(endpoint, task)
+
+    async def respond(self, info: ConversationInfo, accept: bool, reason: str) -> None:
+        if info.status != st.WAITING:
+            raise ConflictError(
+                f"Conversation {info.id} is {info.status}: no action is waiting for approval."
+            )
+        await self.agent.respond(self._agent(info, "answer"), accept, reason)
+
+    async def workspace_root(self, info: ConversationInfo) -> str:
+        return await self.files.root(info, self.endpoint(info))
+
+    async def changes(self, info: ConversationInfo, root: str) -> list[FileChange]:
+        return await self.files.changes(info, self.endpoint(info), root)
+
+    async def file_diff(self, info: ConversationInfo, root: str, path: str) -> FileDiff:
+        return await self.files.diff(info, self.endpoint(info), root, path)
+
+    async def read_file(self, info: ConversationInfo, root: str, path: str) -> bytes:
+        return await self.files.read_file(info, self.endpoint(info), root, path)
 
     async def delete(self, conversation_id: str) -> None:
         try:

@@ -66,6 +66,19 @@ def check_branch(branch: str | None) -> str | None:
     return text
 
 
+def check_max_cost(value: object) -> float | None:
+    """A cost cap in dollars: a positive number, or ``None`` for none."""
+    if value is None or value == "":
+        return None
+    try:
+        cap = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"max_cost is a number of dollars, not {value!r}.") from None
+    if not cap > 0 or cap == float("inf"):
+        raise InputError(f"max_cost must be a positive number of dollars, not {value!r}.")
+    return cap
+
+
 def check_api_version(value: str | None) -> str:
     text = (value or "auto").strip().lower()
     if text not in API_VERSIONS:

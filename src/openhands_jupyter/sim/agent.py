@@ -16,6 +16,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import render
+from .tree import project_dir
 from .world import SimConversation, World
 
 AUTH_FAILED = 4001
@@ -103,6 +104,22 @@ def build_agent_app(
             return _err(409, "Conversation already running. Wait for completion or pause first.")
         return JSONResponse({"success": True})
 
+    async def respond(request: Request, conv: SimConversation) -> Response:
+        body = await request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("accept"), bool):
+            return _err(422, "accept: Field required")
+        reason = body.get("reason")
+        world.respond(conv, body["accept"], str(reason or "User rejected the action"))
+        return JSONResponse({"success": True})
+
+    async def policy(request: Request, conv: SimConversation) -> Response:
+        body = await request.json()
+        kind = body.get("policy", {}).get("kind") if isinstance(body, dict) else None
+        if kind not in ("AlwaysConfirm", "NeverConfirm", "ConfirmRisky"):
+            return _err(422, "policy: Input tag does not match any of the expected tags")
+        conv.confirm = kind != "NeverConfirm"
+        return JSONResponse({"success": True})
+
     async def info(request: Request, conv: SimConversation) -> Response:
         """The agent server's own record of the conversation (the fields a 1.11 server has)."""
         empty: dict[str, Any] = {}
@@ -121,7 +138,9 @@ def build_agent_app(
                 "blocked_actions": empty,
                 "blocked_messages": empty,
                 "client_tools": [],
-                "confirmation_policy": {"kind": "NeverConfirm"},
+                "confirmation_policy": {
+                    "kind": "AlwaysConfirm" if conv.confirm else "NeverConfirm"
+                },
                 "security_analyzer": None,
                 "hook_config": None,
                 "created_at": conv.created.isoformat(),
@@ -138,7 +157,10 @@ def build_agent_app(
                 "persistence_dir": f"/workspace/conversations/{conv.id}",
                 "secret_registry": {"secret_sources": empty},
                 "tags": empty,
-                "workspace": {"kind": "LocalWorkspace", "working_dir": "/workspace/project"},
+                "workspace": {
+                    "kind": "LocalWorkspace",
+                    "working_dir": project_dir(conv.repository),
+                },
             }
         )
 
@@ -147,6 +169,64 @@ def build_agent_app(
         if isinstance(body, dict) and isinstance(body.get("title"), str) and body["title"]:
             conv.agent_title = body["title"].strip()
         return JSONResponse({"success": True})
+
+    def workspace(request: Request, name: str) -> tuple[list[tuple[SimConversation, str]], str]:
+        """The conversations of the sandbox this key opens whose project holds ``path``, each
+        with the path inside it; or why not (401, 400)."""
+        counts(name)
+        if request.headers.get("x-session-api-key") not in keys():
+            return [], "401"
+        world.advance()
+        path = request.query_params.get("path", "").rstrip("/")
+        if not path.startswith("/"):
+            return [], "400"
+        key = request.headers.get("x-session-api-key")
+        out = []
+        for conv in world.conversations.values():
+            root = project_dir(conv.repository)
+            mine = conv.session_api_key == key and not conv.deleted
+            inside = path == root or path.startswith(root + "/")
+            if mine and inside and conv.sandbox_status == "RUNNING":
+                out.append((conv, path[len(root) + 1 :]))
+        return out, ""
+
+    def refused(why: str) -> Response:
+        return _err(401, "Unauthorized") if why == "401" else _err(400, "Path must be absolute")
+
+    def diff_of(found: list[tuple[SimConversation, str]], there: bool) -> dict[str, Any] | None:
+        """The first of these files the tree knows (``there``: that exists now)."""
+        for conv, rel in found:
+            diff = conv.tree.diff(rel)
+            if diff is not None and (diff["modified"] is not None or not there):
+                return diff
+        return None
+
+    async def download(request: Request) -> Response:
+        """``/api/file/download``: a file from the workspace of the sandbox this key opens."""
+        found, why = workspace(request, "agent.download")
+        if why:
+            return refused(why)
+        diff = diff_of(found, there=True)
+        if diff is None:
+            return _err(404, "File not found")
+        body = str(diff["modified"]).encode("utf-8")
+        return Response(body, media_type="application/octet-stream")
+
+    async def git_changes(request: Request) -> Response:
+        found, why = workspace(request, "agent.git_changes")
+        if why:
+            return refused(why)
+        # a path that is not the project is not a repository: no changes
+        return JSONResponse([c for conv, rel in found if not rel for c in conv.tree.changes()])
+
+    async def git_diff(request: Request) -> Response:
+        found, why = workspace(request, "agent.git_diff")
+        if why:
+            return refused(why)
+        diff = diff_of(found, there=False)
+        if diff is None:
+            return _err(400, "Path is not in the repository or has no changes")
+        return JSONResponse(diff)
 
     async def alive(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -200,12 +280,21 @@ def build_agent_app(
         routes=[
             Route("/alive", alive),
             Route("/health", alive),
+            Route("/api/file/download", download),
+            Route("/api/git/changes", git_changes),
+            Route("/api/git/diff", git_diff),
             Route(f"{P}/events/search", route("agent.events", events_search)),
             Route(f"{P}/events/count", route("agent.events_count", events_count)),
             Route(f"{P}/events", route("agent.send", send_message), methods=["POST"]),
             Route(f"{P}/pause", route("agent.pause", pause), methods=["POST"]),
             Route(f"{P}/interrupt", route("agent.pause", pause), methods=["POST"]),
             Route(f"{P}/run", route("agent.run", run), methods=["POST"]),
+            Route(
+                f"{P}/events/respond_to_confirmation",
+                route("agent.respond", respond),
+                methods=["POST"],
+            ),
+            Route(f"{P}/confirmation_policy", route("agent.policy", policy), methods=["POST"]),
             Route(P, route("agent.conversation", info)),
             Route(P, route("agent.patch", patch), methods=["PATCH"]),
             WebSocketRoute("/sockets/events/{cid}", socket),

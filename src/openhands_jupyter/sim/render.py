@@ -206,6 +206,16 @@ def v1_events(
             {**base, "kind": "ActionEvent", **_tool_call(event, "finish", args), "action": action},
             observation,
         ]
+    if event.type == "reject":
+        return [
+            {
+                **base,
+                "kind": "UserRejectObservation",
+                **_observation(event, "terminal"),
+                "rejection_reason": event.text,
+                "rejection_source": "user",
+            }
+        ]
     if event.type == "error":
         return [
             {**base, "kind": "ConversationErrorEvent", "code": "AgentError", "detail": event.text}

@@ -8,12 +8,27 @@ from dataclasses import dataclass
 SCRIPT_COMMAND = "pytest -q tests/test_api.py"
 SCRIPT_OUTPUT = "3 passed in 0.12s"
 EDITED_FILE = "src/app/api.py"
+#: the file the ``bigdiff`` scenario creates, and its length in lines
+BIG_FILE = "data/generated.csv"
+CREATED_LINES = 5000
 #: the simulated agent's first message: its activity is the same script whatever the task
 SCRIPTED_NOTE = (
     "Simulator: this activity is scripted (the same steps for every task); no agent or model runs."
 )
 START_ERROR_DETAIL = "500: Sandbox failed to start within 120s: {sandbox_id}"
-NAMES = ("finish", "error", "stuck", "waiting", "start_error", "paused", "long", "idle", "hostile")
+NAMES = (
+    "finish",
+    "error",
+    "stuck",
+    "waiting",
+    "start_error",
+    "paused",
+    "long",
+    "idle",
+    "hostile",
+    "bigdiff",
+    "edits",
+)
 
 #: Text a hostile agent or server might send: each must be shown literally, never run.
 HOSTILE = {
@@ -24,6 +39,9 @@ HOSTILE = {
     "error": '<b onmouseover="window.__xss=5">boom</b> <a href="javascript:alert(6)">x</a>',
     "finish": '[click me](javascript:alert(7)) <a href="javascript:window.__xss=8">link</a>',
 }
+
+#: the agent's actions that wait for the user in confirmation mode
+CONFIRMED = ("command", "edit")
 
 _MARKER = re.compile(r"\[sim:([a-z_]+)\]")
 
@@ -125,6 +143,16 @@ def run_steps(scenario: str, task: str, step: float) -> list[Step]:
             Step(s, "event", "error", h["error"], "environment"),
             *finish_steps(h["finish"], s),
         ]
+    if scenario == "bigdiff":
+        return [*running, look, Step(s, "event", "edit", f"create {BIG_FILE}"), edit, *done]
+    if scenario == "edits":
+        busy: list[Step] = []
+        for i in range(300):
+            busy.append(Step(s * 0.4, "event", "command", f"python check_{i}.py"))
+            busy.append(Step(s * 0.1, "event", "output", f"check {i} ok", "environment", 0))
+            if i % 3 == 2:
+                busy.append(Step(s * 0.3, "event", "edit", f"str_replace src/module_{i % 7}.py"))
+        return [*running, look, *busy, *done]
     if scenario == "long":
         many: list[Step] = []
         for i in range(400):

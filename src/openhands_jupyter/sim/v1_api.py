@@ -17,6 +17,7 @@ from . import render
 from .config import SimConfig
 from .http import dashed, err, start_body
 from .routes import Handler
+from .tree import project_dir
 from .world import SimConversation
 
 
@@ -265,6 +266,42 @@ def v1_handlers(cfg: SimConfig) -> dict[str, Handler]:
                     zf.writestr(f"event_{ev.seq:05d}_{i}.json", json.dumps(item))
         return Response(buf.getvalue(), media_type="application/zip")
 
+    def _workspace(request: Request) -> tuple[SimConversation | None, str, Response | None]:
+        """The conversation whose files are asked for, and the path relative to its project;
+        409 while its sandbox is not running, as the app server answers."""
+        conv = world.find(request.path_params["cid"])
+        if conv is None:
+            return None, "", err(404, "Conversation not found")
+        if conv.sandbox_status != "RUNNING":
+            return None, "", err(409, "Sandbox is paused; resume it before reading git state.")
+        raw = request.query_params.get("path") or request.query_params.get("file_path") or ""
+        root = project_dir(conv.repository) + "/"
+        return conv, raw[len(root) :] if raw.startswith(root) else raw, None
+
+    async def v1_git_changes(request: Request) -> Response:
+        conv, _, error = _workspace(request)
+        if conv is None:
+            return error or err(404, "Conversation not found")
+        if request.query_params.get("path", "").rstrip("/") != project_dir(conv.repository):
+            return JSONResponse([])  # not a git repository: no changes, as the server says
+        return JSONResponse(conv.tree.changes())
+
+    async def v1_git_diff(request: Request) -> Response:
+        conv, path, error = _workspace(request)
+        if conv is None:
+            return error or err(404, "Conversation not found")
+        found = conv.tree.diff(path)
+        if found is None:
+            return err(502, "Agent server error: 400")
+        return JSONResponse(found)
+
+    async def v1_file(request: Request) -> Response:
+        conv, path, error = _workspace(request)
+        if conv is None:
+            return error or err(404, "Conversation not found")
+        found = conv.tree.diff(path)
+        return JSONResponse((found or {}).get("modified") or "")
+
     async def v1_me(request: Request) -> Response:
         return JSONResponse({"id": "sim-user", "email": "sim@example.invalid"})
 
@@ -286,4 +323,7 @@ def v1_handlers(cfg: SimConfig) -> dict[str, Handler]:
         "v1.delete": v1_delete,
         "v1.download": v1_download,
         "v1.me": v1_me,
+        "v1.git_changes": v1_git_changes,
+        "v1.git_diff": v1_git_diff,
+        "v1.file": v1_file,
     }

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from . import scenarios as sc
+from .tree import SimTree
 
 TERMINAL_EXEC = frozenset({"finished", "error", "stuck"})
 NEVER = float("inf")
@@ -75,6 +76,11 @@ class SimConversation:
     agent_paused: list[tuple[float, sc.Step]] | None = None
     last_action_id: str | None = None
     run_busy_until: float = 0.0
+    tree: SimTree = field(default_factory=SimTree)
+    #: confirmation mode (the agent server's policy is not NeverConfirm): each action waits
+    confirm: bool = False
+    #: the steps after an action that waits for confirmation
+    held: list[tuple[float, sc.Step]] | None = None
     #: fields its records carry instead of the simulated ones (malformed data for tests)
     overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -229,6 +235,9 @@ class World:
             conv.steps.append((at, sc.Step(0.0, "exec", text="idle")))
             at += self.scaled(self.idle_before_run)
         self._emit(conv, "system", "", "agent", None, conv.ready_at)
+        if not conv.task:
+            conv.updated = datetime.now(timezone.utc)
+            return  # started with no message: idle until the first one
         self._emit(conv, "message", conv.task, "user", None, conv.ready_at)
         self._emit(conv, "user_id", "", "environment", None, conv.ready_at, conv.events[-1].id)
         for step in sc.run_steps(conv.scenario, conv.task, self.step):
@@ -280,6 +289,8 @@ class World:
                 self.pause(other, at=now)
         else:
             self._emit(conv, step.type, step.text, step.source, step.exit_code, at)
+            if conv.confirm and step.source == "agent" and step.type in sc.CONFIRMED:
+                self._hold(conv, at)
             if step.source == "agent" and step.type != "message":
                 conv.cost = round(conv.cost + STEP_COST, 4)
                 conv.tokens = (conv.tokens[0] + STEP_TOKENS[0], conv.tokens[1] + STEP_TOKENS[1])
@@ -320,7 +331,7 @@ class World:
         buffered one: the agent server's timer is not reset by later events)."""
         self._seq += 1
         self._flush_due(conv, at)
-        if type_ in ("output", "finish_obs") and value is None:
+        if type_ in ("output", "finish_obs", "reject") and value is None:
             value = conv.last_action_id
 
         wall = datetime.now(timezone.utc) - timedelta(seconds=max(0.0, self.now() - at))
@@ -336,6 +347,8 @@ class World:
             value=value,
         )
         conv.events.append(event)
+        if type_ == "edit":
+            conv.tree.edit(text)
         if type_ in ("command", "edit", "read", "plan", "finish"):
             conv.last_action_id = event.id
         conv.buffer.append(event)
@@ -362,11 +375,69 @@ class World:
             (event.at + self.local_offset).replace(tzinfo=None).isoformat(timespec="microseconds")
         )
 
+    # -- confirmation -------------------------------------------------------------------------
+    def _hold(self, conv: SimConversation, at: float) -> None:
+        """The action just emitted waits for the user: what comes after it is held."""
+        held, prev = [], at
+        for due, step in conv.steps:
+            held.append((max(0.0, due - prev), step))
+            prev = max(prev, due)
+        conv.steps.clear()
+        conv.held = held
+        conv.execution_status = "waiting_for_confirmation"
+        self.changes.append((at, conv.id, conv.execution_status))
+        self._emit(conv, "state", conv.execution_status, "environment", None, at)
+
+    def respond(self, conv: SimConversation, accept: bool, reason: str) -> bool:
+        """The agent server's ``respond_to_confirmation``: run the pending action (and the rest
+        of the run), or reject it (the agent stops: idle). ``False``: nothing is pending."""
+        with self.lock:
+            now = self.now()
+            self._advance_conv(conv, now)
+            if conv.execution_status != "waiting_for_confirmation":
+                return False
+            held = conv.held
+            conv.held = None
+            conv.updated = datetime.now(timezone.utc)
+            if not accept:
+                self._emit(conv, "reject", reason, "user", None, now)
+                conv.execution_status = "idle"
+                self.changes.append((now, conv.id, "idle"))
+                self._emit(conv, "state", "idle", "environment", None, now)
+                return True
+            if held is None:  # the scripted "waiting" scenario
+                held = [
+                    (
+                        self.scaled(self.step * 0.5),
+                        sc.Step(0.0, "event", "output", "removed build/", "environment", 0),
+                    ),
+                    *[
+                        (self.scaled(st.delay), st)
+                        for st in sc.finish_steps(sc.finish_message(conv.task), self.step)
+                    ],
+                ]
+            conv.execution_status = "running"
+            self.changes.append((now, conv.id, "running"))
+            self._emit(conv, "state", "running", "environment", None, now)
+            at = now
+            for delay, step in held:
+                at += delay
+                conv.steps.append((at, step))
+            return True
+
     # -- commands -----------------------------------------------------------------------------
     def send(self, conv: SimConversation, text: str) -> None:
         with self.lock:
             now = self.now()
-            if conv.execution_status == "waiting_for_confirmation":
+            if not conv.task:
+                # the first message of a conversation started without one: it is the task
+                conv.task = text
+                conv.scenario = sc.scenario_of(text, self.default_scenario)
+                steps = [
+                    sc.Step(0.0, "event", "message", text, "user"),
+                    *sc.run_steps(conv.scenario, text, self.step),
+                ]
+            elif conv.execution_status == "waiting_for_confirmation":
                 steps = [
                     sc.Step(0.0, "event", "message", text, "user"),
                     sc.Step(0.0, "exec", text="running"),
@@ -375,6 +446,7 @@ class World:
                 ]
             else:
                 steps = sc.follow_up_steps(text, self.step)
+            conv.held = None
             conv.steps.clear()
             at = now
             for step in steps:

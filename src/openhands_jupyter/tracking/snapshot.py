@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..api.actions import PendingAction
 from ..api.models import Event
+from ..api.workspace import FileChange
 
 
 @dataclass(frozen=True)
@@ -37,3 +39,13 @@ class Snapshot:
     store, seconds behind), or ``""`` (not watched)."""
     activity_note: str | None = None
     """Why activity is delayed, when it is."""
+    changes: tuple[FileChange, ...] = ()
+    """The files the agent changed, as last read (only while a widget shows them)."""
+    changes_read: bool = False
+    changes_error: str | None = None
+    """Why the changes could not be read (paused, not offered, retrying)."""
+    pending: tuple[PendingAction, ...] = ()
+    """The actions waiting for the user's approval, while the status is waiting."""
+    stopped_why: str | None = None
+    """Why the client stopped it (its cost cap), until it runs again."""
+    max_cost: float | None = None

@@ -13,9 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from ..api import status as st
+from ..api.actions import PendingAction
 from ..api.backend import EventCursor, StartRequest
 from ..api.ids import later, parse_time
 from ..api.models import HIDDEN_TYPES, ConversationInfo, Event, Usage
+from .changes import ChangeSet
 from .snapshot import Snapshot
 
 _keys = itertools.count(1)
@@ -115,6 +117,16 @@ class Tracked:
     # the title the user asked for, kept against the server's own title step
     title_attempts: int = 0
     title_checks: int = 0
+    #: the agent's actions with no answer yet, by id (the newest few): while the status is
+    #: waiting, these wait for the user's approval
+    unmatched: dict[str, Event] = field(default_factory=dict)
+    #: the cost cap stopped it (at most once), and what to tell the user
+    cost_stopped: bool = False
+    stopped_why: str | None = None
+    #: a conversation started in confirmation mode has had its task sent
+    delivered: bool = False
+    #: what the agent changed in its workspace (read while a widget shows it)
+    changes: ChangeSet = field(default_factory=ChangeSet)
 
     @property
     def title(self) -> str | None:
@@ -124,6 +136,12 @@ class Tracked:
         if self.info and self.info.title and not _PLACEHOLDER.match(self.info.title):
             return self.info.title
         return None
+
+    @property
+    def undelivered(self) -> bool:
+        """Started in confirmation mode and its task not sent yet (it is sent, after the
+        policy, once the agent server is up)."""
+        return bool(self.request and self.request.confirm and not self.delivered)
 
     @property
     def repository(self) -> str | None:
@@ -170,6 +188,7 @@ class Tracked:
                 if event.usage is not None:
                     self.stats_usage = event.usage
                 continue
+            self._match(event)
             if event.type in ("state", "finish"):
                 self.state_events += 1
             self._note_answer(event, stamp if isinstance(stamp, str) else None)
@@ -180,7 +199,24 @@ class Tracked:
             fresh.append(event)
         self.feed.extend(fresh)
         self.pending_events.extend(fresh)
+        self.changes.note_events(fresh)
         return fresh
+
+    def _match(self, event: Event) -> None:
+        answered = event.raw.get("action_id") if event.raw else None
+        if isinstance(answered, str):
+            self.unmatched.pop(answered, None)
+        if event.kind == "ActionEvent" and event.type != "finish" and event.id:
+            self.unmatched[event.id] = event
+            while len(self.unmatched) > 20:
+                self.unmatched.pop(next(iter(self.unmatched)))
+
+    @property
+    def pending(self) -> tuple[PendingAction, ...]:
+        """The actions waiting for approval (only while the status is waiting)."""
+        if self.status != st.WAITING:
+            return ()
+        return tuple(PendingAction.from_event(e) for e in list(self.unmatched.values())[-5:])
 
     def expect_echo(self, text: str | None) -> None:
         """A message from this client is on its way: until the server shows it (its user
@@ -280,6 +316,12 @@ class Tracked:
             tracking=self.tracking,
             activity=self.activity,
             activity_note=self.live_note if self.live_state == LIVE_FALLBACK else None,
+            changes=self.changes.files,
+            changes_read=self.changes.read,
+            changes_error=self.changes.error,
+            pending=self.pending,
+            stopped_why=self.stopped_why,
+            max_cost=self.request.max_cost if self.request else None,
         )
 
     def fingerprint(self) -> tuple[object, ...]:
@@ -300,6 +342,9 @@ class Tracked:
             self.conversation_id,
             self.activity,
             self.live_note,
+            self.changes.version,
+            tuple(self.unmatched) if self.status == st.WAITING else (),
+            self.stopped_why,
         )
 
 

@@ -29,6 +29,7 @@ from ..api.errors import (
 from ..api.models import ConversationInfo, Event, StartTask, event_from_v1
 from ..api.secrets import package_logger
 from ..api.transport import backoff_delay, within
+from . import changes
 from .budget import RequestBudget
 from .config import TrackerConfig
 from .live import LiveFeed, gap_since, stop_all
@@ -95,6 +96,8 @@ class Tracker:
         self._sub_ids = 0
         self.closed = False
         self.watchers: list[Callable[[], None]] = []
+        #: commands the loop sends by itself (a stop at the cost cap), kept until done
+        self._background: set[asyncio.Task[None]] = set()
         self.requests = 0
         #: turns of the loop (each a tick and a sleep): a test's check that it never spins
         self.loops = 0
@@ -262,6 +265,8 @@ class Tracker:
         Must run on the tracker's loop (see :meth:`on_loop`)."""
         expected = {
             "send": st.RUNNING,
+            "approve": st.RUNNING,
+            "reject": st.IDLE,
             "resume": st.STARTING,
             "stop": st.PAUSED,
             "delete": st.ARCHIVED,
@@ -274,7 +279,7 @@ class Tracker:
             expected, info.state_marker if info else None, tracked.state_events
         )
         self._set_status(tracked, expected)
-        if command in ("send", "resume"):
+        if command in ("send", "resume", "approve"):
             tracked.reset_answer()
             tracked.final_left = 0
             if tracked.key not in self.entries:
@@ -569,6 +574,7 @@ class Tracker:
                 due,
                 tracked.next_due if self._needs_status(tracked) else math.inf,
                 tracked.events_due if self._events_readable(tracked) else math.inf,
+                tracked.changes.next_due() if tracked.visible and tracked.info else math.inf,
             )
         if self.queue:
             due = min(due, self._queue_next_try if self.config.max_concurrent is None else now + 1)
@@ -607,6 +613,33 @@ class Tracker:
             batch = [t for t in convs if t.next_due <= now + self._interval(t) / 2]
             await self._poll_conversations(batch)
         await self._poll_events(self._now())
+        await self._poll_changes(self._now())
+
+    async def _poll_changes(self, now: float) -> None:
+        """Read what the agent changed, for conversations a widget shows it for: after an
+        edit (at most once a second) and once after the run ends. While the agent server is
+        up these reads go to it, not to the app server."""
+        due = [
+            t
+            for t in self.entries.values()
+            if t.info is not None and t.visible and t.changes.wanted(now)
+        ]
+        if not due:
+            return
+        backend = await self._get_backend()
+        cfg = self.config
+        for tracked in sorted(due, key=lambda t: t.status not in BUSY):
+            assert tracked.info is not None
+            try:
+                await changes.refresh(backend, tracked.info, tracked.changes)
+            except CONVERSATION_FAULTS as exc:
+                delay = backoff_delay(
+                    tracked.changes.failures, base=cfg.s(2.0), cap=cfg.s(cfg.max_backoff)
+                )
+                changes.failed(tracked.changes, exc, self._now() + delay)
+            else:
+                tracked.changes.due = self._now() + cfg.s(changes.GAP)
+            self._publish(tracked)
 
     async def _keep_titles(self, batch: list[Tracked]) -> None:
         """The server replaces a title given at the start with one it generates (once, some
@@ -691,6 +724,27 @@ class Tracker:
             self._apply_info(tracked, info, now, sent_at=sent_at, asked_at=sent_at)
             self._sync_live(tracked)
         await self._keep_titles(batch)
+        await self._deliver_tasks(backend, [t for t in batch if t.undelivered])
+
+    async def _deliver_tasks(self, backend: Backend, waiting: list[Tracked]) -> None:
+        """Conversations started in confirmation mode get their task once the agent server is
+        up: first its policy (every action waits for the user), then the task, so that no
+        action can run before the policy is in place."""
+        for tracked in waiting:
+            info = tracked.info
+            request = tracked.request
+            if info is None or request is None or (info.sandbox_status or "") != "RUNNING":
+                continue
+            try:
+                await backend.start_confirmed(info, request.task)
+            except CONVERSATION_FAULTS as exc:
+                tracked.last_error = f"Retrying: the task could not be sent yet ({exc})"
+                self._publish(tracked)
+                continue
+            tracked.delivered = True
+            if tracked.last_error and tracked.last_error.startswith("Retrying: the task"):
+                tracked.last_error = None
+            self.after_command(tracked, "send")
 
     def _set_status(self, tracked: Tracked, status: str) -> None:
         """Every status change goes through here, so that ends and restarts are noticed."""
@@ -702,6 +756,10 @@ class Tracker:
             tracked.final_left = 0
         if before in BUSY and status not in BUSY:
             self._slot_freed = True
+        if before == st.PAUSED and status != before and tracked.changes.error:
+            tracked.changes.everything_stale()  # its files can be read again
+        if before == st.PAUSED and status in st.ACTIVE | {st.RUNNING}:
+            tracked.stopped_why = None
 
     def _moved_on(self, tracked: Tracked, info: ConversationInfo, *, poll: bool = False) -> bool:
         """Whether the server shows evidence of a state newer than the last command's."""
@@ -765,6 +823,8 @@ class Tracker:
             )
             if live_newer:
                 pass  # the agent server said something newer while this answer was on its way
+            elif tracked.undelivered:
+                pass  # started in confirmation mode: starting until its task is sent
             elif self._moved_on(tracked, info, poll=True):
                 tracked.expect = None
                 self._set_status(tracked, info.status)
@@ -774,13 +834,54 @@ class Tracker:
         if not live_newer_than(tracked, sent_at):
             tracked.unconfirmed = False
         tracked.next_due = now + self._interval(tracked)
-        if tracked.visible and tracked.status not in st.FINAL and tracked.events_due == math.inf:
+        wanted = tracked.visible or tracked.status == st.WAITING or self._capped(tracked)
+        if wanted and tracked.status not in st.FINAL and tracked.events_due == math.inf:
             tracked.events_due = now
+        self._check_cost(tracked)
         self._publish(tracked)
+
+    # -- the cost cap ---------------------------------------------------------------------------
+    def _capped(self, tracked: Tracked) -> bool:
+        """It has a cost cap not yet acted on (its stats events are read for the cost)."""
+        return bool(tracked.request and tracked.request.max_cost) and not tracked.cost_stopped
+
+    def _check_cost(self, tracked: Tracked) -> None:
+        """Stop the agent once its cost passes the cap it was started with (once: a resume
+        after that goes on)."""
+        if not self._capped(tracked) or tracked.status not in (st.RUNNING, st.WAITING):
+            return
+        cap = tracked.request.max_cost if tracked.request else None
+        usage = tracked.usage
+        if cap is None or usage is None or usage.cost is None or usage.cost <= cap:
+            return
+        tracked.cost_stopped = True
+        tracked.stopped_why = (
+            f"Stopped by its cost cap: ${usage.cost:.2f} spent, past max_cost ${cap:.2f}. "
+            "Resume to go on without the cap."
+        )
+        task = asyncio.get_running_loop().create_task(self._stop_for_cost(tracked))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _stop_for_cost(self, tracked: Tracked) -> None:
+        info = tracked.info
+        try:
+            if info is None:
+                raise ConflictError("its status is not known yet")
+            backend = await self._get_backend()
+            await backend.pause(info)
+        except OpenHandsError as exc:
+            tracked.cost_stopped = False  # tried again at the next figure
+            tracked.stopped_why = None
+            tracked.last_error = f"Retrying: could not stop it at its cost cap ({exc})"
+            self._publish(tracked)
+            return
+        self.after_command(tracked, "stop")
 
     def _became_final(self, tracked: Tracked) -> None:
         self._slot_freed = True
         tracked.expect = None
+        tracked.changes.everything_stale()
         answered = tracked.status != st.FINISHED or tracked.last_finish is not None
         if tracked.conversation_id and tracked.events_supported and not answered:
             tracked.final_left = self.config.final_fetches
@@ -802,7 +903,13 @@ class Tracker:
             final = tracked.status in st.FINAL
             # events are read for a watcher with no live feed, for the answer after the end,
             # and for evidence that a command took effect
-            wanted = tracked.watched or tracked.expect is not None
+            # and for the actions waiting for approval (a script prints them)
+            wanted = (
+                tracked.watched
+                or tracked.expect is not None
+                or tracked.status == st.WAITING
+                or self._capped(tracked)
+            )
             if not final and (not wanted or self._live_covers(tracked)):
                 tracked.events_due = math.inf
                 continue
@@ -826,6 +933,7 @@ class Tracker:
                     tracked.last_error = tracked.retry_at = None
                 tracked.events_error = None
             tracked.add_events(events)
+            self._check_cost(tracked)
             if final:
                 tracked.final_left -= 1
                 answered = tracked.status != st.FINISHED or tracked.last_finish is not None
@@ -950,6 +1058,9 @@ class Tracker:
         events = [e for e in (event_from_v1(f) for f in frames) if e is not None]
         # the state pushed on subscribe is a status, not an event of the run
         tracked.add_events([e for e in events if e.kind != "full_state"])
+        if tracked.changes.stale and tracked.changes.watchers:
+            self._wake_up()
+        self._check_cost(tracked)
         if live:
             self._live_states(tracked, events)
         if tracked.status in st.FINAL and tracked.final_left > 0 and tracked.last_finish:

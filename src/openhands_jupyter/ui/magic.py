@@ -14,7 +14,7 @@ from traitlets import Float, Int, TraitError, Unicode, validate
 
 from ..api.errors import InputError, UnreadableWarning
 from ..api.ids import normalize_id
-from ..api.validate import check_api_version, check_branch, normalize_repository
+from ..api.validate import check_api_version, check_branch, check_max_cost, normalize_repository
 from .parsing import fill_fields, split_line
 from .settings import read_defaults
 from .shared import DEFAULTS, SHARED, effective, shared_client
@@ -58,6 +58,11 @@ class OpenHandsMagics(Magics):
     default_branch = Unicode(
         None, allow_none=True, help="Branch used when --branch is not given."
     ).tag(config=True)
+    max_cost = Float(
+        None,
+        allow_none=True,
+        help="Stop each conversation started here once it has cost this many dollars.",
+    ).tag(config=True)
     time_scale = Float(1.0, help="Multiply every tracker interval (for simulators and tests).").tag(
         config=True
     )
@@ -79,7 +84,7 @@ class OpenHandsMagics(Magics):
     def _client(self, client: OpenHands | None) -> None:
         SHARED.use(client)
 
-    @validate("poll_interval", "time_scale", "budget_per_minute", "max_concurrent")
+    @validate("poll_interval", "time_scale", "budget_per_minute", "max_concurrent", "max_cost")
     def _checked(self, proposal: Any) -> Any:
         error = setting_error(proposal["trait"].name, proposal["value"])
         if error:
@@ -144,6 +149,17 @@ class OpenHandsMagics(Magics):
     @argument("--wait", action="store_true", help="block this cell until the agent stops working")
     @argument("--timeout", type=float, default=None, help="with --wait: give up after SECONDS")
     @argument("--api-version", default=None, help="v1, v0 or auto for this client")
+    @argument(
+        "--confirm",
+        action="store_true",
+        help="confirmation mode: each action waits for Approve or Reject",
+    )
+    @argument(
+        "--max-cost",
+        default=None,
+        metavar="DOLLARS",
+        help="stop the agent once it has cost this much",
+    )
     @argument(
         "--list",
         nargs="?",
@@ -241,6 +257,9 @@ class OpenHandsMagics(Magics):
                 )
             normalize_repository(repo)
             check_branch(branch)
+            max_cost = check_max_cost(
+                args.max_cost if args.max_cost is not None else values["max_cost"][0]
+            )
         if not self._ensure_key():
             return None
         client = self.client()
@@ -262,7 +281,15 @@ class OpenHandsMagics(Magics):
             conv = client.get(args.attach)
             return self._show(conv)
         # at once, whatever the server does: the widget shows the wait and the outcome
-        conv = client.start(task, repository=repo, branch=branch, title=args.title, background=True)
+        conv = client.start(
+            task,
+            repository=repo,
+            branch=branch,
+            title=args.title,
+            background=True,
+            confirm=bool(args.confirm),
+            max_cost=max_cost,
+        )
         shown = self._show(conv)
         if args.wait:
             shown.wait(args.timeout)
@@ -334,7 +361,7 @@ def setting_error(name: str, value: Any) -> str | None:
     """Why a value cannot be this setting, or ``None``."""
     if value is None:
         return None
-    if name in ("poll_interval", "time_scale") and not value > 0:
+    if name in ("poll_interval", "time_scale", "max_cost") and not value > 0:
         return f"{name} must be greater than 0, got {value!r}"
     if name == "budget_per_minute" and not 1 <= value <= 600:
         return f"budget_per_minute must be between 1 and 600, got {value!r}"

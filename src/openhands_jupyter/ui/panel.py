@@ -97,6 +97,7 @@ class Panel(anywidget.AnyWidget):
                 "tokens": tokens_state(snap),
                 "url": url if url.startswith(("http://", "https://")) else "",
                 "detail": snap.detail or snap.last_error or "",
+                "pending": snap.pending[0].line() if snap.pending else "",
                 "started_at": started,
                 "ended_at": self._ended.get(key),
                 "queue_position": snap.queue_position,

@@ -14,6 +14,7 @@ ALLOWED = {
     "default_repository": str,
     "default_branch": str,
     "max_concurrent": int,
+    "max_cost": float,
 }
 SECRET_NAMES = ("api_key", "session_api_key", "token", "key")
 

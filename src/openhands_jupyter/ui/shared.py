@@ -22,6 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "max_concurrent": None,
     "default_repository": None,
     "default_branch": None,
+    "max_cost": None,
 }
 ENVIRONMENT = {"base_url": "OPENHANDS_BASE_URL", "api_version": "OPENHANDS_API_VERSION"}
 

@@ -17,11 +17,12 @@ from ..api.text import clean_text, comm_safe
 from ..conversation import Conversation
 from ..tracking import Snapshot
 from .assets import asset
+from .changes import changes_state, diff_message
 
 FEED_LIMIT = 200
 #: seconds a new widget counts as on screen before any view of it has reported
 VIEW_GRACE = 30.0
-ACTIONS = ("stop", "resume", "send", "refresh", "untrack")
+ACTIONS = ("stop", "resume", "send", "refresh", "untrack", "approve", "reject")
 
 
 def _excerpt(text: str | None, size: int = 200) -> str:
@@ -100,6 +101,7 @@ class ConversationWidget(anywidget.AnyWidget):
         # (no frontend renders it: a terminal, a script, a notebook run headless)
         self._visible = True
         self._unsubscribe = conversation.subscribe(self._on_snapshot, visible=True)
+        conversation.watch_changes(True)
         conversation.tracker.call_later(VIEW_GRACE, self._no_view_yet)
 
     @property
@@ -165,14 +167,21 @@ class ConversationWidget(anywidget.AnyWidget):
             "conversation_id": snap.conversation_id or "",
             "cost": snap.cost,
             "tokens": tokens_state(snap),
+            "changes": changes_state(snap),
+            "pending": [a.to_dict() for a in snap.pending],
             "activity": snap.activity,
             "activity_note": snap.activity_note or "",
             "prs": list(snap.pr_numbers),
             "url": url if url.startswith(("http://", "https://")) else "",
-            "result": (snap.result or "")[:20000],
+            # what it said before asking for approval is not its answer
+            "result": (snap.result or "")[:20000] if snap.status != st.WAITING else "",
             "phase_line": phase_line(snap),
             # why it failed, or why it waits in the queue
-            "detail": (snap.detail or "") if snap.status in (st.ERROR, st.QUEUED) else "",
+            # or why this client stopped it (its cost cap)
+            "detail": (snap.detail or "")
+            if snap.status in (st.ERROR, st.QUEUED)
+            else (snap.stopped_why or ""),
+            "max_cost": snap.max_cost,
             "error": snap.last_error or "",
             "retry_at": snap.retry_at * 1000 if snap.retry_at else None,
             "queue_position": snap.queue_position,
@@ -238,6 +247,9 @@ class ConversationWidget(anywidget.AnyWidget):
         if isinstance(content, dict) and content.get("view") in ("shown", "gone"):
             self._view(content["view"] == "shown", str(content.get("id") or ""))
             return
+        if isinstance(content, dict) and isinstance(content.get("diff"), str):
+            self._send_diff(content["diff"], bool(content.get("all")))
+            return
         if not isinstance(content, dict) or content.get("action") not in ACTIONS:
             return
         action = str(content["action"])
@@ -253,6 +265,10 @@ class ConversationWidget(anywidget.AnyWidget):
             coro = conv.resume_async()
         elif action == "refresh":
             coro = conv.refresh_async()
+        elif action == "approve":
+            coro = conv.approve_async()
+        elif action == "reject":
+            coro = conv.reject_async(str(content.get("reason") or "") or None)
         else:
             conv.untrack()
             self.busy = ""
@@ -260,6 +276,26 @@ class ConversationWidget(anywidget.AnyWidget):
         tracker = conv.tracker
         future = tracker.submit(coro)
         future.add_done_callback(lambda f: tracker.call_soon(self._done, action, f))
+
+    def _send_diff(self, path: str, everything: bool) -> None:
+        """Answer the browser's request for a file's diff: the one the tracker read last, else
+        read now (off the kernel's thread), and any error as a line of text."""
+        conv = self.conversation
+        cached = conv.cached_diff(path)
+        if cached is not None:
+            self.send(diff_message(path, cached, everything))
+            return
+        future = conv.tracker.submit(conv.diff_async(path))
+
+        def done(f: Any) -> None:
+            exc = None if f.cancelled() else f.exception()
+            if f.cancelled() or exc is not None:
+                why = str(exc) if isinstance(exc, OpenHandsError) else "the diff could not be read"
+                self.send(diff_message(path, None, everything, error=why))
+            else:
+                self.send(diff_message(path, f.result(), everything))
+
+        future.add_done_callback(lambda f: conv.tracker.call_soon(done, f))
 
     def _done(self, action: str, future: Any) -> None:
         error = ""
@@ -289,6 +325,8 @@ class ConversationWidget(anywidget.AnyWidget):
 
     def close(self) -> None:
         with self._lock:
-            self._closed = True
+            closed, self._closed = self._closed, True
             self._unsubscribe()
+        if not closed:
+            self.conversation.watch_changes(False)
         super().close()

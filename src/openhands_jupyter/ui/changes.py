@@ -1,0 +1,35 @@
+"""The Changes section's data: the changed files for the widget's state, and a file's diff as
+the lines the browser draws (cut to the first ``DIFF_SHOWN`` until it asks for all)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api.text import comm_safe
+from ..api.workspace import FileDiff
+from ..tracking import Snapshot
+
+#: diff lines sent before the user asks for all of them
+DIFF_SHOWN = 400
+#: files listed at most (a run that touched more says how many were left out)
+FILES_SHOWN = 200
+
+
+def changes_state(snap: Snapshot) -> dict[str, Any]:
+    """What the Changes section shows: files, whether they were read yet, and why not."""
+    files = [c.to_dict() for c in snap.changes[:FILES_SHOWN]]
+    return {
+        "files": files,
+        "count": len(snap.changes),
+        "read": snap.changes_read,
+        "error": snap.changes_error or "",
+    }
+
+
+def diff_message(path: str, diff: FileDiff | None, everything: bool, error: str = "") -> Any:
+    """The answer to the browser's request for ``path``'s diff."""
+    lines = diff.unified.splitlines() if diff is not None else []
+    shown = lines if everything else lines[:DIFF_SHOWN]
+    return comm_safe(
+        {"diff_of": path, "lines": shown, "total": len(lines), "error": error, "all": everything}
+    )

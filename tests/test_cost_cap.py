@@ -1,0 +1,48 @@
+"""Cost and tokens per conversation, and the cost cap (max_cost) that stops the agent."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from openhands_jupyter.api.errors import InputError
+from openhands_jupyter.ui.widget import ConversationWidget
+
+from .conftest import SimClient
+from .waiting import eventually
+
+
+def test_the_cap_stops_the_agent_once_and_says_why(sim_client: SimClient) -> None:
+    sim, oh = sim_client()
+    conv = oh.start("Keep going [sim:long]", max_cost=0.05)
+    widget = ConversationWidget(conv)
+    eventually(lambda: conv.status == "paused", timeout=30)
+    assert conv.cost is not None and conv.cost > 0.05
+    assert sim.stats.agent_counts["agent.pause"] == 1
+    why = widget.state["detail"]
+    assert why.startswith("Stopped by its cost cap: $") and "past max_cost $0.05" in why
+    assert widget.state["max_cost"] == 0.05
+    assert conv.snapshot().stopped_why == why
+    # resumed by the user: it goes on past the cap, and the note goes away
+    conv.resume()
+    eventually(lambda: conv.status == "running" and not widget.state["detail"], timeout=30)
+    eventually(lambda: (conv.cost or 0) > 0.1, timeout=30)
+    assert sim.stats.agent_counts["agent.pause"] == 1
+    conv.stop()
+    widget.close()
+
+
+def test_cost_and_tokens_are_on_the_handle(sim_client: SimClient) -> None:
+    _sim, oh = sim_client()
+    conv = oh.start("Fix it").wait(timeout=30)
+    assert conv.cost is not None and conv.cost > 0
+    assert conv.tokens["prompt"] and conv.tokens["completion"]
+
+
+@pytest.mark.parametrize("bad", [0, -1, "lots", math.inf, [1]])
+def test_a_bad_cap_fails_before_any_request(sim_client: SimClient, bad: object) -> None:
+    sim, oh = sim_client()
+    with pytest.raises(InputError, match="max_cost"):
+        oh.start("Fix it", max_cost=bad)
+    assert sim.counts["v1.start"] == 0
