@@ -7,7 +7,8 @@ Prints a table and writes ``bench/results/changes.json``. Measured on this machi
   LLM's answer on the real server) to the moment the file, with its line counts, is in what a
   widget on screen shows (its tracker snapshot), p50/p95;
 - app-server requests per minute with 10 watched, editing conversations, with the Changes
-  section and without it (the same run otherwise), counted by the client and by the server;
+  section and without it (the same run otherwise), counted by the client and by the server,
+  and the reads of changes and diffs the agent servers answered meanwhile;
 - the browser: JupyterLab in headless Chromium, a 5,003-line diff (the simulator's ``bigdiff``):
   click -> the first 400 lines drawn, "Show all" -> every line drawn, and opening it again (the
   lines are in the page already: drawing only), p50 of several.
@@ -151,9 +152,11 @@ async def request_rate(target: Target, n: int, seconds: float, changes: bool) ->
         await asyncio.sleep(0.5)
     running = sum(c.status == "running" for c in convs)
     before, server_before = oh.tracker.requests, target.app_requests()
+    reads_before = sum(c._tracked.changes.requests for c in convs)
     await asyncio.sleep(seconds)
     spent = oh.tracker.requests - before
     server_after = target.app_requests()
+    change_reads = sum(c._tracked.changes.requests for c in convs) - reads_before
     reads = sum(len(c._tracked.changes.files) > 0 for c in convs)
     for conv in convs:
         try:
@@ -171,7 +174,15 @@ async def request_rate(target: Target, n: int, seconds: float, changes: bool) ->
         if server_before is not None and server_after is not None
         else None,
         "with_files_shown": reads,
+        "change_reads_per_min": round(change_reads * per_min, 1),
     }
+
+
+def settled(page: Any) -> None:
+    """The newest card has ended, its output was redrawn for the end, and its changes read."""
+    page.locator(".ohj-card .ohj-pill", has_text="finished").last.wait_for(timeout=60000)
+    page.locator(".ohj-change-row .ohj-d-add-n", has_text="+5000").last.wait_for(timeout=60000)
+    page.wait_for_timeout(1500)
 
 
 def browser(runs: int) -> dict[str, Any]:
@@ -201,10 +212,7 @@ def browser(runs: int) -> dict[str, Any]:
                 open_notebook(page, srv, "bench.ipynb")
                 run_cells(page, [0, 1])
                 row = page.locator(".ohj-change-row", has_text="data/generated.csv")
-                row.wait_for(timeout=60000)
-                page.locator(".ohj-change-row .ohj-d-add-n", has_text="+5000").wait_for(
-                    timeout=60000
-                )
+                settled(page)
                 count = "document.querySelectorAll('.ohj-diff .ohj-d').length"
                 for _ in range(runs):
                     t0 = time.perf_counter()
@@ -226,10 +234,7 @@ def browser(runs: int) -> dict[str, Any]:
                     # a new conversation: the next round asks for its diff again
                     run_cells(page, [1])
                     row = page.locator(".ohj-change-row", has_text="data/generated.csv").last
-                    row.wait_for(timeout=60000)
-                    page.locator(".ohj-change-row .ohj-d-add-n", has_text="+5000").last.wait_for(
-                        timeout=60000
-                    )
+                    settled(page)
                 b.close()
         finally:
             srv.stop()
@@ -251,7 +256,7 @@ async def measure(target: Target, runs: int, seconds: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", choices=["sim", "real"])
+    parser.add_argument("--only", choices=["sim", "real", "browser"])
     parser.add_argument("--no-browser", action="store_true")
     args = parser.parse_args()
     runs = 4 if args.quick else 8
@@ -266,7 +271,7 @@ def main() -> None:
             results["real"] = asyncio.run(measure(Real(server), max(2, runs // 2), seconds))
         finally:
             server.stop()
-    if not args.no_browser:
+    if not args.no_browser and args.only in (None, "browser"):
         results["browser"] = browser(3 if args.quick else 5)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "changes.json").write_text(json.dumps(results, indent=2))
@@ -277,13 +282,17 @@ def main() -> None:
             lat = results[key]["latency"]
             print(f"{key:<28} {lat['p50']:>7.2f} {lat['p95']:>7.2f} {lat['samples']:>8}")
     print("\napp-server requests per minute, 10 watched editing conversations\n")
-    print(f"{'server':<10} {'changes':>8} {'running':>8} {'client':>8} {'server':>8} {'shown':>6}")
+    print(
+        f"{'server':<10} {'changes':>8} {'running':>8} {'client':>8} {'server':>8} {'shown':>6}"
+        f" {'reads/min (agent server)':>25}"
+    )
     for key in ("sim", "real"):
         for r in results.get(key, {}).get("rates", []):
             server_rate = "-" if r["server_req_per_min"] is None else r["server_req_per_min"]
             print(
                 f"{key:<10} {'on' if r['changes'] else 'off':>8} {r['running']:>8} "
                 f"{r['req_per_min']:>8} {server_rate!s:>8} {r['with_files_shown']:>6}"
+                f" {r['change_reads_per_min']:>25}"
             )
         rates = results.get(key, {}).get("rates", [])
         if len(rates) == 2:

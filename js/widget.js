@@ -109,12 +109,35 @@ function feedStore(model) {
   return model.__ohjFeed;
 }
 
+// What the user opened (diffs, the whole feed) lives in a synced trait: a view drawn again
+// (the output refreshed at the end, a second view) shows the same.
+function viewState(model) {
+  return model.get("view_state") || {};
+}
+
+function saveViewState(model, patch) {
+  try {
+    model.set("view_state", { ...viewState(model), ...patch });
+    model.save_changes();
+  } catch (e) {
+    // the kernel is gone: the view keeps its own state
+  }
+}
+
 // Diffs arrive as answers to a view's request; every view of one model shares them.
 function diffStore(model) {
   if (!model.__ohjDiffs) {
-    const store = { byPath: new Map(), open: new Set(), listeners: new Set() };
+    const open = new Set(Array.isArray(viewState(model).open) ? viewState(model).open : []);
+    const store = { byPath: new Map(), open, listeners: new Set(), seq: 0, asked: new Map() };
+    // only the answer to the latest request for a file counts (answers may cross)
+    store.ask = (path, all) => {
+      store.seq += 1;
+      store.asked.set(path, store.seq);
+      model.send({ diff: path, all: !!all, seq: store.seq });
+    };
     model.on("msg:custom", (msg) => {
       if (!msg || typeof msg.diff_of !== "string") return;
+      if (store.asked.get(msg.diff_of) !== msg.seq) return;
       store.byPath.set(msg.diff_of, msg);
       for (const fn of store.listeners) fn();
     });
@@ -143,7 +166,7 @@ function changesSection(model) {
   const list = h("ul", "ohj-changes-list");
   box.append(head, note, list);
   const store = diffStore(model);
-  const ask = (path, all) => model.send({ diff: path, all: !!all });
+  const ask = (path, all) => store.ask(path, all);
 
   function fileRow(file) {
     const li = h("li", "ohj-change");
@@ -161,14 +184,13 @@ function changesSection(model) {
     row.append(counts);
     row.addEventListener("click", () => {
       if (store.open.has(file.path)) store.open.delete(file.path);
-      else {
-        store.open.add(file.path);
-        if (!store.byPath.has(file.path)) ask(file.path, false);
-      }
+      else store.open.add(file.path);
+      saveViewState(model, { open: [...store.open] });
       for (const fn of store.listeners) fn();
     });
     li.appendChild(row);
     if (isOpen) {
+      if (!store.byPath.has(file.path) && !store.asked.has(file.path)) ask(file.path, false);
       const got = store.byPath.get(file.path);
       const pre = h("div", "ohj-diff");
       if (!got) pre.appendChild(h("div", "ohj-changes-note", "Reading the diff…"));
@@ -242,7 +264,7 @@ function renderCard({ model, el }) {
   const feedToggle = h("button", "ohj-linkbtn");
   feedToggle.type = "button";
   feedBox.append(feedList, feedToggle);
-  let expanded = !!model.__ohjExpanded;
+  let expanded = !!viewState(model).expanded;
 
   // actions waiting for the user's approval (confirmation mode)
   const approval = h("div", "ohj-approval");
@@ -298,7 +320,8 @@ function renderCard({ model, el }) {
       if (before !== undefined && before !== key) {
         // the file changed: an open diff is read again, a closed one when it opens
         changes.store.byPath.delete(f.path);
-        if (changes.store.open.has(f.path)) model.send({ diff: f.path, all: false });
+        changes.store.asked.delete(f.path);
+        if (changes.store.open.has(f.path)) changes.store.ask(f.path, false);
       }
       lastCounts.set(f.path, key);
     }
@@ -367,7 +390,7 @@ function renderCard({ model, el }) {
   });
   feedToggle.addEventListener("click", () => {
     expanded = !expanded;
-    model.__ohjExpanded = expanded;
+    saveViewState(model, { expanded });
     renderFeed();
   });
 

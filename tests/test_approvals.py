@@ -41,9 +41,11 @@ def test_each_action_waits_and_approve_runs_it(sim_client: SimClient) -> None:
     [edit] = conv.pending
     assert (edit.kind, edit.text) == ("edit", f"str_replace {EDITED_FILE}")
     assert [e.text for e in conv.events() if e.type == "output"] == [SCRIPT_OUTPUT]
+    assert conv.changes() == [], "the edit waits for approval too"
     conv.approve()
     conv.wait(timeout=30)
     assert conv.status == "finished" and conv.pending == []
+    assert [c.path for c in conv.changes()] == [EDITED_FILE]
     assert conv.result == finish_message("Fix the failing test")
 
 
@@ -105,4 +107,5 @@ def test_the_widget_shows_the_action_and_its_buttons_answer(sim_client: SimClien
     eventually(lambda: widget.state["status"] == "idle" and not widget.state["pending"])
     assert widget.action_error == ""
     eventually(lambda: any(e["type"] == "rejected" for e in widget.feed))
+    assert conv.changes() == [], "a rejected edit is not made"
     widget.close()

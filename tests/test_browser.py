@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from openhands_jupyter.sim import EDITED_FILE, SCRIPT_COMMAND, Simulator
+from openhands_jupyter.sim import EDITED_FILE, SCRIPT_COMMAND, SCRIPT_OUTPUT, Simulator
 
 from .browser import (
     ARTIFACTS,
@@ -93,13 +93,18 @@ def _watched(page: Any) -> int:
     return int(text.split("watched:")[1].split()[0])
 
 
+def _page(server: JupyterServer, browser: Any, name: str, cells: list[str]) -> tuple[Any, str]:
+    """A new browser page, and the name of a new notebook of ``cells`` to open in it."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    name = f"{name}_{server.app}.ipynb"
+    write_notebook(server.nb_dir / name, cells)
+    return browser.new_page(viewport={"width": 1280, "height": 900}), name
+
+
 def test_widget_lives_in_the_browser(
     server: JupyterServer, sim: Simulator, playwright_browser: Any
 ) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    name = f"e2e_{server.app}.ipynb"
-    write_notebook(server.nb_dir / name, CELLS)
-    page = playwright_browser.new_page(viewport={"width": 1280, "height": 900})
+    page, name = _page(server, playwright_browser, "e2e", CELLS)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(f"{e}\n{e.stack}"))
     try:
@@ -133,10 +138,6 @@ def test_widget_lives_in_the_browser(
         assert card.locator(".ohj-d-del").first.text_content() == "-    return None"
         assert card.locator(".ohj-d-file").first.text_content() == f"--- a/{EDITED_FILE}"
         page.screenshot(path=str(ARTIFACTS / f"{server.app}-changes.png"), full_page=True)
-        row.click()
-        page.wait_for_function(
-            "(card) => !card.querySelector('.ohj-diff')", arg=card.element_handle(), timeout=5000
-        )
 
         # a finished agent has nothing to stop
         assert card.locator("button[data-action=stop]").is_disabled()
@@ -155,6 +156,12 @@ def test_widget_lives_in_the_browser(
         assert seen[-1] == "finished", seen
         assert sim.counts["v1.send_message"] == sends + 1
         card.locator(".ohj-ev-text", has_text="git diff --stat").first.wait_for(timeout=10000)
+        # the output is drawn again at the end: the diff opened before stays open
+        card.locator(".ohj-d-add", has_text="fetch_cached(request)").wait_for(timeout=10000)
+        card.locator(".ohj-change-row", has_text=EDITED_FILE).click()
+        page.wait_for_function(
+            "(card) => !card.querySelector('.ohj-diff')", arg=card.element_handle(), timeout=5000
+        )
         page.wait_for_function(
             "() => [...document.querySelectorAll('.ohj-result-text')].some("
             "e => e.textContent.includes('Also update the README'))",
@@ -228,5 +235,49 @@ def test_widget_lives_in_the_browser(
         # the widgets (their modules load from blob: URLs through anywidget)
         ours = [e for e in errors if "blob:" in e or "anywidget" in e or "ohj" in e]
         assert ours == []
+    finally:
+        page.close()
+
+
+APPROVAL_CELLS = [
+    "%load_ext openhands_jupyter\n"
+    f"%config OpenHandsMagics.time_scale = {1 / SPEED}\n"
+    "%config OpenHandsMagics.poll_interval = 2",
+    "careful = %openhands --confirm --max-cost 5 Tidy the API module",
+]
+
+
+def test_approve_and_reject_from_the_widget(
+    server: JupyterServer, sim: Simulator, playwright_browser: Any
+) -> None:
+    page, name = _page(server, playwright_browser, "approvals", APPROVAL_CELLS)
+    try:
+        open_notebook(page, server, name)
+        run_cells(page, [0, 1])
+        card = page.locator(".jp-OutputArea-output .ohj-card").first
+        box = card.locator(".ohj-approval")
+        box.locator(".ohj-pending-text", has_text=SCRIPT_COMMAND).wait_for(timeout=30000)
+        assert card.locator(".ohj-pill").text_content() == "waiting"
+        assert box.locator(".ohj-risk").text_content() == "LOW risk"
+        assert box.locator(".ohj-pending-tool").text_content() == "terminal"
+        assert "(cap $5.00)" in (card.locator(".ohj-cost").text_content() or "")
+        page.screenshot(path=str(ARTIFACTS / f"{server.app}-approval.png"), full_page=True)
+        # Approve: the command runs and the agent goes on to its next action (an edit)
+        responds = sim.stats.agent_counts["agent.respond"]
+        box.locator("button[data-action=approve]").click()
+        box.locator(".ohj-pending-text", has_text=f"str_replace {EDITED_FILE}").wait_for(
+            timeout=30000
+        )
+        card.locator(".ohj-ev-text", has_text=SCRIPT_OUTPUT).first.wait_for(timeout=10000)
+        # Reject with a reason: the agent stops, the feed says why, the box goes away
+        box.locator("input.ohj-reason").fill("leave api.py alone")
+        box.locator("button[data-action=reject]").click()
+        _pill_sequence(page, card, "idle", timeout=30)
+        card.locator(".ohj-ev-text", has_text="rejected: leave api.py alone").wait_for(
+            timeout=10000
+        )
+        assert box.is_hidden()
+        assert sim.stats.agent_counts["agent.respond"] == responds + 2
+        page.screenshot(path=str(ARTIFACTS / f"{server.app}-rejected.png"), full_page=True)
     finally:
         page.close()

@@ -20,7 +20,9 @@ def test_changed_files_diffs_and_file_text(oh: OpenHands) -> None:
     conv.wait(timeout=240)
     assert conv.status == "finished", (conv.status, conv.detail)
     changes = conv.changes()
-    assert {c.path: (c.status, c.added, c.removed) for c in changes} == GIT_CHANGES
+    assert {c.path: (c.status, c.added, c.removed) for c in changes} == GIT_CHANGES, [
+        (e.type, e.text[:200]) for e in conv.events()
+    ]
     diff = conv.diff("notes.txt")
     # the agent server's diff drops the last line's newline; the file keeps it
     assert diff.modified is not None and diff.modified.splitlines() == ["one", "2", "three"]
@@ -70,7 +72,10 @@ def test_approve_runs_the_action_and_reject_stops_the_agent(oh: OpenHands) -> No
 
 def test_cost_tokens_and_the_cost_cap(oh: OpenHands) -> None:
     conv = oh.start("Count to thirty [llm:many=30] [llm:slow=1]", max_cost=0.01)
-    eventually(lambda: conv.status == "paused", 240)
+    try:
+        eventually(lambda: conv.status == "paused", 240)
+    except AssertionError:
+        raise AssertionError((conv.status, conv.detail, conv.cost, conv.last_error)) from None
     # the server's figure: the LLM settings charge per token, the stats events carry it
     assert conv.cost is not None and conv.cost > 0.01
     assert conv.tokens["prompt"] and conv.tokens["prompt"] % USAGE["prompt_tokens"] == 0

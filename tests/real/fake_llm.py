@@ -43,8 +43,8 @@ USAGE = {"prompt_tokens": 1200, "completion_tokens": 34, "total_tokens": 1234}
 #: what the server's settings charge per token, so that a run has a cost
 COST_PER_TOKEN = {"input_cost_per_token": 0.000003, "output_cost_per_token": 0.000015}
 GIT_SETUP = (
-    "git init -q . && printf 'one\\ntwo\\n' > notes.txt && git add notes.txt && "
-    "git -c user.email=fake@llm -c user.name=fake commit -qm init && pwd"
+    "echo \"WORKDIR=$(pwd)\"; git init -q . && printf 'one\\ntwo\\n' > notes.txt && "
+    "git add notes.txt && git -c user.email=fake@llm -c user.name=fake commit -qm init"
 )
 #: what ``[llm:git]`` leaves changed: path -> (status, added, removed). With no upstream the
 #: agent server compares with the empty tree: the committed file counts as added too.
@@ -92,13 +92,12 @@ def task_and_steps(messages: list[dict[str, Any]]) -> tuple[str, int]:
 
 
 def working_dir(messages: list[dict[str, Any]]) -> str:
-    """The directory a ``pwd`` printed in a tool result since the latest request."""
+    """The directory ``GIT_SETUP`` printed (``WORKDIR=...``) in a tool result."""
     for m in reversed(messages):
-        for line in reversed(_text(m.get("content")).splitlines()):
-            line = line.strip()
-            if line.startswith("/") and " " not in line:
-                return line.rstrip("/")
-    return "/tmp"
+        found = re.search(r"WORKDIR=(/\S+)", _text(m.get("content")))
+        if found:
+            return found.group(1).rstrip("/")
+    return "/nonexistent"
 
 
 def plan(

@@ -81,6 +81,7 @@ class SimConversation:
     confirm: bool = False
     #: the steps after an action that waits for confirmation
     held: list[tuple[float, sc.Step]] | None = None
+    held_edit: str | None = None
     #: fields its records carry instead of the simulated ones (malformed data for tests)
     overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -348,7 +349,11 @@ class World:
         )
         conv.events.append(event)
         if type_ == "edit":
-            conv.tree.edit(text)
+            # in confirmation mode the edit is made once approved
+            if conv.confirm:
+                conv.held_edit = text
+            else:
+                conv.tree.edit(text)
         if type_ in ("command", "edit", "read", "plan", "finish"):
             conv.last_action_id = event.id
         conv.buffer.append(event)
@@ -398,7 +403,10 @@ class World:
                 return False
             held = conv.held
             conv.held = None
+            edit, conv.held_edit = conv.held_edit, None
             conv.updated = datetime.now(timezone.utc)
+            if accept and edit is not None:
+                conv.tree.edit(edit)
             if not accept:
                 self._emit(conv, "reject", reason, "user", None, now)
                 conv.execution_status = "idle"

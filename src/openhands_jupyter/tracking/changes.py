@@ -44,6 +44,8 @@ class ChangeSet:
     due: float = 0.0
     failures: int = 0
     version: int = 0
+    #: requests these reads sent (the list, each diff, finding the project once)
+    requests: int = 0
 
     def note_events(self, events: list[Event]) -> bool:
         """Take new events; ``True`` when one of them is an edit."""
@@ -76,7 +78,9 @@ async def read(
 ) -> None:
     """Read the changed files and, up to ``diffs`` of them, the diffs that may have moved."""
     if changes.root is None:
+        changes.requests += 1
         changes.root = await backend.workspace_root(info)
+    changes.requests += 1
     files = await backend.changes(info, changes.root)
     before = {f.path: f for f in changes.files}
     out: list[FileChange] = []
@@ -92,6 +96,7 @@ async def read(
         )
         if again and reads < diffs:
             reads += 1
+            changes.requests += 1
             changes.diffs[change.path] = await backend.file_diff(info, changes.root, change.path)
         diff = changes.diffs.get(change.path)
         if diff is not None:

@@ -26,10 +26,19 @@ def changes_state(snap: Snapshot) -> dict[str, Any]:
     }
 
 
-def diff_message(path: str, diff: FileDiff | None, everything: bool, error: str = "") -> Any:
-    """The answer to the browser's request for ``path``'s diff."""
+def diff_message(
+    path: str, diff: FileDiff | None, everything: bool, seq: Any = None, error: str = ""
+) -> Any:
+    """The answer to the browser's request ``seq`` for ``path``'s diff."""
     lines = diff.unified.splitlines() if diff is not None else []
     shown = lines if everything else lines[:DIFF_SHOWN]
     return comm_safe(
-        {"diff_of": path, "lines": shown, "total": len(lines), "error": error, "all": everything}
+        {
+            "diff_of": path,
+            "lines": shown,
+            "total": len(lines),
+            "error": error,
+            "all": everything,
+            "seq": seq if isinstance(seq, int) else None,
+        }
     )

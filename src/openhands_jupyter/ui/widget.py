@@ -76,6 +76,8 @@ class ConversationWidget(anywidget.AnyWidget):
     state = traitlets.Dict().tag(sync=True)
     busy = traitlets.Unicode("").tag(sync=True)
     action_error = traitlets.Unicode("").tag(sync=True)
+    #: what the user opened (diffs by path, the whole feed): every view of it shows the same
+    view_state = traitlets.Dict().tag(sync=True)
 
     def __init__(self, conversation: Conversation, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -248,7 +250,7 @@ class ConversationWidget(anywidget.AnyWidget):
             self._view(content["view"] == "shown", str(content.get("id") or ""))
             return
         if isinstance(content, dict) and isinstance(content.get("diff"), str):
-            self._send_diff(content["diff"], bool(content.get("all")))
+            self._send_diff(content["diff"], bool(content.get("all")), content.get("seq"))
             return
         if not isinstance(content, dict) or content.get("action") not in ACTIONS:
             return
@@ -277,13 +279,13 @@ class ConversationWidget(anywidget.AnyWidget):
         future = tracker.submit(coro)
         future.add_done_callback(lambda f: tracker.call_soon(self._done, action, f))
 
-    def _send_diff(self, path: str, everything: bool) -> None:
+    def _send_diff(self, path: str, everything: bool, seq: Any = None) -> None:
         """Answer the browser's request for a file's diff: the one the tracker read last, else
         read now (off the kernel's thread), and any error as a line of text."""
         conv = self.conversation
         cached = conv.cached_diff(path)
         if cached is not None:
-            self.send(diff_message(path, cached, everything))
+            self.send(diff_message(path, cached, everything, seq))
             return
         future = conv.tracker.submit(conv.diff_async(path))
 
@@ -291,9 +293,9 @@ class ConversationWidget(anywidget.AnyWidget):
             exc = None if f.cancelled() else f.exception()
             if f.cancelled() or exc is not None:
                 why = str(exc) if isinstance(exc, OpenHandsError) else "the diff could not be read"
-                self.send(diff_message(path, None, everything, error=why))
+                self.send(diff_message(path, None, everything, seq, error=why))
             else:
-                self.send(diff_message(path, f.result(), everything))
+                self.send(diff_message(path, f.result(), everything, seq))
 
         future.add_done_callback(lambda f: conv.tracker.call_soon(done, f))
 
