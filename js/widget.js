@@ -437,7 +437,23 @@ function renderCard({ model, el }) {
     untracked.textContent = s.untracked_note || "";
     untracked.style.display = untracked.textContent ? "" : "none";
     root.dataset.activity = s.activity || "";
-    prs.textContent = s.prs && s.prs.length ? `PR ${s.prs.map((n) => "#" + n).join(", ")}` : "";
+    // pull requests: links where the repository's host is known, else their numbers
+    const pulls = Array.isArray(s.prs) ? s.prs : [];
+    const parts = [];
+    pulls.forEach((pr, i) => {
+      const url = safeUrl(pr && pr.url);
+      const label = `#${pr && pr.number}`;
+      let node = h("span", null, label);
+      if (url) {
+        node = h("a", "ohj-pr-link", label);
+        node.href = url;
+        node.target = "_blank";
+        node.rel = "noopener noreferrer";
+      }
+      if (i) parts.push(document.createTextNode(", "));
+      parts.push(node);
+    });
+    prs.replaceChildren(...(parts.length ? [document.createTextNode("PR "), ...parts] : []));
     const url = safeUrl(s.url);
     if (url) {
       link.href = url;

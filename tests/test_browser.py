@@ -125,6 +125,9 @@ def test_widget_lives_in_the_browser(
         )
         link = card.locator("a.ohj-link")
         assert (link.get_attribute("href") or "").startswith(f"{sim.url}/conversations/")
+        pull = card.locator("a.ohj-pr-link")
+        assert pull.text_content() == "#42"
+        assert pull.get_attribute("href") == "https://github.com/octo/app/pull/42"
 
         # the Changes section lists the edited file with its counts; its diff opens coloured
         row = card.locator(".ohj-change-row", has_text=EDITED_FILE)

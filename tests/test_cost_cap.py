@@ -46,3 +46,20 @@ def test_a_bad_cap_fails_before_any_request(sim_client: SimClient, bad: object) 
     with pytest.raises(InputError, match="max_cost"):
         oh.start("Fix it", max_cost=bad)
     assert sim.counts["v1.start"] == 0
+
+
+def test_the_newer_of_the_two_figures_counts() -> None:
+    """The app server's metrics come in batches, behind the stats the agent server sends: the
+    cap must see the newer figure, whichever source has it."""
+    from openhands_jupyter.api.models import ConversationInfo, Usage
+    from openhands_jupyter.tracking import Tracked
+
+    tracked = Tracked()
+    tracked.info = ConversationInfo(id="a" * 32, status="running", usage=Usage(0.004, 1200, 34))
+    assert tracked.usage == Usage(0.004, 1200, 34)
+    tracked.stats_usage = Usage(0.02, 6000, 170)
+    assert tracked.usage == Usage(0.02, 6000, 170)
+    tracked.info = ConversationInfo(id="a" * 32, status="running", usage=Usage(0.03, 7200, 204))
+    assert tracked.usage == Usage(0.03, 7200, 204)
+    tracked.info = ConversationInfo(id="a" * 32, status="running", usage=Usage(0.0, 0, 0))
+    assert tracked.usage == Usage(0.02, 6000, 170)  # zero metrics: the stats carry it

@@ -49,3 +49,5 @@ class Snapshot:
     stopped_why: str | None = None
     """Why the client stopped it (its cost cap), until it runs again."""
     max_cost: float | None = None
+    git_provider: str | None = None
+    """Where the repository is hosted (``github``, ``gitlab``, ``bitbucket``...), if known."""

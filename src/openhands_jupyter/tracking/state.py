@@ -150,6 +150,13 @@ class Tracked:
         return self.request.repository if self.request else None
 
     @property
+    def git_provider(self) -> str | None:
+        raw = self.info.raw.get("git_provider") if self.info else None
+        if isinstance(raw, str) and raw:
+            return raw
+        return self.request.git_provider if self.request else None
+
+    @property
     def branch(self) -> str | None:
         if self.info and self.info.branch:
             return self.info.branch
@@ -166,12 +173,17 @@ class Tracked:
 
     @property
     def usage(self) -> Usage | None:
-        """Cost and tokens: the conversation's metrics, else the agent's stats events (a
-        server may report zero metrics while the stats carry the real figures)."""
+        """Cost and tokens: the conversation's metrics or the agent's stats events, whichever
+        is further on (a server may report zero metrics while the stats carry the figures, and
+        its metrics come in batches, behind the stats the agent server sends at once)."""
         info = self.info.usage if self.info else None
-        if info is not None and not info.empty:
+        stats = self.stats_usage
+        if info is None or info.empty:
+            return stats or info
+        if stats is None:
             return info
-        return self.stats_usage or info
+        # both only grow: the larger is the newer (the app server's copy lags the agent's)
+        return max(info, stats, key=_usage_size)
 
     def add_events(self, events: list[Event]) -> list[Event]:
         """Take events from any source; returns those not seen before (by id)."""
@@ -321,6 +333,7 @@ class Tracked:
             changes_error=self.changes.error,
             pending=self.pending,
             stopped_why=self.stopped_why,
+            git_provider=self.git_provider,
             max_cost=self.request.max_cost if self.request else None,
         )
 
@@ -346,6 +359,10 @@ class Tracked:
             tuple(self.unmatched) if self.status == st.WAITING else (),
             self.stopped_why,
         )
+
+
+def _usage_size(usage: Usage) -> tuple[float, int]:
+    return (usage.cost or 0.0, (usage.prompt_tokens or 0) + (usage.completion_tokens or 0))
 
 
 def gist(text: str | None) -> str:

@@ -18,6 +18,7 @@ from ..conversation import Conversation
 from ..tracking import Snapshot
 from .assets import asset
 from .changes import changes_state, diff_message
+from .links import pr_links
 
 FEED_LIMIT = 200
 #: seconds a new widget counts as on screen before any view of it has reported
@@ -173,7 +174,7 @@ class ConversationWidget(anywidget.AnyWidget):
             "pending": [a.to_dict() for a in snap.pending],
             "activity": snap.activity,
             "activity_note": snap.activity_note or "",
-            "prs": list(snap.pr_numbers),
+            "prs": pr_links(snap.pr_numbers, snap.repository, snap.git_provider),
             "url": url if url.startswith(("http://", "https://")) else "",
             # what it said before asking for approval is not its answer
             "result": (snap.result or "")[:20000] if snap.status != st.WAITING else "",
