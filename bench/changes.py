@@ -109,7 +109,7 @@ async def start(target: Target, oh: AsyncOpenHands, task: str) -> Any:
 
 
 async def edit_to_shown(target: Target, runs: int) -> dict[str, Any]:
-    oh = AsyncOpenHands(target.key, target.url, progress=False)
+    oh = AsyncOpenHands(None, target.url, session_api_key=target.key, progress=False)
     shown: dict[int, float] = {}
     convs = []
     tasks = [target.task(i, "edit") for i in range(runs)]
@@ -137,7 +137,7 @@ async def edit_to_shown(target: Target, runs: int) -> dict[str, Any]:
 
 
 async def request_rate(target: Target, n: int, seconds: float, changes: bool) -> dict[str, Any]:
-    oh = AsyncOpenHands(target.key, target.url, progress=False)
+    oh = AsyncOpenHands(None, target.url, session_api_key=target.key, progress=False)
     convs = []
     for i in range(n):
         conv = await start(target, oh, target.task(i, "busy"))

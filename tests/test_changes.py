@@ -175,3 +175,38 @@ def test_the_widget_says_why_while_paused_and_reads_again_after_resume(
     eventually(lambda: conv.status == "running")
     eventually(lambda: widget.state["changes"]["read"] and not widget.state["changes"]["error"])
     widget.close()
+
+
+def test_an_edit_named_by_an_absolute_path_reads_that_diff_again() -> None:
+    import asyncio
+
+    from openhands_jupyter.api.models import ConversationInfo, Event
+    from openhands_jupyter.api.workspace import FileChange, FileDiff
+    from openhands_jupyter.tracking.changes import ChangeSet, read
+
+    class Files:
+        """The two calls read() makes of a backend, counting the diffs."""
+
+        def __init__(self) -> None:
+            self.diffs: list[str] = []
+            self.text = "a\n"
+
+        async def changes(self, info: object, root: str) -> list[FileChange]:
+            return [FileChange("src/x.py", "updated"), FileChange("y.py", "added")]
+
+        async def file_diff(self, info: object, root: str, path: str) -> FileDiff:
+            self.diffs.append(path)
+            return FileDiff(path, "a\n", self.text)
+
+    backend = Files()
+    info = ConversationInfo(id="c" * 32, status="running")
+    found = ChangeSet(root="./c")
+    asyncio.run(read(backend, info, found))  # type: ignore[arg-type]
+    assert backend.diffs == ["src/x.py", "y.py"]
+    backend.text = "a\nb\n"
+    found.note_events(
+        [Event(id="e1", type="edit", source="agent", text="str_replace /w/c/src/x.py")]
+    )
+    asyncio.run(read(backend, info, found))  # type: ignore[arg-type]
+    assert backend.diffs == ["src/x.py", "y.py", "src/x.py"]  # only the edited file again
+    assert found.files[0] == FileChange("src/x.py", "updated", 1, 0)

@@ -73,6 +73,12 @@ class ChangeSet:
         return [f.to_dict() for f in self.files]
 
 
+def _named(path: str, dirty: set[str]) -> bool:
+    """Whether an edit named this file: the agent names it as it likes (absolute, or from
+    another directory), the server relative to the project."""
+    return any(d == path or d.endswith("/" + path) for d in dirty)
+
+
 async def read(
     backend: Backend, info: ConversationInfo, changes: ChangeSet, diffs: int = DIFFS_PER_REFRESH
 ) -> None:
@@ -89,7 +95,7 @@ async def read(
         old = before.get(change.path)
         again = (
             changes.all_dirty
-            or change.path in changes.dirty
+            or _named(change.path, changes.dirty)
             or old is None
             or old.status != change.status
             or change.path not in changes.diffs
