@@ -86,7 +86,7 @@ class Real(Target):
 
     def task(self, i: int, kind: str) -> str:
         if kind == "busy":
-            return f"Bench busy {i} [llm:git] [llm:many=30] [llm:slow=2]"
+            return f"Bench busy {i} [llm:git] [llm:edits=40] [llm:slow=2]"
         return f"Bench {kind} {i} [llm:git] [llm:slow=1]"
 
     def edited_at(self, task: str, conv_id: str) -> float | None:
@@ -266,11 +266,21 @@ def main() -> None:
         with Simulator(speed=1.0) as sim:
             results["sim"] = asyncio.run(measure(Sim(sim), runs, seconds))
     if args.only in (None, "real"):
-        server = RealServer(session_api_key=APP_KEY).start()
-        try:
-            results["real"] = asyncio.run(measure(Real(server), max(2, runs // 2), seconds))
-        finally:
-            server.stop()
+        # a server each: one real server here starts about a dozen conversations at most
+        def on_real(measure_one: Any) -> Any:
+            server = RealServer(session_api_key=APP_KEY).start()
+            try:
+                return asyncio.run(measure_one(Real(server)))
+            finally:
+                server.stop()
+
+        log("real OpenHands 1.11.0", "edit -> shown, then requests per minute (a server each)")
+        results["real"] = {
+            "latency": on_real(lambda t: edit_to_shown(t, max(2, runs // 2))),
+            "rates": [
+                on_real(lambda t, on=on: request_rate(t, 10, seconds, on)) for on in (True, False)
+            ],
+        }
     if not args.no_browser and args.only in (None, "browser"):
         results["browser"] = browser(3 if args.quick else 5)
     OUT.mkdir(parents=True, exist_ok=True)

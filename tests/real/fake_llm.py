@@ -11,7 +11,8 @@ The last user message picks the script with a marker:
 - ``[llm:many=N]``: run N short commands (a run long enough to push its state change out of
   the newest events);
 - ``[llm:git]``: make the working directory a git repository with ``notes.txt`` committed,
-  then change ``notes.txt`` and create ``added.txt`` with the file editor (``GIT_CHANGES``).
+  then change ``notes.txt`` and create ``added.txt`` with the file editor (``GIT_CHANGES``);
+  with ``[llm:edits=N]`` it then creates N more files there, one per step.
 
 The finish message is ``Done: <first line of the user message, markers removed>``.
 """
@@ -152,8 +153,14 @@ def plan(
             }
             script.append({"name": "file_editor", "arguments": edit})
             script.append({"name": "file_editor", "arguments": create})
+            for i in range(int(markers.get("edits") or 0)):
+                more = {**create, "path": f"{root}/more_{i}.txt", "file_text": f"file {i}\n"}
+                script.append({"name": "file_editor", "arguments": more})
         else:
-            script += [{"name": "file_editor", "arguments": {}}] * 2  # placeholders
+            # placeholders: the steps are known once the first one has printed the directory
+            script += [{"name": "file_editor", "arguments": {}}] * (
+                2 + int(markers.get("edits") or 0)
+            )
     if "edit" in markers:
         args = {"command": "create", "path": EDITED_PATH, "file_text": "hello from the fake LLM\n"}
         script.append({"name": "file_editor", "arguments": {**args, "security_risk": "LOW"}})
