@@ -424,6 +424,11 @@ class Conversation(WorkspaceMixin):
             raise TimeoutError(
                 f"{self!r} is still {self.status} after {timeout:g} s; tracking goes on."
             ) from None
+        except KeyboardInterrupt:
+            # in a kernel the interrupt can land in the tracker's own step (it shares the
+            # loop): tracking goes on, started again if it was stopped
+            tracker.wake()
+            raise
         return self
 
     async def _follow(self, queue: asyncio.Queue[Event | None]) -> None:
