@@ -70,7 +70,7 @@ def test_hostile_content_is_text(server: tuple[JupyterServer, Simulator]) -> Non
 
         page.on("dialog", on_dialog)
         open_notebook(page, srv, "hostile.ipynb")
-        run_cells(page, [0, 1, 2])
+        run_cells(page, [0, 1, 2], timeout=90000)  # cell 2 waits for the end
         card = page.locator(".ohj-card").first
         card.locator(".ohj-result-text").wait_for(timeout=20000)
         page.locator(".ohj-card .ohj-pill", has_text="<i>weird</i>").wait_for(timeout=10000)
