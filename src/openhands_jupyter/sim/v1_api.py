@@ -57,7 +57,8 @@ def v1_handlers(cfg: SimConfig) -> dict[str, Handler]:
             last = None
             first = True
             while True:
-                world.advance()
+                if not first:  # the first item is the task as created, as the server sends it
+                    world.advance()
                 snap = world.task_json(task)
                 if snap["status"] != last:
                     yield (b"" if first else b",\n") + json.dumps(
