@@ -236,7 +236,9 @@ class FakeLLM:
         )
 
     def start(self) -> FakeLLM:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP: asyncio turns Nagle off only on sockets that name it, and with Nagle on
+        # every response waits ~40 ms for a delayed ACK (uvicorn writes headers and body apart)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
