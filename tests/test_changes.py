@@ -3,6 +3,7 @@ section kept fresh by the tracker (after edits and once after the end, only whil
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -14,7 +15,10 @@ from openhands_jupyter.api.errors import (
     NotFoundError,
     UnsupportedError,
 )
+from openhands_jupyter.api.models import ConversationInfo, Event
+from openhands_jupyter.api.workspace import FileChange, FileDiff
 from openhands_jupyter.sim import EDITED_FILE, HOSTILE
+from openhands_jupyter.tracking.changes import DIFFS_PER_REFRESH, ChangeSet, read
 from openhands_jupyter.ui.changes import DIFF_SHOWN
 from openhands_jupyter.ui.widget import ConversationWidget
 
@@ -177,36 +181,49 @@ def test_the_widget_says_why_while_paused_and_reads_again_after_resume(
     widget.close()
 
 
+class Files:
+    """The two calls read() makes of a backend (each path updated), counting the diffs."""
+
+    def __init__(self, *paths: str) -> None:
+        self.paths = paths
+        self.diffs: list[str] = []
+        self.text = "a\n"
+
+    async def changes(self, info: object, root: str) -> list[FileChange]:
+        return [FileChange(p, "updated") for p in self.paths]
+
+    async def file_diff(self, info: object, root: str, path: str) -> FileDiff:
+        self.diffs.append(path)
+        return FileDiff(path, "a\n", self.text)
+
+
+INFO = ConversationInfo(id="c" * 32, status="running")
+
+
 def test_an_edit_named_by_an_absolute_path_reads_that_diff_again() -> None:
-    import asyncio
-
-    from openhands_jupyter.api.models import ConversationInfo, Event
-    from openhands_jupyter.api.workspace import FileChange, FileDiff
-    from openhands_jupyter.tracking.changes import ChangeSet, read
-
-    class Files:
-        """The two calls read() makes of a backend, counting the diffs."""
-
-        def __init__(self) -> None:
-            self.diffs: list[str] = []
-            self.text = "a\n"
-
-        async def changes(self, info: object, root: str) -> list[FileChange]:
-            return [FileChange("src/x.py", "updated"), FileChange("y.py", "added")]
-
-        async def file_diff(self, info: object, root: str, path: str) -> FileDiff:
-            self.diffs.append(path)
-            return FileDiff(path, "a\n", self.text)
-
-    backend = Files()
-    info = ConversationInfo(id="c" * 32, status="running")
+    backend = Files("src/x.py", "y.py")
     found = ChangeSet(root="./c")
-    asyncio.run(read(backend, info, found))  # type: ignore[arg-type]
+    asyncio.run(read(backend, INFO, found))  # type: ignore[arg-type]
     assert backend.diffs == ["src/x.py", "y.py"]
     backend.text = "a\nb\n"
     found.note_events(
         [Event(id="e1", type="edit", source="agent", text="str_replace /w/c/src/x.py")]
     )
-    asyncio.run(read(backend, info, found))  # type: ignore[arg-type]
+    asyncio.run(read(backend, INFO, found))  # type: ignore[arg-type]
     assert backend.diffs == ["src/x.py", "y.py", "src/x.py"]  # only the edited file again
     assert found.files[0] == FileChange("src/x.py", "updated", 1, 0)
+
+
+def test_more_changed_files_than_one_read_takes_are_all_read_without_another_edit() -> None:
+    paths = [f"f{i:02}.py" for i in range(2 * DIFFS_PER_REFRESH + 5)]
+    backend = Files(*paths)
+    backend.text = "a\nb\n"
+    found = ChangeSet(root="./c", watchers=1)
+    rounds = 0
+    while found.wanted(float("inf")):
+        asyncio.run(read(backend, INFO, found))  # type: ignore[arg-type]
+        rounds += 1
+        assert rounds < 10
+    assert rounds == 3 and sorted(backend.diffs) == paths  # each file once
+    assert [(f.path, f.added, f.removed) for f in found.files] == [(p, 1, 0) for p in paths]
+    assert not found.wanted(float("inf")), "all read: nothing more until the next edit"

@@ -13,7 +13,7 @@ from ..api.workspace import FileChange, FileDiff
 
 #: seconds between two reads of one conversation's changes (edits come in bursts)
 GAP = 1.0
-#: diffs read in one refresh at most (the rest show without line counts until the next one)
+#: diffs read in one refresh at most (the rest are read in the next ones, ``GAP`` apart)
 DIFFS_PER_REFRESH = 20
 
 
@@ -90,6 +90,7 @@ async def read(
     files = await backend.changes(info, changes.root)
     before = {f.path: f for f in changes.files}
     out: list[FileChange] = []
+    later: set[str] = set()
     reads = 0
     for change in files:
         old = before.get(change.path)
@@ -104,6 +105,8 @@ async def read(
             reads += 1
             changes.requests += 1
             changes.diffs[change.path] = await backend.file_diff(info, changes.root, change.path)
+        elif again:
+            later.add(change.path)
         diff = changes.diffs.get(change.path)
         if diff is not None:
             added, removed = diff.counts
@@ -115,8 +118,9 @@ async def read(
     changes.read = True
     changes.error = None
     changes.failures = 0
-    changes.stale = changes.all_dirty = False
-    changes.dirty.clear()
+    changes.all_dirty = False
+    changes.dirty = later
+    changes.stale = bool(later)
     changes.version += 1
 
 
