@@ -201,14 +201,21 @@ def build_agent_app(
                 return diff
         return None
 
-    async def download(request: Request) -> Response:
-        """``/api/file/download``: a file from the workspace of the sandbox this key opens."""
-        found, why = workspace(request, "agent.download")
+    def workspace_diff(
+        request: Request, route: str, there: bool, missing: tuple[int, str]
+    ) -> dict[str, Any] | Response:
+        """The diff of the file a request names, else the response that refuses it."""
+        found, why = workspace(request, route)
         if why:
             return refused(why)
-        diff = diff_of(found, there=True)
-        if diff is None:
-            return _err(404, "File not found")
+        diff = diff_of(found, there)
+        return _err(*missing) if diff is None else diff
+
+    async def download(request: Request) -> Response:
+        """``/api/file/download``: a file from the workspace of the sandbox this key opens."""
+        diff = workspace_diff(request, "agent.download", True, (404, "File not found"))
+        if isinstance(diff, Response):
+            return diff
         body = str(diff["modified"]).encode("utf-8")
         return Response(body, media_type="application/octet-stream")
 
@@ -220,13 +227,9 @@ def build_agent_app(
         return JSONResponse([c for conv, rel in found if not rel for c in conv.tree.changes()])
 
     async def git_diff(request: Request) -> Response:
-        found, why = workspace(request, "agent.git_diff")
-        if why:
-            return refused(why)
-        diff = diff_of(found, there=False)
-        if diff is None:
-            return _err(400, "Path is not in the repository or has no changes")
-        return JSONResponse(diff)
+        missing = (400, "Path is not in the repository or has no changes")
+        diff = workspace_diff(request, "agent.git_diff", False, missing)
+        return diff if isinstance(diff, Response) else JSONResponse(diff)
 
     async def alive(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
