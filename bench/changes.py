@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from live import log, pct  # noqa: E402
+from live import Server, log, pct  # noqa: E402
 
 from openhands_jupyter import AsyncOpenHands  # noqa: E402
 from openhands_jupyter.sim import EDITED_FILE, Simulator  # noqa: E402
@@ -40,15 +40,11 @@ OUT = ROOT / "bench" / "results"
 APP_KEY = "bench-app-key-5a4b3c2d1e"
 
 
-class Target:
-    name = ""
-    url = ""
+class Target(Server):
+    """A server to measure, and where its agent's edits are recorded."""
+
     key: str | None = None
     path = ""
-    one_at_a_time = False
-
-    def task(self, i: int, kind: str) -> str:
-        raise NotImplementedError
 
     def edited_at(self, task: str, conv_id: str) -> float | None:
         raise NotImplementedError
@@ -72,7 +68,7 @@ class Sim(Target):
         return next((e.moment for e in conv.events if e.type == "edit"), None)
 
     def app_requests(self) -> int | None:
-        return sum(self.sim.counts.values())
+        return int(sum(self.sim.counts.values()))
 
 
 class Real(Target):
@@ -98,16 +94,6 @@ class Real(Target):
         return edits[1] if len(edits) > 1 else None
 
 
-async def start(target: Target, oh: AsyncOpenHands, task: str) -> Any:
-    conv = await oh.start(task)
-    deadline = time.monotonic() + 300
-    while target.one_at_a_time and conv.id is None and conv.status != "error":
-        if time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.2)
-    return conv
-
-
 async def edit_to_shown(target: Target, runs: int) -> dict[str, Any]:
     oh = AsyncOpenHands(None, target.url, session_api_key=target.key, progress=False)
     shown: dict[int, float] = {}
@@ -120,8 +106,7 @@ async def edit_to_shown(target: Target, runs: int) -> dict[str, Any]:
                 if change.path == target.path and change.added is not None:
                     shown.setdefault(i, time.monotonic())
 
-        conv = await start(target, oh, task)
-        conv.subscribe(on, visible=True)  # what a widget on screen does
+        conv = await target.start_one(oh, task, on)  # watched, as by a widget on screen
         conv.watch_changes(True)
         convs.append(conv)
     for conv in convs:
@@ -140,8 +125,7 @@ async def request_rate(target: Target, n: int, seconds: float, changes: bool) ->
     oh = AsyncOpenHands(None, target.url, session_api_key=target.key, progress=False)
     convs = []
     for i in range(n):
-        conv = await start(target, oh, target.task(i, "busy"))
-        conv.subscribe(lambda snap: None, visible=True)
+        conv = await target.start_one(oh, target.task(i, "busy"))
         if changes:
             conv.watch_changes(True)
         convs.append(conv)

@@ -53,19 +53,24 @@ class Server:
     #: one shared sandbox (ADD_TO_ANY) fails some of them with a 401 from its agent server
     one_at_a_time = False
 
+    async def start_one(self, oh: AsyncOpenHands, task: str, watch: Any = None) -> Any:
+        """Start a task, watched from the moment it starts (``watch``: its subscriber); on a
+        server that takes one start at a time, return once it has its conversation."""
+        conv = await oh.start(task)
+        conv.subscribe(watch or (lambda snap: None), visible=True)
+        deadline = time.monotonic() + 300
+        while self.one_at_a_time and conv.id is None and conv.status != "error":
+            if time.monotonic() > deadline:
+                log(self.name, f"{task!r} has no conversation after 300 s: {conv.status}")
+                break
+            await asyncio.sleep(0.2)
+        return conv
+
     async def start_all(self, oh: AsyncOpenHands, tasks: list[str], watch: Any = None) -> list[Any]:
-        """Start the tasks, each watched from the moment it starts (``watch(i)`` makes its
-        subscriber)."""
+        """Start the tasks one by one (``watch(i)`` makes the i-th one's subscriber)."""
         convs = []
         for i, task in enumerate(tasks):
-            conv = await oh.start(task)
-            conv.subscribe(watch(i) if watch else (lambda snap: None), visible=True)
-            deadline = time.monotonic() + 300
-            while self.one_at_a_time and conv.id is None and conv.status != "error":
-                if time.monotonic() > deadline:
-                    log(self.name, f"start {i} has no conversation after 300 s: {conv.status}")
-                    break
-                await asyncio.sleep(0.2)
+            conv = await self.start_one(oh, task, watch(i) if watch else None)
             convs.append(conv)
             if self.one_at_a_time and conv.status == "error":
                 # a real server that cannot take more (each failed start costs it ~2 min):

@@ -245,7 +245,7 @@ class FakeLLM:
         sock.listen(64)
         config = uvicorn.Config(self.app(), log_level="critical", lifespan="off", access_log=False)
         server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        setattr(server, "install_signal_handlers", lambda: None)  # noqa: B010
         self._server = server
         self._thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="fake-llm", daemon=True
