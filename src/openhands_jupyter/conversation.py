@@ -243,39 +243,43 @@ class Conversation(WorkspaceMixin):
     def _after(self, command: str) -> Any:
         return self._tracker.after_command, self._tracked, command
 
+    async def _steer_async(self, command: str, text: str | None = None) -> None:
+        """Send ``command`` and tell the tracker, from any loop."""
+        await self._command(command, text)
+        await self._tracker.on_loop_async(*self._after(command))
+
+    def _steer(self, command: str, text: str | None = None) -> None:
+        """Send ``command`` and tell the tracker, from blocking code."""
+        self._host.run_sync(self._command(command, text))
+        self._tracker.on_loop_sync(*self._after(command))
+
     async def send_async(self, text: str) -> None:
         """Send a follow-up message; the agent runs again."""
         if not text or not str(text).strip():
             raise InputError("The message is empty.")
-        await self._command("send", text)
-        await self._tracker.on_loop_async(*self._after("send"))
+        await self._steer_async("send", text)
 
     def send(self, text: str) -> None:
         if not text or not str(text).strip():
             raise InputError("The message is empty.")
-        self._host.run_sync(self._command("send", text))
-        self._tracker.on_loop_sync(*self._after("send"))
+        self._steer("send", text)
 
     async def approve_async(self) -> None:
         """See :meth:`approve`."""
-        await self._command("approve")
-        await self._tracker.on_loop_async(*self._after("approve"))
+        await self._steer_async("approve")
 
     def approve(self) -> None:
         """Run the actions waiting for approval (``pending``); the agent goes on."""
-        self._host.run_sync(self._command("approve"))
-        self._tracker.on_loop_sync(*self._after("approve"))
+        self._steer("approve")
 
     async def reject_async(self, reason: str | None = None) -> None:
         """See :meth:`reject`."""
-        await self._command("reject", _reason(reason))
-        await self._tracker.on_loop_async(*self._after("reject"))
+        await self._steer_async("reject", _reason(reason))
 
     def reject(self, reason: str | None = None) -> None:
         """Refuse the actions waiting for approval; the agent stops (idle) and is told
         ``reason``. A follow-up message sets it going again."""
-        self._host.run_sync(self._command("reject", _reason(reason)))
-        self._tracker.on_loop_sync(*self._after("reject"))
+        self._steer("reject", _reason(reason))
 
     @property
     def pending(self) -> list[PendingAction]:
@@ -288,24 +292,20 @@ class Conversation(WorkspaceMixin):
         if self.status == st.QUEUED:
             self._tracker.cancel_queued(self._tracked)
             return
-        await self._command("stop")
-        await self._tracker.on_loop_async(*self._after("stop"))
+        await self._steer_async("stop")
 
     def stop(self) -> None:
         if self.status == st.QUEUED:
             self._tracker.cancel_queued(self._tracked)
             return
-        self._host.run_sync(self._command("stop"))
-        self._tracker.on_loop_sync(*self._after("stop"))
+        self._steer("stop")
 
     async def resume_async(self) -> None:
         """Run a stopped conversation again (resuming its sandbox if that was paused)."""
-        await self._command("resume")
-        await self._tracker.on_loop_async(*self._after("resume"))
+        await self._steer_async("resume")
 
     def resume(self) -> None:
-        self._host.run_sync(self._command("resume"))
-        self._tracker.on_loop_sync(*self._after("resume"))
+        self._steer("resume")
 
     async def _pause_sandbox(self) -> list[str]:
         backend = await self._host.backend()
@@ -325,12 +325,10 @@ class Conversation(WorkspaceMixin):
 
     async def delete_async(self) -> None:
         """Delete the conversation on the server and stop tracking it."""
-        await self._command("delete")
-        await self._tracker.on_loop_async(*self._after("delete"))
+        await self._steer_async("delete")
 
     def delete(self) -> None:
-        self._host.run_sync(self._command("delete"))
-        self._tracker.on_loop_sync(*self._after("delete"))
+        self._steer("delete")
 
     async def download_async(self) -> bytes:
         backend = await self._host.backend()
