@@ -171,11 +171,9 @@ def settled(page: Any) -> None:
 
 def browser(runs: int) -> dict[str, Any]:
     """The 5,003-line diff in JupyterLab: click -> first lines, Show all, reopen (draw only)."""
-    from playwright.sync_api import sync_playwright
-
     from tests.browser import (
         JupyterServer,
-        launch_browser,
+        chromium_page,
         open_notebook,
         run_cells,
         write_notebook,
@@ -190,9 +188,7 @@ def browser(runs: int) -> dict[str, Any]:
         srv = JupyterServer("lab", Path(tmp), {"OPENHANDS_BASE_URL": sim.url})
         try:
             write_notebook(srv.nb_dir / "bench.ipynb", cells)
-            with sync_playwright() as p:
-                b = launch_browser(p)
-                page = b.new_page(viewport={"width": 1280, "height": 900})
+            with chromium_page() as page:
                 open_notebook(page, srv, "bench.ipynb")
                 run_cells(page, [0, 1])
                 row = page.locator(".ohj-change-row", has_text="data/generated.csv")
@@ -219,7 +215,6 @@ def browser(runs: int) -> dict[str, Any]:
                     run_cells(page, [1])
                     row = page.locator(".ohj-change-row", has_text="data/generated.csv").last
                     settled(page)
-                b.close()
         finally:
             srv.stop()
     return {

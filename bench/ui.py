@@ -18,7 +18,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.browser import JupyterServer, launch_browser, open_notebook, run_cells, write_notebook  # noqa: E402
+from tests.browser import JupyterServer, chromium_page, open_notebook, run_cells, write_notebook  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results"
 TIMED = "import time as _t\n_t0 = _t.perf_counter()\n{stmt}\nprint(_t.perf_counter() - _t0)"
@@ -125,15 +125,11 @@ PANEL_OBSERVE = """() => {
 
 
 def browser_figures() -> dict[str, Any]:
-    from playwright.sync_api import sync_playwright
-
     with tempfile.TemporaryDirectory() as tmp:
         server = JupyterServer("lab", Path(tmp), {})
         try:
             write_notebook(server.nb_dir / "bench.ipynb", LATENCY_CELLS)
-            with sync_playwright() as p:
-                browser = launch_browser(p)
-                page = browser.new_page(viewport={"width": 1280, "height": 900})
+            with chromium_page() as page:
                 open_notebook(page, server, "bench.ipynb")
                 run_cells(page, [0, 1])
                 page.locator(".ohj-card .ohj-pill").first.wait_for(timeout=15000)
@@ -179,7 +175,6 @@ def browser_figures() -> dict[str, Any]:
                   return (performance.now() - t0) / 20;
                 }""")
                 page.screenshot(path=str(OUT / "panel-100.png"), full_page=False)
-                browser.close()
         finally:
             server.stop()
     latencies.sort()

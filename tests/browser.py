@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +203,16 @@ def run_cells(page: Any, indices: list[int], timeout: float = 30000) -> None:
 
 def launch_browser(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+@contextmanager
+def chromium_page(height: int = 900) -> Iterator[Any]:
+    """A page 1280 pixels wide in headless Chromium; the browser closes afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_browser(p)
+        try:
+            yield browser.new_page(viewport={"width": 1280, "height": height})
+        finally:
+            browser.close()

@@ -14,7 +14,7 @@ from .browser import (
     ARTIFACTS,
     BROWSER_MARKS,
     JupyterServer,
-    launch_browser,
+    chromium_page,
     open_notebook,
     run_cells,
     write_notebook,
@@ -55,14 +55,10 @@ def server(tmp_path: Path) -> Iterator[tuple[JupyterServer, Simulator]]:
 
 
 def test_hostile_content_is_text(server: tuple[JupyterServer, Simulator]) -> None:
-    from playwright.sync_api import sync_playwright
-
     srv, _sim = server
     write_notebook(srv.nb_dir / "hostile.ipynb", CELLS)
     dialogs: list[str] = []
-    with sync_playwright() as p:
-        browser = launch_browser(p)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    with chromium_page(1000) as page:
 
         def on_dialog(d: Any) -> None:
             dialogs.append(d.message)
@@ -119,4 +115,3 @@ def test_hostile_content_is_text(server: tuple[JupyterServer, Simulator]) -> Non
             ).count()
             == 0
         )
-        browser.close()

@@ -18,7 +18,7 @@ from nbclient import NotebookClient
 from openhands_jupyter.cli import lab_command, pristine_notebook
 from openhands_jupyter.sim import finish_message
 
-from .browser import free_port, launch_browser
+from .browser import chromium_page, free_port
 from .pristine import quickstart, quickstart_text
 
 pytestmark = pytest.mark.kernel
@@ -124,23 +124,18 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 def test_the_quickstart_command_lands_in_the_notebook(tmp_path: Path) -> None:
     """As written in README (this machine runs it as root): the printed URL opens the notebook,
     and a second run keeps the user's autosaved copy."""
-    from playwright.sync_api import sync_playwright
-
     folder = tmp_path / "qs"
     proc, url = _start_quickstart(folder, tmp_path, "--LabApp.expose_app_in_browser=True")
     try:
         assert "/lab/tree/quickstart.ipynb?token=" in url
         assert (folder / "quickstart.ipynb").read_text() == pristine_notebook().read_text()
-        with sync_playwright() as p:
-            browser = launch_browser(p)
-            page = browser.new_page()
+        with chromium_page() as page:
             page.goto(url)
             page.wait_for_function(
                 "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
                 " return !!w && !!w.context && w.context.path === 'quickstart.ipynb'; }",
                 timeout=60000,
             )
-            browser.close()
     finally:
         _stop(proc)
     used = folder / "quickstart.ipynb"

@@ -13,7 +13,7 @@ from .browser import (
     ARTIFACTS,
     BROWSER_MARKS,
     JupyterServer,
-    launch_browser,
+    chromium_page,
     open_notebook,
     run_cells,
     write_notebook,
@@ -75,16 +75,12 @@ def lab(real_server: RealServer, tmp_path: Any) -> Iterator[JupyterServer]:
 @pytest.mark.browser
 @BROWSER_MARKS[1]
 def test_widget_in_jupyterlab_against_the_real_server(lab: JupyterServer) -> None:
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(exist_ok=True)
     write_notebook(
         lab.nb_dir / "real.ipynb",
         ["%load_ext openhands_jupyter", "conv = %openhands Wave hello [llm:command] [llm:slow=5]"],
     )
-    with sync_playwright() as p:
-        browser = launch_browser(p)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+    with chromium_page() as page:
         try:
             open_notebook(page, lab, "real.ipynb")
             run_cells(page, [0, 1])
@@ -110,4 +106,3 @@ def test_widget_in_jupyterlab_against_the_real_server(lab: JupyterServer) -> Non
             page.screenshot(path=str(ARTIFACTS / "real-lab-finished.png"), full_page=True)
         finally:
             page.close()
-            browser.close()

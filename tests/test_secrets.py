@@ -13,7 +13,7 @@ from .browser import (
     ARTIFACTS,
     BROWSER_MARKS,
     JupyterServer,
-    launch_browser,
+    chromium_page,
     open_notebook,
     run_cells,
 )
@@ -62,8 +62,6 @@ def _notebook(path: Path) -> None:
 
 
 def test_no_secret_reaches_any_artefact(tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
     with Simulator(speed=8, api_key=API_KEY, conversation_session_key=SESSION_KEY) as sim:
         server = JupyterServer(
             "lab",
@@ -81,9 +79,7 @@ def test_no_secret_reaches_any_artefact(tmp_path: Path) -> None:
                 for i, c in enumerate(json.loads(nb_path.read_text())["cells"])
                 if c["cell_type"] == "code"
             ]
-            with sync_playwright() as p:
-                browser = launch_browser(p)
-                page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            with chromium_page(1000) as page:
                 open_notebook(page, server, "quickstart.ipynb")
                 main_cells = [i for i in code_cells if i < n_cells - len(ERROR_CELLS)]
                 run_cells(page, main_cells, timeout=240000)
@@ -105,7 +101,6 @@ def test_no_secret_reaches_any_artefact(tmp_path: Path) -> None:
                     "() => !window.jupyterapp.shell.currentWidget.context.model.dirty",
                     timeout=20000,
                 )
-                browser.close()
         finally:
             server.stop()
 
