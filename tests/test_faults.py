@@ -33,25 +33,26 @@ def _collect(convs: list) -> list[Snapshot]:  # type: ignore[type-arg]
 @pytest.mark.slow
 def test_twenty_conversations_under_every_fault(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
+    speed = 2 * SPEED  # about 13 sim-minutes of budget-bound work
     faults = Faults(
         error_rate=0.3,
-        latency=10.0 / SPEED,
+        latency=10.0 / speed,
         drop_rate=0.05,
         malformed_rate=0.05,
         html_rate=0.05,
         rate_limit_rate=0.05,
-        retry_after=20.0 / SPEED,
+        retry_after=20.0 / speed,
         seed=11,
     )
     budget = 60
     with (
-        Simulator(speed=SPEED, max_concurrent=8, faults=faults) as sim,
+        Simulator(speed=speed, max_concurrent=8, faults=faults) as sim,
         OpenHands(
             None,
             sim.url,
             api_version="v1",
             progress=False,
-            tracker_config=_config(budget_per_minute=budget),
+            tracker_config=fast_config(time_scale=1.0 / speed, budget_per_minute=budget),
         ) as oh,
     ):
         names = list(SCENARIOS)
@@ -73,7 +74,7 @@ def test_twenty_conversations_under_every_fault(caplog: pytest.LogCaptureFixture
         assert any("Simulated server error" in (s.last_error or "") for s in retrying)
         assert sim.stats.early_after_429 == 0
         stamps = [r.at for r in sim.stats.log]
-        assert max_in_window(stamps, 60.0 / SPEED) <= budget
+        assert max_in_window(stamps, 60.0 / speed) <= budget
         assert max(sim.stats.starts_seen.values()) == 1, "no start is sent twice"
         assert sorted(sim.stats.starts_seen) == sorted(tasks)
         assert sim.counts["v1.start"] >= 20  # some starts were refused (429) and sent again
