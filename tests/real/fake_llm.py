@@ -22,18 +22,17 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from openhands_jupyter.sim.server import _Served
 
 MARKER = re.compile(r"\[llm:([a-z_]+)(?:=([0-9.]+))?\]")
 COMMAND = "echo hello-from-fake-llm"
@@ -181,8 +180,7 @@ class FakeLLM:
         self.requests: list[dict[str, Any]] = []
         self.calls: list[tuple[float, str, str]] = []
         """(monotonic time, task, tool) of every tool call handed to an agent."""
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._served: _Served | None = None
 
     @property
     def url(self) -> str:
@@ -236,33 +234,13 @@ class FakeLLM:
         )
 
     def start(self) -> FakeLLM:
-        # IPPROTO_TCP: asyncio turns Nagle off only on sockets that name it, and with Nagle on
-        # every response waits ~40 ms for a delayed ACK (uvicorn writes headers and body apart)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sock.listen(64)
-        config = uvicorn.Config(self.app(), log_level="critical", lifespan="off", access_log=False)
-        server = uvicorn.Server(config)
-        setattr(server, "install_signal_handlers", lambda: None)  # noqa: B010
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="fake-llm", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("The fake LLM did not start.")
-            time.sleep(0.01)
+        self._served = _Served(self.app(), 0, "fake-llm")
+        self.port = self._served.port
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._served is not None:
+            self._served.stop()
 
 
 def _reply(model: str, body: dict[str, Any], message: dict[str, Any]) -> Response:
