@@ -19,8 +19,8 @@ from .test_tracker import SCENARIOS, max_in_window
 SPEED = 40.0  # faster than the rest: these runs are long
 
 
-def _config(**overrides: object):  # type: ignore[no-untyped-def]
-    return fast_config(time_scale=1.0 / SPEED, **overrides)
+def _config(speed: float = SPEED, **overrides: object):  # type: ignore[no-untyped-def]
+    return fast_config(time_scale=1.0 / speed, **overrides)
 
 
 def _collect(convs: list) -> list[Snapshot]:  # type: ignore[type-arg]
@@ -52,7 +52,7 @@ def test_twenty_conversations_under_every_fault(caplog: pytest.LogCaptureFixture
             sim.url,
             api_version="v1",
             progress=False,
-            tracker_config=fast_config(time_scale=1.0 / speed, budget_per_minute=budget),
+            tracker_config=_config(speed, budget_per_minute=budget),
         ) as oh,
     ):
         names = list(SCENARIOS)

@@ -81,28 +81,25 @@ def test_widget_in_jupyterlab_against_the_real_server(lab: JupyterServer) -> Non
         ["%load_ext openhands_jupyter", "conv = %openhands Wave hello [llm:command] [llm:slow=5]"],
     )
     with chromium_page() as page:
-        try:
-            open_notebook(page, lab, "real.ipynb")
-            run_cells(page, [0, 1])
-            card = page.locator(".jp-OutputArea-output .ohj-card").first
-            card.wait_for(timeout=30000)
-            # the command is on screen while the pill still says running
-            card.locator(".ohj-ev-text", has_text=COMMAND).first.wait_for(timeout=120000)
-            assert card.locator(".ohj-pill").first.text_content() == "running"
-            card.locator(".ohj-exit", has_text="exit 0").first.wait_for(timeout=10000)
-            assert card.locator(".ohj-pill").first.text_content() == "running"
-            page.screenshot(path=str(ARTIFACTS / "real-lab-running.png"), full_page=True)
-            page.wait_for_function(
-                "() => (document.querySelector('.ohj-result-text') || {}).textContent"
-                f" === {finish_message('Wave hello')!r}",
-                timeout=60000,
-            )
-            # the answer's text may land a moment before the state update that ends the run
-            page.wait_for_function(
-                "() => (document.querySelector('.ohj-card .ohj-pill') || {}).textContent"
-                " === 'finished'",
-                timeout=30000,
-            )
-            page.screenshot(path=str(ARTIFACTS / "real-lab-finished.png"), full_page=True)
-        finally:
-            page.close()
+        open_notebook(page, lab, "real.ipynb")
+        run_cells(page, [0, 1])
+        card = page.locator(".jp-OutputArea-output .ohj-card").first
+        card.wait_for(timeout=30000)
+        # the command is on screen while the pill still says running
+        card.locator(".ohj-ev-text", has_text=COMMAND).first.wait_for(timeout=120000)
+        assert card.locator(".ohj-pill").first.text_content() == "running"
+        card.locator(".ohj-exit", has_text="exit 0").first.wait_for(timeout=10000)
+        assert card.locator(".ohj-pill").first.text_content() == "running"
+        page.screenshot(path=str(ARTIFACTS / "real-lab-running.png"), full_page=True)
+        page.wait_for_function(
+            "() => (document.querySelector('.ohj-result-text') || {}).textContent"
+            f" === {finish_message('Wave hello')!r}",
+            timeout=60000,
+        )
+        # the answer's text may land a moment before the state update that ends the run
+        page.wait_for_function(
+            "() => (document.querySelector('.ohj-card .ohj-pill') || {}).textContent"
+            " === 'finished'",
+            timeout=30000,
+        )
+        page.screenshot(path=str(ARTIFACTS / "real-lab-finished.png"), full_page=True)
