@@ -239,9 +239,10 @@ function renderCard({ model, el }) {
 
   const head = h("div", "ohj-head");
   const pill = h("span", "ohj-pill");
+  const doing = h("span", "ohj-doing");
   const title = h("span", "ohj-title");
   const meta = h("span", "ohj-meta");
-  head.append(pill, title, meta);
+  head.append(pill, doing, title, meta);
 
   const sub = h("div", "ohj-sub");
   const repo = h("span", "ohj-repo");
@@ -271,22 +272,20 @@ function renderCard({ model, el }) {
   const approvalHead = h("div", "ohj-approval-head", "Waiting for your approval");
   const approvalList = h("ul", "ohj-approval-list");
   const approvalBar = h("div", "ohj-approval-bar");
-  const approveBtn = h("button", "ohj-btn ohj-primary", "Approve");
-  approveBtn.type = "button";
-  approveBtn.dataset.action = "approve";
-  const rejectBtn = h("button", "ohj-btn ohj-danger", "Reject");
-  rejectBtn.type = "button";
-  rejectBtn.dataset.action = "reject";
+  const answerBox = h("span", "ohj-answer-buttons");
   const reason = h("input", "ohj-reason");
   reason.type = "text";
   reason.placeholder = "Reason (optional)";
   reason.addEventListener("keydown", (e) => e.stopPropagation());
-  approvalBar.append(approveBtn, rejectBtn, reason);
+  approvalBar.append(answerBox, reason);
   approval.append(approvalHead, approvalList, approvalBar);
   let pendingSig = null;
+  // the ids of the actions this view shows: an answer is for these, never for others
+  let shownIds = [];
   function renderPending(s) {
     const pending = Array.isArray(s.pending) ? s.pending : [];
     approval.style.display = pending.length ? "" : "none";
+    shownIds = pending.map((a) => String(a.id));
     const sig = JSON.stringify(pending);
     if (sig === pendingSig) return;
     pendingSig = sig;
@@ -340,8 +339,9 @@ function renderCard({ model, el }) {
     b.dataset.action = action;
     return b;
   };
-  const stopBtn = mk("Stop", "stop", "ohj-danger");
-  const resumeBtn = mk("Resume", "resume");
+  // the command buttons come from Python's command table (state.buttons): this file only
+  // draws them where their "place" says and sends their command when clicked
+  const commandBox = h("span", "ohj-command-buttons");
   const refreshBtn = mk("Refresh", "refresh");
   const untrackBtn = mk("Stop tracking", "untrack", "ohj-quiet");
   const input = h("input", "ohj-input");
@@ -352,8 +352,8 @@ function renderCard({ model, el }) {
   input.addEventListener("input", () => {
     model.__ohjDraft = input.value;
   });
-  const sendBtn = mk("Send", "send", "ohj-primary");
-  actions.append(stopBtn, resumeBtn, refreshBtn, untrackBtn, input, sendBtn);
+  const sendBox = h("span", "ohj-send-buttons");
+  actions.append(commandBox, refreshBtn, untrackBtn, input, sendBox);
   const actionError = h("div", "ohj-action-error");
 
   root.append(head, sub, phase, retry, delayed, untracked, detail, feedBox, approval, changes.box, resultBox, actions, actionError);
@@ -364,23 +364,46 @@ function renderCard({ model, el }) {
     model.send({ action, ...(extra || {}) });
     update();
   };
-  stopBtn.addEventListener("click", () => send("stop"));
-  resumeBtn.addEventListener("click", () => send("resume"));
   refreshBtn.addEventListener("click", () => send("refresh"));
-  approveBtn.addEventListener("click", () => send("approve"));
-  rejectBtn.addEventListener("click", () => {
-    send("reject", { reason: reason.value.trim() });
-    reason.value = "";
-  });
   untrackBtn.addEventListener("click", () => send("untrack"));
-  const doSend = () => {
-    const text = input.value.trim();
-    if (!text) return;
-    send("send", { text });
-    input.value = "";
-    model.__ohjDraft = "";
+  // what a click on a command button sends, by where the button is
+  const clicked = {
+    bar: (command) => send(command),
+    approval: (command) => {
+      send(command, { ids: shownIds, reason: reason.value.trim() });
+      reason.value = "";
+    },
+    input: (command) => {
+      const text = input.value.trim();
+      if (!text) return;
+      send(command, { text });
+      input.value = "";
+      model.__ohjDraft = "";
+    },
   };
-  sendBtn.addEventListener("click", doSend);
+  const boxes = { bar: commandBox, approval: answerBox, input: sendBox };
+  let buttonsSig = null;
+  let commandButtons = [];
+  function renderButtons(list) {
+    const sig = JSON.stringify(list.map((b) => [b.command, b.label, b.place, b.style]));
+    if (sig === buttonsSig) return;
+    buttonsSig = sig;
+    commandButtons = [];
+    const made = { bar: [], approval: [], input: [] };
+    for (const b of list) {
+      if (!boxes[b.place]) continue;
+      const style = b.style ? `ohj-${String(b.style).replace(/[^a-z]/g, "")}` : "";
+      const button = mk(b.label, b.command, style);
+      button.addEventListener("click", () => clicked[b.place](b.command));
+      made[b.place].push(button);
+      commandButtons.push([button, b]);
+    }
+    for (const place of Object.keys(boxes)) boxes[place].replaceChildren(...made[place]);
+  }
+  const doSend = () => {
+    const b = commandButtons.find(([, spec]) => spec.place === "input");
+    if (b && !b[0].disabled) clicked.input(b[1].command);
+  };
   input.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey) {
       e.preventDefault();
@@ -428,7 +451,7 @@ function renderCard({ model, el }) {
     title.title = s.task || "";
     meta.textContent = s.conversation_id ? s.conversation_id.slice(0, 8) : "";
     repo.textContent = s.repository ? `${s.repository}${s.branch ? "@" + s.branch : ""}` : "no repository";
-    cost.textContent = usageText(s.cost, s.tokens) + (typeof s.max_cost === "number" ? ` (cap $${s.max_cost.toFixed(2)})` : "");
+    cost.textContent = usageText(s.cost, s.tokens) + (s.max_cost_text ? ` (cap ${s.max_cost_text})` : "");
     delayed.textContent =
       s.activity === "delayed"
         ? `Activity may be delayed: it comes from the server's event store, not live${s.activity_note ? ` (${s.activity_note})` : ""}.`
@@ -469,20 +492,21 @@ function renderCard({ model, el }) {
     resultText.textContent = s.result || "";
     resultBox.style.display = s.result && !rules.active ? "" : "none";
 
-    const busy = model.get("busy") || localBusy;
+    // a command under way shows until the server confirms it ("stopping…")
+    doing.textContent = s.doing || "";
+    doing.style.display = doing.textContent ? "" : "none";
+    const busy = model.get("busy") || localBusy || s.doing;
     const tracking = s.tracking !== false;
-    stopBtn.disabled = !!busy || !rules.stop;
-    resumeBtn.disabled = !!busy || !rules.resume;
     refreshBtn.disabled = !!busy || !s.conversation_id;
     untrackBtn.disabled = !!busy || !tracking;
-    sendBtn.disabled = !!busy || !rules.send;
     input.disabled = !rules.send;
     renderPending(s);
-    approveBtn.disabled = rejectBtn.disabled = !!busy;
-    for (const b of [stopBtn, resumeBtn, refreshBtn, sendBtn, untrackBtn, approveBtn, rejectBtn]) {
+    renderButtons(Array.isArray(s.buttons) ? s.buttons : []);
+    for (const [button, spec] of commandButtons) button.disabled = !!busy || !spec.enabled;
+    for (const b of [refreshBtn, untrackBtn, ...commandButtons.map(([button]) => button)]) {
       b.classList.toggle("ohj-busy", busy === b.dataset.action);
     }
-    actionError.textContent = model.get("action_error") || "";
+    actionError.textContent = model.get("action_error") || s.command_note || "";
     actionError.style.display = actionError.textContent ? "" : "none";
     tick();
   }
@@ -613,9 +637,11 @@ function renderPanel({ model, el }) {
         linkCell.appendChild(a);
       }
       const act = h("td");
-      if (rules.cancel) act.appendChild(actionButton("Cancel", "cancel", r.key, true));
-      else act.appendChild(actionButton("Stop", "stop", r.key, !!rules.stop));
-      act.appendChild(actionButton("Resume", "resume", r.key, !!rules.resume));
+      if (r.doing) pillCell.appendChild(h("span", "ohj-doing", r.doing));
+      // the command buttons come from Python's command table
+      for (const b of Array.isArray(r.buttons) ? r.buttons : []) {
+        act.appendChild(actionButton(b.label, b.command, r.key, !!b.enabled && !r.doing));
+      }
       act.appendChild(actionButton("Untrack", "untrack", r.key, true));
       tr.append(pillCell, titleCell, repoCell, elapsedCell, cost, linkCell, act);
       frag.appendChild(tr);

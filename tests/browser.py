@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -96,6 +99,8 @@ class JupyterServer:
             "JUPYTER_CONFIG_DIR": str(cfg),
             "JUPYTER_RUNTIME_DIR": str(root / "rt"),
             "IPYTHONDIR": str(root / "ipy"),
+            # the server's notebook signatures and cookie secret
+            "JUPYTER_DATA_DIR": str(root / "data"),
         }
         bindir = Path(sys.executable).parent
         subprocess.run(
@@ -201,8 +206,28 @@ def run_cells(page: Any, indices: list[int], timeout: float = 30000) -> None:
         )
 
 
+_browser_home: Path | None = None
+
+
+def browser_env() -> dict[str, str]:
+    """Chromium's environment: a home of its own (its crash reports and settings would go to
+    the user's ``~/.config/chromium``), removed when this process ends."""
+    global _browser_home
+    if _browser_home is None:
+        _browser_home = Path(tempfile.mkdtemp(prefix="ohj-chromium-"))
+        atexit.register(shutil.rmtree, _browser_home, True)
+    return {
+        **os.environ,
+        "HOME": str(_browser_home),
+        "XDG_CONFIG_HOME": str(_browser_home / ".config"),
+        "XDG_CACHE_HOME": str(_browser_home / ".cache"),
+    }
+
+
 def launch_browser(playwright: Any) -> Any:
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, env=browser_env()
+    )
 
 
 @contextmanager

@@ -12,6 +12,9 @@ from openhands_jupyter import OpenHands
 from openhands_jupyter.sim import Simulator
 from openhands_jupyter.tracking import TrackerConfig
 
+from . import home
+from .home import PrivateDirs
+
 SPEED = 20.0
 API_KEY = "oh-test-KEY-1234567890abcdef"
 SESSION_KEY = "sess-SECRET-abcdef0123456789"
@@ -73,6 +76,23 @@ def client(sim: Simulator) -> Iterator[OpenHands]:
 
 # the real OpenHands server, started once for every test that asks for it
 from .real.fixtures import real_client, real_server  # noqa: E402, F401
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Kernels and shells the suite starts keep their files in private folders."""
+    PrivateDirs()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def home_untouched() -> Iterator[None]:
+    """The user's home is as the suite found it: no git config, shell history, IPython or
+    agent-server folder written there by anything the tests started."""
+    before = home.fingerprint()
+    yield
+    changed = home.changes(before, home.fingerprint())
+    if changed:
+        pytest.fail(
+            "The test run changed the user's home:\n" + "\n".join(changed[:40]), pytrace=False
+        )
 
 
 def pytest_collection_modifyitems(

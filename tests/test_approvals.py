@@ -59,7 +59,7 @@ def test_reject_stops_the_agent_and_tells_it_why(sim_client: SimClient) -> None:
     assert [e.text for e in events if e.type == "rejected"] == ["not on this branch"]
     assert not [e for e in events if e.type == "output"]
     assert conv.pending == []
-    with pytest.raises(ConflictError, match="no action is waiting for approval"):
+    with pytest.raises(ConflictError, match="nothing waits for approval"):
         conv.approve()
     # a follow-up sets it going again
     conv.send("Then just run the tests")

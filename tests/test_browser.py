@@ -206,11 +206,11 @@ def test_widget_lives_in_the_browser(
         busy.locator(".ohj-ev-text", has_text="python step_").first.wait_for(timeout=15000)
         busy_id = (busy.locator("a.ohj-link").get_attribute("href") or "").rsplit("/", 1)[-1]
         sandbox_pauses = sim.counts["v1.pause"]
-        agent_pauses = sim.stats.agent_counts["agent.pause"]
+        agent_pauses = sim.stats.agent_counts["agent.interrupt"]
         busy.locator("button[data-action=stop]").click()
         _pill_sequence(page, busy, "paused", timeout=15)
         assert busy.locator(".ohj-pill").first.text_content() == "paused"
-        assert sim.stats.agent_counts["agent.pause"] == agent_pauses + 1
+        assert sim.stats.agent_counts["agent.interrupt"] == agent_pauses + 1
         assert sim.counts["v1.pause"] == sandbox_pauses
         paused = sim.world.conversations[busy_id]
         assert paused.execution_status == "paused" and paused.sandbox_status == "RUNNING"

@@ -19,7 +19,7 @@ def test_the_cap_stops_the_agent_once_and_says_why(sim_client: SimClient) -> Non
     widget = ConversationWidget(conv)
     eventually(lambda: conv.status == "paused", timeout=30)
     assert conv.cost is not None and conv.cost > 0.05
-    assert sim.stats.agent_counts["agent.pause"] == 1
+    assert sim.stats.agent_counts["agent.interrupt"] == 1
     why = widget.state["detail"]
     assert why.startswith("Stopped by its cost cap: $") and "past max_cost $0.05" in why
     assert widget.state["max_cost"] == 0.05
@@ -28,7 +28,7 @@ def test_the_cap_stops_the_agent_once_and_says_why(sim_client: SimClient) -> Non
     conv.resume()
     eventually(lambda: conv.status == "running" and not widget.state["detail"], timeout=30)
     eventually(lambda: (conv.cost or 0) > 0.1, timeout=30)
-    assert sim.stats.agent_counts["agent.pause"] == 1
+    assert sim.stats.agent_counts["agent.interrupt"] == 1
     conv.stop()
     widget.close()
 

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from openhands_jupyter import NotFoundError, OpenHands, UnsupportedError
+from openhands_jupyter import ConflictError, NotFoundError, OpenHands, UnsupportedError
 from openhands_jupyter.api.models import event_from_v1
 from openhands_jupyter.sim import Simulator, finish_message
 from openhands_jupyter.tracking import Snapshot
@@ -81,7 +81,8 @@ def test_a_supplied_title_survives_the_servers_title_step(sim_client: SimClient)
     generated = oh.start("Title me too")
     kept.wait(timeout=20)
     generated.wait(timeout=20)
-    eventually(lambda: sim.world.conversations[generated.id].title.startswith("Sim title"))
+    # the server names it after its first message
+    eventually(lambda: sim.world.conversations[generated.id].title == "Title me too")
     eventually(lambda: sim.world.conversations[kept.id].title == "Mine")
     time.sleep(0.5)  # the server's step has run by now: the title stays
     assert sim.world.conversations[kept.id].title == "Mine"
@@ -102,7 +103,7 @@ def test_stop_touches_one_conversation_and_pausing_the_sandbox_names_all(
     a.stop()
     eventually(lambda: a.refresh().status == "paused")
     assert b.refresh().status == "running"
-    assert sim.counts["v1.pause"] == 0 and sim.stats.agent_counts["agent.pause"] == 1
+    assert sim.counts["v1.pause"] == 0 and sim.stats.agent_counts["agent.interrupt"] == 1
     a.resume()
     eventually(lambda: a.refresh().status == "running")
     assert set(b.pause_sandbox()) == {a.id, b.id}
@@ -294,17 +295,25 @@ def test_auto_picks_what_the_servers_web_ui_uses(
     assert conv.result == finish_message("Which one")
 
 
-def test_resume_right_after_stop_waits_for_the_step_under_way(sim_client: SimClient) -> None:
-    # a real agent server answers 409 to "run" until the step it was on ends
-    sim, oh = sim_client(step=8.0)
+@pytest.mark.parametrize("interrupt", [True, False])
+def test_stop_then_wait_then_resume(sim_client: SimClient, interrupt: bool) -> None:
+    # /interrupt cancels the step under way at once; an agent server without it gets /pause,
+    # whose answer waits for that step to end. Either way wait() after stop() returns once
+    # the server shows the agent paused, and a resume then runs it again at once.
+    sim, oh = sim_client(step=8.0, interrupt=interrupt)
     conv = oh.start("Slow steps [sim:long]")
     eventually(lambda: conv.status == "running" and conv.info is not None, 30)
     eventually(lambda: sim.world.conversations[conv.id].execution_status == "running")
     conv.stop()
-    conv.resume()  # at once: refused while the step ends, asked again until it runs
-    assert sim.stats.agent_counts["agent.run"] >= 2
+    assert conv.wait(timeout=30).status == "paused"
+    assert sim.world.conversations[conv.id].execution_status == "paused"
+    route = "agent.interrupt" if interrupt else "agent.pause"
+    assert sim.stats.agent_counts[route] == 1
+    with pytest.raises(ConflictError, match="there is no running agent to stop"):
+        conv.stop()
+    conv.resume()
     assert sim.world.conversations[conv.id].execution_status == "running"
-    eventually(lambda: conv.refresh().status == "running")
+    eventually(lambda: conv.status == "running")
 
 
 # -- h: "idle" after the start, before the first run -------------------------------------------

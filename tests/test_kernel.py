@@ -90,9 +90,9 @@ def test_click_reaches_python_and_interrupting_wait_keeps_tracking(
     eventually(lambda: len(k.comm_states()) > shown, 10, 0.2, step=k.watch)
     # a click (custom message) reaches Python with no cell running
     k.send_custom(comm_id, {"action": "stop"})
-    eventually(lambda: sim.stats.agent_counts["agent.pause"], 10, 0.2, step=k.watch)
+    eventually(lambda: sim.stats.agent_counts["agent.interrupt"], 10, 0.2, step=k.watch)
     # Stop stops this conversation's agent on its agent server, not the sandbox
-    assert sim.stats.agent_counts["agent.pause"] == 1 and sim.counts["v1.pause"] == 0
+    assert sim.stats.agent_counts["agent.interrupt"] == 1 and sim.counts["v1.pause"] == 0
     k.watch(2.0)
     assert "paused" in _statuses(k)
     out = k.run("print(conv.status)")

@@ -57,7 +57,7 @@ def test_every_option(parser: Any) -> None:
     assert split_line("--list", parser)[0].list == 20
     assert split_line("--list 5", parser)[0].list == 5
     assert split_line("--attach abc", parser)[0].attach == "abc"
-    assert split_line("--stop abc", parser)[0].stop == "abc"
+    assert split_line("--stop abc", parser)[0].stop_id == "abc"
     assert split_line("--panel", parser)[0].panel is True
     assert split_line("--config", parser)[0].config is True
     assert split_line("-- -v is broken", parser)[1] == "-v is broken"
@@ -165,9 +165,9 @@ def test_management_forms(
     assert sh.line("--list 5") is None
     assert sh.line(f"--attach {conv.id}").id == conv.id
     sh.line(f"--stop {conv.id}")
-    assert f"Stopped {conv.id}" in capsys.readouterr().out
+    assert f"Stopping {conv.id}: the server has the request." in capsys.readouterr().out
     # Stop stops this agent on its agent server; the sandbox is not paused
-    assert sim.stats.agent_counts["agent.pause"] == 1 and sim.counts["v1.pause"] == 0
+    assert sim.stats.agent_counts["agent.interrupt"] == 1 and sim.counts["v1.pause"] == 0
     sh.line("--panel")
     sh.line("--config")
     out = capsys.readouterr().out

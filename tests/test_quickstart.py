@@ -47,6 +47,9 @@ def test_quickstart_runs_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert "updated  src/app/api.py  +2 -1" in joined
     assert "+    return fetch_cached(request)  # edit 1" in joined
     assert "cost: $0.0" in joined and "'prompt': " in joined
+    # the first action is shown, and how to answer it, before anything approves it
+    assert "waiting for you: [LOW risk] terminal: pytest -q tests/test_api.py" in joined
+    assert joined.index("waiting for you:") < joined.index("approving:")
     assert "approving: [LOW risk] terminal: pytest -q tests/test_api.py" in joined
     assert "approving: [LOW risk] file_editor: str_replace src/app/api.py" in joined
     assert f"finished - {finish_message('Clean up the build directory')}" in joined

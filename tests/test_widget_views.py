@@ -164,14 +164,21 @@ def test_the_panels_text_counts_what_it_shows(sim_client: SimClient) -> None:
     from openhands_jupyter.ui.panel import Panel
 
     _sim, oh = sim_client()
-    idle = [oh.start(f"Idle {i} [sim:idle]") for i in range(2)]
-    done = oh.start("Done soon")
-    for conv in [*idle, done]:
+    idle = oh.start("Idle one [sim:idle]")
+    careful = oh.start("Clean the build [sim:waiting]", confirm=True)
+    for conv in (idle, careful):
         conv.wait(timeout=30)
+    assert careful.status == "waiting" and careful.pending
+    # what terminal IPython prints for %openhands --panel, at once (before any row has
+    # reached a widget), and what a saved notebook shows in place of the table
     panel = Panel(oh)
-    eventually(lambda: len(panel._rows) == 3)
     bundle = panel._repr_mimebundle_()
     data = bundle[0] if isinstance(bundle, tuple) else bundle
-    # what a saved notebook or a terminal shows in place of the table
-    assert data["text/plain"] == "OpenHands panel: 3 tracked (1 finished, 2 idle)"
+    lines = data["text/plain"].splitlines()
+    assert lines[0] == (
+        "OpenHands panel: 2 tracked (1 idle, 1 waiting); 1 waiting for your approval"
+    )
+    assert lines[1].split()[:2] == [careful.id[:8], "waiting"]  # type: ignore[index]
+    assert "[waits for approval: [LOW risk] terminal:" in lines[1]
+    assert lines[2].split() == [idle.id[:8], "idle", "Idle", "one"]  # type: ignore[index]
     panel.close()

@@ -14,8 +14,10 @@ from .api.actions import PendingAction
 from .api.backend import EventCursor
 from .api.errors import ConflictError, InputError, NotFoundError, OpenHandsError
 from .api.models import HIDDEN_TYPES, ConversationInfo, Event, event_from_v1
+from .api.text import shorten, visible
 from .files import Host, WorkspaceMixin
 from .tracking import Snapshot, Tracked, Tracker
+from .tracking.commands import STOP
 from .tracking.loops import running_loop
 
 T = TypeVar("T")
@@ -147,10 +149,9 @@ class Conversation(WorkspaceMixin):
 
     def __repr__(self) -> str:
         ident = self.id[:8] if self.id else "(no id yet)"
-        label = (self.title or self.task or "").replace("\n", " ")
-        if len(label) > 40:
-            label = label[:39] + "…"
-        return f"<Conversation {ident} {self.status}{' ' + repr(label) if label else ''}>"
+        label = shorten(self.title or self.task, 40)
+        status = visible(self.status)
+        return f"<Conversation {ident} {status}{' ' + repr(label) if label else ''}>"
 
     def snapshot(self) -> Snapshot:
         return self._tracked.snapshot()
@@ -219,116 +220,107 @@ class Conversation(WorkspaceMixin):
         return shown[-limit:] if limit else shown
 
     # -- steering -------------------------------------------------------------------------------
-    async def _command(self, command: str, text: str | None = None) -> None:
-        backend = await self._host.backend()
-        if command == "delete":
-            await backend.delete(self._need_id())
-        else:
-            self._need_id()
-            info = await self._info()
-            if command == "send":
-                self._tracked.expect_echo(str(text))
-                try:
-                    await backend.send(info, str(text))
-                except BaseException:
-                    self._tracked.expect_echo(None)
-                    raise
-            elif command == "stop":
-                await backend.pause(info)
-            elif command in ("approve", "reject"):
-                await backend.respond(info, command == "approve", str(text or ""))
-            elif command == "resume":
-                await backend.resume(info)
+    # Every command goes through the tracker's one command path (``tracking.commands``): it
+    # is checked against the status, shown as under way until the server confirms it, and a
+    # ``wait()`` after it waits for its outcome.
+    async def command_async(
+        self, name: str, text: str = "", ids: tuple[str, ...] | list[str] | None = None
+    ) -> Any:
+        """Send command ``name`` (one of ``tracking.commands.COMMANDS``); returns once the
+        server has accepted it."""
+        tracker = self._tracker
+        coro = tracker.command(self._tracked, name, text=text, ids=ids)
+        if running_loop() is tracker.ensure_loop():
+            return await coro
+        return await asyncio.wrap_future(tracker.submit(coro))
 
-    def _after(self, command: str) -> Any:
-        return self._tracker.after_command, self._tracked, command
-
-    async def _steer_async(self, command: str, text: str | None = None) -> None:
-        """Send ``command`` and tell the tracker, from any loop."""
-        await self._command(command, text)
-        await self._tracker.on_loop_async(*self._after(command))
-
-    def _steer(self, command: str, text: str | None = None) -> None:
-        """Send ``command`` and tell the tracker, from blocking code."""
-        self._host.run_sync(self._command(command, text))
-        self._tracker.on_loop_sync(*self._after(command))
+    def command(
+        self, name: str, text: str = "", ids: tuple[str, ...] | list[str] | None = None
+    ) -> Any:
+        """:meth:`command_async` from blocking code (in a notebook the kernel's loop keeps
+        running meanwhile)."""
+        tracker = self._tracker
+        loop = tracker.ensure_loop()
+        coro = tracker.command(self._tracked, name, text=text, ids=ids)
+        if running_loop() is loop:
+            return _reenter_result(loop, coro)
+        return tracker.submit(coro).result()
 
     async def send_async(self, text: str) -> None:
         """Send a follow-up message; the agent runs again."""
-        if not text or not str(text).strip():
-            raise InputError("The message is empty.")
-        await self._steer_async("send", text)
+        await self.command_async("send", _message(text))
 
     def send(self, text: str) -> None:
-        if not text or not str(text).strip():
-            raise InputError("The message is empty.")
-        self._steer("send", text)
+        self.command("send", _message(text))
 
-    async def approve_async(self) -> None:
+    async def approve_async(self, ids: list[str] | tuple[str, ...] | None = None) -> None:
         """See :meth:`approve`."""
-        await self._steer_async("approve")
+        await self.command_async("approve", ids=_ids(ids))
 
-    def approve(self) -> None:
-        """Run the actions waiting for approval (``pending``); the agent goes on."""
-        self._steer("approve")
+    def approve(self, ids: list[str] | tuple[str, ...] | None = None) -> None:
+        """Run the actions waiting for approval that you saw: those in :attr:`pending` now (or
+        ``ids``). If the server has other actions waiting by then, nothing is approved and
+        ``ConflictError`` says what waits instead. The agent goes on; :meth:`wait` returns at
+        its next stop point (the next action to approve, or the end)."""
+        self.command("approve", ids=_ids(ids))
 
-    async def reject_async(self, reason: str | None = None) -> None:
+    async def reject_async(
+        self, reason: str | None = None, ids: list[str] | tuple[str, ...] | None = None
+    ) -> None:
         """See :meth:`reject`."""
-        await self._steer_async("reject", _reason(reason))
+        await self.command_async("reject", _reason(reason), _ids(ids))
 
-    def reject(self, reason: str | None = None) -> None:
-        """Refuse the actions waiting for approval; the agent stops (idle) and is told
-        ``reason``. A follow-up message sets it going again."""
-        self._steer("reject", _reason(reason))
+    def reject(
+        self, reason: str | None = None, ids: list[str] | tuple[str, ...] | None = None
+    ) -> None:
+        """Refuse the actions waiting for approval that you saw (as :meth:`approve`); the agent
+        stops (idle) and is told ``reason``. A follow-up message sets it going again."""
+        self.command("reject", _reason(reason), _ids(ids))
 
     @property
     def pending(self) -> list[PendingAction]:
         """The actions waiting for approval (while the status is ``waiting``)."""
         return list(self._tracked.pending)
 
+    @property
+    def doing(self) -> str | None:
+        """The command under way until the server confirms it (``"stopping…"``), else
+        ``None``."""
+        under = self._tracked.command
+        return under.doing if under else None
+
     async def stop_async(self) -> None:
-        """Stop this conversation's agent (a queued launch is cancelled). Its sandbox, and any
-        other conversation in it, keep running; :meth:`resume` runs it again."""
-        if self.status == st.QUEUED:
-            self._tracker.cancel_queued(self._tracked)
-            return
-        await self._steer_async("stop")
+        """Stop this conversation's agent at once, even in the middle of a command (a queued
+        launch is cancelled). Returns once the server has the request; the status says
+        ``paused`` when the server confirms it. Its sandbox, and any other conversation in
+        it, keep running; :meth:`resume` runs it again. While an action waits for approval
+        there is nothing running to stop: :meth:`reject` stops the agent."""
+        await self.command_async(STOP.name)
 
     def stop(self) -> None:
-        if self.status == st.QUEUED:
-            self._tracker.cancel_queued(self._tracked)
-            return
-        self._steer("stop")
+        self.command(STOP.name)
 
     async def resume_async(self) -> None:
         """Run a stopped conversation again (resuming its sandbox if that was paused)."""
-        await self._steer_async("resume")
+        await self.command_async("resume")
 
     def resume(self) -> None:
-        self._steer("resume")
-
-    async def _pause_sandbox(self) -> list[str]:
-        backend = await self._host.backend()
-        return await backend.pause_sandbox(await self._info())
+        self.command("resume")
 
     async def pause_sandbox_async(self) -> list[str]:
         """Pause the whole sandbox this conversation runs in, to free its resources. Every
         conversation in that sandbox stops; returns their ids."""
-        affected = await self._pause_sandbox()
-        await self._tracker.on_loop_async(*self._after("stop"))
-        return affected
+        return list(await self.command_async("pause_sandbox"))
 
     def pause_sandbox(self) -> list[str]:
-        affected = self._host.run_sync(self._pause_sandbox())
-        self._tracker.on_loop_sync(*self._after("stop"))
-        return affected
+        return list(self.command("pause_sandbox"))
 
     async def delete_async(self) -> None:
         """Delete the conversation on the server and stop tracking it."""
-        await self._steer_async("delete")
+        await self.command_async("delete")
 
     def delete(self) -> None:
-        self._steer("delete")
+        self.command("delete")
 
     async def download_async(self) -> bytes:
         backend = await self._host.backend()
@@ -507,6 +499,20 @@ class Conversation(WorkspaceMixin):
             else:
                 with contextlib.suppress(Exception):
                     tracker.submit(closer).result(5)
+
+
+def _message(text: object) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("The message is empty.")
+    return text
+
+
+def _ids(ids: object) -> tuple[str, ...] | None:
+    if ids is None:
+        return None
+    if isinstance(ids, (list, tuple)) and all(isinstance(i, str) for i in ids):
+        return tuple(ids)
+    raise InputError(f"ids is a list of action ids (from .pending), not {ids!r}.")
 
 
 def _reason(reason: str | None) -> str:

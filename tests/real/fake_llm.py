@@ -10,6 +10,8 @@ The last user message picks the script with a marker:
 - ``[llm:slow=N]``: wait N seconds before every answer (the conversation stays running);
 - ``[llm:many=N]``: run N short commands (a run long enough to push its state change out of
   the newest events);
+- ``[llm:home]``: set the git user globally and print ``HOME=<its home>`` (what an agent
+  does to the home it is given);
 - ``[llm:git]``: make the working directory a git repository with ``notes.txt`` committed,
   then change ``notes.txt`` and create ``added.txt`` with the file editor (``GIT_CHANGES``);
   with ``[llm:edits=N]`` it then creates N more files there, one per step.
@@ -38,6 +40,10 @@ MARKER = re.compile(r"\[llm:([a-z_]+)(?:=([0-9.]+))?\]")
 COMMAND = "echo hello-from-fake-llm"
 COMMAND_OUTPUT = "hello-from-fake-llm"
 TITLE = "Title from the fake LLM"
+HOME_COMMAND = (
+    "git config --global user.name openhands && git config --global user.email "
+    'openhands@all-hands.dev && echo "HOME=$HOME"'
+)
 EDITED_PATH = f"/tmp/ohj-fake-llm-{uuid.uuid4().hex[:8]}.txt"
 USAGE = {"prompt_tokens": 1200, "completion_tokens": 34, "total_tokens": 1234}
 #: what the server's settings charge per token, so that a run has a cost
@@ -117,6 +123,10 @@ def plan(
         )
     if "command" in markers:
         script.append({"name": shell, "arguments": {"command": COMMAND, "security_risk": "LOW"}})
+    if "home" in markers:
+        script.append(
+            {"name": shell, "arguments": {"command": HOME_COMMAND, "security_risk": "LOW"}}
+        )
     if "long" in markers:
         seconds = float(markers.get("long") or 20)
         script.append(

@@ -223,6 +223,29 @@ def stop_tagged(tag: str, grace: float = 5.0) -> None:
             time.sleep(0.1)
 
 
+def own_home(home: Path) -> dict[str, str]:
+    """A home of the server's own (it and every agent server and shell it starts inherit it):
+    the agents' ``git config --global``, shell history and tool settings land there, never in
+    the user's home, and go with the server's folder."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / ".gitconfig").write_text("")
+    env = {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_DATA_HOME": str(home / ".local/share"),
+        "XDG_STATE_HOME": str(home / ".local/state"),
+        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
+        # the agents' terminals keep no history file
+        "HISTFILE": "/dev/null",
+        "IPYTHONDIR": str(home / ".ipython"),
+        "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
+        "JUPYTER_DATA_DIR": str(home / ".local/share/jupyter"),
+        "JUPYTER_RUNTIME_DIR": str(home / ".local/share/jupyter/runtime"),
+    }
+    return env
+
+
 class RealServer:
     """A real OpenHands V1 app server on 127.0.0.1 with the process sandbox.
 
@@ -275,7 +298,7 @@ class RealServer:
         mods.mkdir()
         (mods / "ohj_real_app.py").write_text(textwrap.dedent(_APP_MODULE))
         (mods / "ohj_agent_server.py").write_text(textwrap.dedent(_AGENT_MODULE))
-        for name in ("persist", "sandboxes", "home", "files", "workspace"):
+        for name in ("persist", "sandboxes", "files", "workspace"):
             (self.dir / name).mkdir()
         self.port = free_port()
         env = {
@@ -297,6 +320,7 @@ class RealServer:
                 "OH_SANDBOX_AGENT_SERVER_MODULE": "ohj_agent_server",
                 "OH_WEBHOOKS_0_BASE_URL": f"{self.url}/api/v1/webhooks",
                 "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}",
+                **own_home(self.dir / "home"),
             }
         )
         if self.legacy:

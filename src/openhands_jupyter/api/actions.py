@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .models import Event
+from .text import shorten, visible
 
 DETAIL_LIMIT = 4000
 RISKS = ("LOW", "MEDIUM", "HIGH", "UNKNOWN")
@@ -67,4 +68,4 @@ class PendingAction:
     def line(self) -> str:
         """One line for a script's progress output."""
         what = self.text or self.tool
-        return f"[{self.risk} risk] {self.tool}: {' '.join(what.split())[:160]}"
+        return visible(f"[{self.risk} risk] {shorten(self.tool, 40)}: {shorten(what, 160)}")

@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from .errors import AuthenticationError, InvalidResponseError, NotFoundError
+from .errors import (
+    AuthenticationError,
+    InvalidResponseError,
+    NotFoundError,
+    OpenHandsError,
+    UnsupportedError,
+    absent_route,
+)
 from .secrets import Secret, SecretHeaders
 from .transport import Transport
 
@@ -57,6 +64,20 @@ class AgentEndpoint:
         return SecretHeaders({"X-Session-API-Key": self.key.get()} if self.key is not None else {})
 
 
+def _agent_error(exc: OpenHandsError, endpoint: AgentEndpoint) -> OpenHandsError:
+    """The agent server's refusals, said of this conversation."""
+    if isinstance(exc, AuthenticationError):
+        return AuthenticationError(
+            "The agent server refused this conversation's session key (it may have been "
+            "replaced: the next status poll brings the new one)."
+        )
+    if isinstance(exc, NotFoundError):
+        return NotFoundError(
+            f"The agent server does not know conversation {endpoint.conversation_id}."
+        )
+    return exc
+
+
 class AgentClient:
     """REST calls to agent servers. One transport per agent-server URL, outside the app
     server's request budget (these requests never reach the app server)."""
@@ -80,7 +101,17 @@ class AgentClient:
         for transport in transports:
             await transport.aclose()
 
-    async def call(self, endpoint: AgentEndpoint, method: str, path: str, **kwargs: Any) -> Any:
+    async def call(
+        self,
+        endpoint: AgentEndpoint,
+        method: str,
+        path: str,
+        *,
+        what: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """One request about this conversation. With ``what``, an answer that says the route
+        does not exist on this agent server becomes ``UnsupportedError``."""
         url = f"/api/conversations/{endpoint.dashed_id}{path}"
         try:
             return await self.transport(endpoint.base_url).request(
@@ -91,15 +122,12 @@ class AgentClient:
                 gated=False,
                 **kwargs,
             )
-        except AuthenticationError:
-            raise AuthenticationError(
-                "The agent server refused this conversation's session key (it may have been "
-                "replaced: the next status poll brings the new one)."
-            ) from None
-        except NotFoundError:
-            raise NotFoundError(
-                f"The agent server does not know conversation {endpoint.conversation_id}."
-            ) from None
+        except OpenHandsError as exc:
+            if what and absent_route(exc):
+                raise UnsupportedError(
+                    f"This agent server does not offer {what}.", status_code=exc.status_code
+                ) from None
+            raise _agent_error(exc, endpoint) from None
 
     async def events_page(
         self, endpoint: AgentEndpoint, params: dict[str, Any]
@@ -203,8 +231,16 @@ class AgentClient:
             idempotent=False,
         )
 
-    async def pause(self, endpoint: AgentEndpoint) -> None:
-        await self.call(endpoint, "POST", "/pause", json_body={}, idempotent=True)
+    async def interrupt(self, endpoint: AgentEndpoint) -> None:
+        """Stop the agent at once, in the middle of a command or an LLM call (``/interrupt``);
+        an agent server without that route gets ``/pause``, which waits for the step under
+        way to end."""
+        try:
+            await self.call(
+                endpoint, "POST", "/interrupt", json_body={}, idempotent=True, what="interrupt"
+            )
+        except UnsupportedError:
+            await self.call(endpoint, "POST", "/pause", json_body={}, idempotent=True)
 
     async def run(self, endpoint: AgentEndpoint) -> None:
         await self.call(endpoint, "POST", "/run", json_body={}, idempotent=True)

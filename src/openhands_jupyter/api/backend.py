@@ -149,8 +149,8 @@ class Backend(abc.ABC):
     async def send(self, info: ConversationInfo, text: str) -> None: ...
 
     @abc.abstractmethod
-    async def pause(self, info: ConversationInfo) -> None:
-        """Stop this conversation's agent; other conversations are not touched."""
+    async def stop(self, info: ConversationInfo) -> None:
+        """Stop this conversation's agent at once; other conversations are not touched."""
 
     @abc.abstractmethod
     async def resume(self, info: ConversationInfo) -> None: ...

@@ -31,6 +31,8 @@ class Rules:
     stop: bool = False
     resume: bool = False
     send: bool = False
+    #: actions wait for the user's approval: approve or reject them
+    answer: bool = False
     #: a launch still in this client's queue: Stop becomes Cancel
     cancel: bool = False
     #: the style class suffix (``ohj-s-<style>``)
@@ -45,7 +47,9 @@ RULES: dict[str, Rules] = {
     STARTING: Rules("starting", active=True, stop=True),
     RUNNING: Rules("running", active=True, stop=True, send=True),
     IDLE: Rules("idle", stop=True, send=True),
-    WAITING: Rules("waiting", stop=True, send=True),
+    # as the OpenHands web UI: no Stop while an action waits (the agent server would ignore
+    # it); Reject stops the agent
+    WAITING: Rules("waiting", send=True, answer=True),
     PAUSED: Rules("paused", resume=True),
     FINISHED: Rules("finished", ended=True, send=True),
     ERROR: Rules("error", ended=True, send=True),

@@ -185,8 +185,13 @@ class V0Backend(Backend):
             "POST", f"{url}/message", json_body={"message": text}, headers=headers, idempotent=False
         )
 
-    async def pause(self, info: ConversationInfo) -> None:
+    async def stop(self, info: ConversationInfo) -> None:
         await self.call("POST", f"{P}/{info.id}/stop", idempotent=True)
+
+    async def pause_sandbox(self, info: ConversationInfo) -> list[str]:
+        """A V0 conversation's sandbox is its runtime: stopping it stops only this one."""
+        await self.stop(info)
+        return [info.id]
 
     async def resume(self, info: ConversationInfo) -> None:
         await self.call(

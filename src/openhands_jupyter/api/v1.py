@@ -171,9 +171,10 @@ class V1Backend(Backend):
             )
         await self.agent.send_message(endpoint, text)
 
-    async def pause(self, info: ConversationInfo) -> None:
-        """Stop this conversation's agent on its agent server (as the web UI's Stop does); the
-        sandbox and every other conversation in it keep running."""
+    async def stop(self, info: ConversationInfo) -> None:
+        """Stop this conversation's agent on its agent server, at once (``/interrupt``; the web
+        UI's Stop sends ``/pause``, which waits for the step under way to end); the sandbox
+        and every other conversation in it keep running."""
         if (info.sandbox_status or "").upper() == "PAUSED":
             return
         endpoint = self.endpoint(info)
@@ -181,7 +182,7 @@ class V1Backend(Backend):
             raise ConflictError(
                 f"Conversation {info.id} is {info.status}: there is no running agent to stop."
             )
-        await self.agent.pause(endpoint)
+        await self.agent.interrupt(endpoint)
 
     async def resume(self, info: ConversationInfo) -> None:
         """Run a stopped agent again, or resume its paused sandbox. Right after a stop the
@@ -268,10 +269,6 @@ class V1Backend(Backend):
         await self.agent.send_message(endpoint, task)
 
     async def respond(self, info: ConversationInfo, accept: bool, reason: str) -> None:
-        if info.status != st.WAITING:
-            raise ConflictError(
-                f"Conversation {info.id} is {info.status}: no action is waiting for approval."
-            )
         await self.agent.respond(self._agent(info, "answer"), accept, reason)
 
     async def workspace_root(self, info: ConversationInfo) -> str:

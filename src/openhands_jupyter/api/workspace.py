@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidResponseError
+from .text import visible
 
 DEFAULT_ROOT = "/workspace/project"
 STATUSES = {"ADDED": "added", "UPDATED": "updated", "DELETED": "deleted", "MOVED": "moved"}
@@ -64,7 +65,9 @@ class FileDiff:
         return added, removed
 
     def __str__(self) -> str:
-        return self.unified
+        """The unified diff for a terminal: control characters in the texts are shown, not
+        acted on (``unified`` holds it as it is)."""
+        return visible(self.unified)
 
     def __repr__(self) -> str:
         added, removed = self.counts

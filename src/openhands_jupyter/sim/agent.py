@@ -29,10 +29,18 @@ def _err(status: int, detail: str) -> JSONResponse:
 
 
 def build_agent_app(
-    world: World, counts: Callable[[str], None], *, frame_auth: bool = True
+    world: World,
+    counts: Callable[[str], None],
+    *,
+    frame_auth: bool = True,
+    push_delay: float = 0.0,
+    interrupt: bool = True,
 ) -> Starlette:
     """``frame_auth=False`` is an agent server from before first-frame auth (1.6): a socket
-    that brings no key in its header is refused before it is accepted (HTTP 403)."""
+    that brings no key in its header is refused before it is accepted (HTTP 403).
+    ``push_delay`` (sim-seconds) holds each event back on the socket, as a busy server's late
+    pushes: a state sent before a command can arrive after the command's answer.
+    ``interrupt=False`` is an agent server with no ``/interrupt`` route (only ``/pause``)."""
 
     def keys() -> set[str]:
         return {
@@ -96,7 +104,16 @@ def build_agent_app(
         return JSONResponse({"success": True})
 
     async def pause(request: Request, conv: SimConversation) -> Response:
+        # as a real agent server: the answer waits for the step under way to end
+        wait = world.step_ends_in(conv)
+        if wait:
+            await asyncio.sleep(wait)
+        world.advance()
         world.agent_pause(conv)
+        return JSONResponse({"success": True})
+
+    async def interrupt_route(request: Request, conv: SimConversation) -> Response:
+        world.agent_interrupt(conv)
         return JSONResponse({"success": True})
 
     async def run(request: Request, conv: SimConversation) -> Response:
@@ -267,7 +284,13 @@ def build_agent_app(
                 if conv.deleted or conv.sandbox_status != "RUNNING":
                     await websocket.close(code=1001, reason="Conversation closed")
                     return
-                events = conv.events[sent:]
+                # in order; with a push delay, what is held back holds back what follows
+                due = world.now() - world.scaled(push_delay)
+                events = []
+                for ev in conv.events[sent:]:
+                    if ev.moment > due:
+                        break
+                    events.append(ev)
                 sent += len(events)
                 for ev in events:
                     for item in render.v1_events(conv, ev, world.local_time(ev)):
@@ -279,8 +302,14 @@ def build_agent_app(
             receiver.cancel()
 
     P = "/api/conversations/{cid}"
+    optional = (
+        [Route(f"{P}/interrupt", route("agent.interrupt", interrupt_route), methods=["POST"])]
+        if interrupt
+        else []
+    )
     return Starlette(
         routes=[
+            *optional,
             Route("/alive", alive),
             Route("/health", alive),
             Route("/api/file/download", download),
@@ -290,7 +319,6 @@ def build_agent_app(
             Route(f"{P}/events/count", route("agent.events_count", events_count)),
             Route(f"{P}/events", route("agent.send", send_message), methods=["POST"]),
             Route(f"{P}/pause", route("agent.pause", pause), methods=["POST"]),
-            Route(f"{P}/interrupt", route("agent.pause", pause), methods=["POST"]),
             Route(f"{P}/run", route("agent.run", run), methods=["POST"]),
             Route(
                 f"{P}/events/respond_to_confirmation",

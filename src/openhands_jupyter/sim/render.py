@@ -70,6 +70,14 @@ def _observation(event: SimEvent, name: str) -> dict[str, Any]:
     }
 
 
+def _last_action(conv: SimConversation, event: SimEvent) -> str | None:
+    """The id of the newest action before ``event``."""
+    for other in reversed(conv.events[: event.seq]):
+        if other.type in ("command", "edit", "read", "plan", "finish"):
+            return other.id
+    return None
+
+
 def _text(text: str) -> list[dict[str, Any]]:
     return [{"cache_prompt": False, "type": "text", "text": text}]
 
@@ -114,6 +122,21 @@ def v1_events(
         return [{**state, "key": "execution_status", "value": event.text}]
     if event.type == "pause":
         return [{**base, "kind": "PauseEvent"}]
+    if event.type == "interrupt":
+        return [{**base, "kind": "InterruptEvent"}]
+    if event.type == "agent_error":
+        # the command the interrupt cut short: its tool call, answered by this error
+        cut = _last_action(conv, event)
+        call = "call_" + (cut or event.id).replace("-", "")[:12]
+        return [
+            {
+                **base,
+                "kind": "AgentErrorEvent",
+                "tool_name": "terminal",
+                "tool_call_id": call,
+                "error": event.text,
+            }
+        ]
     if event.type == "plan":
         tasks = [{"title": t, "notes": "", "status": "todo"} for t in event.text.split(";")]
         return [
@@ -225,7 +248,7 @@ def v1_events(
 
 def v0_event(event: SimEvent, stamp: str | None = None) -> dict[str, Any] | None:
     """One simulated event as a V0 event (``None`` for what V0 does not record)."""
-    if event.type in ("stats", "pause", "system", "user_id"):
+    if event.type in ("stats", "pause", "interrupt", "agent_error", "system", "user_id"):
         return None
     base: dict[str, Any] = {
         "id": event.seq,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..api.text import shorten
+
 SCRIPT_COMMAND = "pytest -q tests/test_api.py"
 SCRIPT_OUTPUT = "3 passed in 0.12s"
 EDITED_FILE = "src/app/api.py"
@@ -56,6 +58,11 @@ def finish_message(task: str) -> str:
     """The final answer the simulated agent gives for a task."""
     text = " ".join(_MARKER.sub("", task).split())
     return f"Done: {text[:80]}" if text else "Done."
+
+
+def title_of(task: str) -> str:
+    """The title the server generates for a conversation: its first message in a few words."""
+    return shorten(_MARKER.sub("", task), 50) or "Untitled conversation"
 
 
 @dataclass(frozen=True)

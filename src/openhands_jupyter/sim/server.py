@@ -107,6 +107,8 @@ class Simulator:
         socket_frame_auth: bool = True,
         timestamp_filter_fails: bool = False,
         idle_before_run: float = 0.0,
+        push_delay: float = 0.0,
+        interrupt: bool = True,
     ) -> None:
         self.port = port
         self.agent_port = 0
@@ -140,6 +142,8 @@ class Simulator:
             timestamp_filter_fails=timestamp_filter_fails,
         )
         self.socket_frame_auth = socket_frame_auth
+        self.push_delay = push_delay
+        self.interrupt = interrupt
         self._app: _Served | None = None
         self._agent: _Served | None = None
 
@@ -185,7 +189,13 @@ class Simulator:
                 stats.agent_counts[route] += 1
 
         self._agent = _Served(
-            build_agent_app(self.world, count, frame_auth=self.socket_frame_auth),
+            build_agent_app(
+                self.world,
+                count,
+                frame_auth=self.socket_frame_auth,
+                push_delay=self.push_delay,
+                interrupt=self.interrupt,
+            ),
             self.agent_port,
             "openhands-agent",
         )

@@ -15,6 +15,8 @@ from . import scenarios as sc
 from .tree import SimTree
 
 TERMINAL_EXEC = frozenset({"finished", "error", "stuck"})
+#: what a real agent server says of a tool call an interrupt cut short
+INTERRUPTED = "Tool call interrupted before completion. The conversation was paused."
 NEVER = float("inf")
 #: what one agent step costs in the simulator, and the tokens it takes
 STEP_COST = 0.0123
@@ -75,7 +77,6 @@ class SimConversation:
     title_due: float = NEVER
     agent_paused: list[tuple[float, sc.Step]] | None = None
     last_action_id: str | None = None
-    run_busy_until: float = 0.0
     tree: SimTree = field(default_factory=SimTree)
     #: confirmation mode (the agent server's policy is not NeverConfirm): each action waits
     confirm: bool = False
@@ -228,7 +229,9 @@ class World:
         task.status = "READY"
         conv.visible_v1 = True
         conv.sandbox_status = "RUNNING"
-        conv.title_due = conv.ready_at + self.scaled(self.title_delay)
+        if conv.task:
+            # the server names a conversation after its first message, a few seconds in
+            conv.title_due = conv.ready_at + self.scaled(self.title_delay)
         conv.exec_ready_at = conv.ready_at + self.scaled(self.null_period)
         at = conv.exec_ready_at
         if self.idle_before_run:
@@ -250,7 +253,7 @@ class World:
         if now >= conv.title_due:
             # the server's title step: it copies the agent server's title over the stored one
             conv.title_due = NEVER
-            conv.title = conv.agent_title or f"Sim title: {sc.finish_message(conv.task)[6:46]}"
+            conv.title = conv.agent_title or sc.title_of(conv.task)
         self._flush_due(conv, now)
         if (
             conv.sandbox_status == "STARTING"
@@ -440,6 +443,7 @@ class World:
             if not conv.task:
                 # the first message of a conversation started without one: it is the task
                 conv.task = text
+                conv.title_due = now + self.scaled(self.title_delay)
                 conv.scenario = sc.scenario_of(text, self.default_scenario)
                 steps = [
                     sc.Step(0.0, "event", "message", text, "user"),
@@ -493,8 +497,28 @@ class World:
                 self.resume(conv)
             return convs
 
+    def step_ends_in(self, conv: SimConversation) -> float:
+        """Seconds until the step under way ends (a running agent's next event), the wait of
+        the agent server's ``pause``."""
+        with self.lock:
+            now = self.now()
+            self._advance_conv(conv, now)
+            if conv.execution_status != "running" or not conv.steps:
+                return 0.0
+            return max(0.0, conv.steps[0][0] - now)
+
+    def _freeze(self, conv: SimConversation, now: float) -> None:
+        frozen = []
+        prev = now
+        for due, step in conv.steps:
+            frozen.append((max(0.0, due - prev), step))
+            prev = max(prev, due)
+        conv.steps.clear()
+        conv.agent_paused = frozen
+
     def agent_pause(self, conv: SimConversation) -> bool:
-        """The agent server's ``pause``: this conversation's agent only; the sandbox runs on."""
+        """The agent server's ``pause``, once the step under way has ended (its route waits
+        for that first): this conversation's agent only; the sandbox runs on."""
         with self.lock:
             now = self.now()
             self._advance_conv(conv, now)
@@ -504,28 +528,42 @@ class World:
                 None,
             ):
                 return False  # as the SDK: only a running or idle agent pauses
-            frozen = []
-            prev = now
-            for due, step in conv.steps:
-                frozen.append((max(0.0, due - prev), step))
-                prev = max(prev, due)
-            # as on a real agent server, the step under way runs to its end first: until then
-            # a new run is refused (409)
-            conv.run_busy_until = conv.steps[0][0] if conv.steps else now
-            conv.steps.clear()
-            conv.agent_paused = frozen
+            self._freeze(conv, now)
             conv.execution_status = "paused"
             conv.updated = datetime.now(timezone.utc)
             self._emit(conv, "pause", "paused", "user", None, now)
             self._emit(conv, "state", "paused", "environment", None, now)
             return True
 
+    def agent_interrupt(self, conv: SimConversation) -> None:
+        """The agent server's ``interrupt``: the step under way is cancelled at once (a command
+        is killed: its output never comes) and the agent is paused. While an action waits
+        for approval it does nothing, as on a real agent server."""
+        with self.lock:
+            now = self.now()
+            self._advance_conv(conv, now)
+            if conv.sandbox_status != "RUNNING" or conv.execution_status in (
+                "waiting_for_confirmation",
+                "paused",
+            ):
+                return
+            cut = bool(conv.steps) and conv.steps[0][1].type == "output"
+            if cut:
+                conv.steps.popleft()  # the command under way: killed, no output
+                self._emit(conv, "agent_error", INTERRUPTED, "agent", None, now)
+            self._freeze(conv, now)
+            conv.execution_status = "paused"
+            conv.updated = datetime.now(timezone.utc)
+            self.changes.append((now, conv.id, "paused"))
+            self._emit(conv, "state", "paused", "environment", None, now)
+            self._emit(conv, "interrupt", "interrupted", "user", None, now)
+
     def agent_run(self, conv: SimConversation) -> str:
         """The agent server's ``run``: ``"ran"``, ``"running"`` (already) or ``"idle"``."""
         with self.lock:
             now = self.now()
             self._advance_conv(conv, now)
-            if conv.execution_status == "running" or now < conv.run_busy_until:
+            if conv.execution_status == "running":
                 return "running"
             if conv.execution_status != "paused" or conv.agent_paused is None:
                 return "idle"

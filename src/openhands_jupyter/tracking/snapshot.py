@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..api.actions import PendingAction
 from ..api.models import Event
@@ -48,6 +49,12 @@ class Snapshot:
     """The actions waiting for the user's approval, while the status is waiting."""
     stopped_why: str | None = None
     """Why the client stopped it (its cost cap), until it runs again."""
+    doing: str | None = None
+    """The command under way until the server confirms it (``stopping…``), else ``None``."""
+    command_note: str | None = None
+    """What the last command left to say (the server has not confirmed it)."""
+    buttons: tuple[dict[str, Any], ...] = ()
+    """The command buttons to draw: ``{command, label, place, style, enabled}`` each."""
     max_cost: float | None = None
     git_provider: str | None = None
     """Where the repository is hosted (``github``, ``gitlab``, ``bitbucket``...), if known."""

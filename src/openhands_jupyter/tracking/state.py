@@ -18,6 +18,7 @@ from ..api.backend import EventCursor, StartRequest
 from ..api.ids import later, parse_time
 from ..api.models import HIDDEN_TYPES, ConversationInfo, Event, Usage
 from .changes import ChangeSet
+from .commands import Under, buttons
 from .snapshot import Snapshot
 
 _keys = itertools.count(1)
@@ -31,19 +32,6 @@ LIVE_CONNECTING = "connecting"
 LIVE_ON = "live"
 LIVE_RETRYING = "retrying"
 LIVE_FALLBACK = "delayed"
-
-
-@dataclass
-class Expectation:
-    """What a command (send, stop, resume) should lead to, and the server's state when it was
-    sent: a later answer only overrides it with evidence that the server moved on."""
-
-    status: str
-    marker: str | None
-    state_events: int
-    polls: int = 0
-    """Status answers that showed no change since the command (a no-op command is given up
-    on after a few)."""
 
 
 @dataclass(eq=False)
@@ -82,7 +70,10 @@ class Tracked:
     has_run: bool = False
     start_attempts: int = 0
     verify_since: float | None = None
-    expect: Expectation | None = None
+    #: the command sent and not yet confirmed by the server (see ``commands``)
+    command: Under | None = None
+    #: what the last command left to say (the server has not confirmed it)
+    command_note: str | None = None
     seen: bool = False
     misses: int = 0
     events_supported: bool = True
@@ -186,13 +177,16 @@ class Tracked:
         return max(info, stats, key=_usage_size)
 
     def add_events(self, events: list[Event]) -> list[Event]:
-        """Take events from any source; returns those not seen before (by id)."""
+        """Take events from any source; returns those not seen before (by id), bookkeeping
+        ones included (the feed gets only what is worth showing)."""
         fresh = []
+        new: list[Event] = []
         for event in events:
             if event.id and event.id in self.seen_ids:
                 continue
             if event.id:
                 self.seen_ids.add(event.id)
+            new.append(event)
             stamp = event.raw.get("timestamp") if event.raw else None
             if isinstance(stamp, str) and (self.server_time is None or stamp > self.server_time):
                 self.server_time = stamp
@@ -212,12 +206,21 @@ class Tracked:
         self.feed.extend(fresh)
         self.pending_events.extend(fresh)
         self.changes.note_events(fresh)
-        return fresh
+        return new
 
     def _match(self, event: Event) -> None:
-        answered = event.raw.get("action_id") if event.raw else None
+        raw = event.raw or {}
+        answered = raw.get("action_id")
         if isinstance(answered, str):
             self.unmatched.pop(answered, None)
+        if event.kind == "InterruptEvent":
+            self.unmatched.clear()  # the step under way was cancelled: nothing waits
+        call = raw.get("tool_call_id")
+        if event.kind == "AgentErrorEvent" and isinstance(call, str):
+            # an action that failed (or was cut short) is answered by its error
+            for key, action in list(self.unmatched.items()):
+                if (action.raw or {}).get("tool_call_id") == call:
+                    self.unmatched.pop(key)
         if event.kind == "ActionEvent" and event.type != "finish" and event.id:
             self.unmatched[event.id] = event
             while len(self.unmatched) > 20:
@@ -288,8 +291,12 @@ class Tracked:
 
     @property
     def settled(self) -> bool:
-        """Not working any more, and the final event fetch (the answer) is done."""
-        return self.status not in st.ACTIVE and self.final_left <= 0
+        """Not working any more, the final event fetch (the answer) done, no command under way
+        (``wait()`` after a command waits for its outcome), and when it waits for approval,
+        the action it waits for known."""
+        if self.status in st.ACTIVE or self.final_left > 0 or self.command is not None:
+            return False
+        return not (self.status == st.WAITING and self.events_supported and not self.pending)
 
     @property
     def activity(self) -> str:
@@ -333,6 +340,9 @@ class Tracked:
             changes_error=self.changes.error,
             pending=self.pending,
             stopped_why=self.stopped_why,
+            doing=self.command.doing if self.command else None,
+            command_note=self.command_note,
+            buttons=tuple(buttons(self.status, self.command)),
             git_provider=self.git_provider,
             max_cost=self.request.max_cost if self.request else None,
         )
@@ -358,6 +368,8 @@ class Tracked:
             self.changes.version,
             tuple(self.unmatched) if self.status == st.WAITING else (),
             self.stopped_why,
+            self.command.doing if self.command else None,
+            self.command_note,
         )
 
 

@@ -31,10 +31,12 @@ from ..api.secrets import package_logger
 from ..api.transport import backoff_delay, within
 from . import changes
 from .budget import RequestBudget
+from .commands import SEND, Args, Under
 from .config import TrackerConfig
 from .live import LiveFeed, gap_since, stop_all
 from .loops import BackgroundLoop, running_loop
-from .state import LIVE_FALLBACK, LIVE_OFF, Expectation, Subscriber, Tracked
+from .state import LIVE_FALLBACK, LIVE_OFF, Subscriber, Tracked
+from .steering import Steering
 
 log = package_logger("openhands_jupyter.tracking")
 #: what one conversation's event read can get wrong without the server as a whole being in
@@ -48,8 +50,6 @@ T = TypeVar("T")
 BUSY = frozenset({st.STARTING, st.RUNNING, st.WAITING})
 MAX_START_ATTEMPTS = 4
 MAX_TITLE_ATTEMPTS = 5
-#: status answers with no change at all after a command before the server's word is taken
-MAX_UNCHANGED_POLLS = 4
 
 
 def live_newer_than(tracked: Tracked, sent_at: float) -> bool:
@@ -57,8 +57,9 @@ def live_newer_than(tracked: Tracked, sent_at: float) -> bool:
     return tracked.live_status_at > sent_at
 
 
-class Tracker:
-    """Follows many conversations with few requests. All public methods are thread-safe."""
+class Tracker(Steering):
+    """Follows many conversations with few requests. Registration and subscription may be
+    called from any thread; what changes a conversation's state runs on the tracker's loop."""
 
     def __init__(
         self,
@@ -259,41 +260,6 @@ class Tracker:
         self.untrack(tracked)
         return True
 
-    def after_command(self, tracked: Tracked, command: str) -> None:
-        """A command reached the server: show what it causes, ask again soon, and keep showing
-        it until the server shows evidence (a new state, a newer marker) that it moved on.
-        Must run on the tracker's loop (see :meth:`on_loop`)."""
-        expected = {
-            "send": st.RUNNING,
-            "approve": st.RUNNING,
-            "reject": st.IDLE,
-            "resume": st.STARTING,
-            "stop": st.PAUSED,
-            "delete": st.ARCHIVED,
-        }.get(command)
-        if expected is None:
-            return
-        info = tracked.info
-        tracked.command_at = self._now()
-        tracked.expect = Expectation(
-            expected, info.state_marker if info else None, tracked.state_events
-        )
-        self._set_status(tracked, expected)
-        if command in ("send", "resume", "approve"):
-            tracked.reset_answer()
-            tracked.final_left = 0
-            if tracked.key not in self.entries:
-                self.entries[tracked.key] = tracked
-                self.call_soon(self._entries_changed)
-            tracked.tracking = True
-        if command == "delete":
-            tracked.expect = None
-        tracked.next_due = self._now() + self.config.s(0.5)
-        tracked.events_due = min(tracked.events_due, tracked.next_due)
-        self._start_task()
-        self._sync_live(tracked)
-        self._publish(tracked)
-
     def accept_info(self, tracked: Tracked, info: ConversationInfo | None) -> None:
         """A status read outside the loop (``refresh()``), applied like the loop's own."""
         self._apply_info(tracked, info, self._now(), sent_at=-math.inf)
@@ -301,7 +267,7 @@ class Tracker:
 
     def accept_events(self, tracked: Tracked, events: list[Event]) -> None:
         """Events read outside the loop (``events()``)."""
-        tracked.add_events(events)
+        self._evidence(tracked, tracked.add_events(events))
         self._publish(tracked)
 
     def subscribe(
@@ -587,11 +553,16 @@ class Tracker:
     def _needs_status(self, tracked: Tracked) -> bool:
         if tracked.status == st.QUEUED or not tracked.tracking:
             return False
-        return tracked.status not in st.FINAL or tracked.unconfirmed or tracked.title_checks > 0
+        return (
+            tracked.status not in st.FINAL
+            or tracked.unconfirmed
+            or tracked.title_checks > 0
+            or tracked.command is not None
+        )
 
     def _interval(self, tracked: Tracked) -> float:
         cfg = self.config
-        if tracked.status in (st.RUNNING, st.STARTING) or tracked.expect is not None:
+        if tracked.status in (st.RUNNING, st.STARTING) or tracked.command is not None:
             return cfg.s(cfg.poll_interval)
         if tracked.status in (st.IDLE, st.WAITING):
             return cfg.s(cfg.idle_interval)
@@ -744,7 +715,14 @@ class Tracker:
             tracked.delivered = True
             if tracked.last_error and tracked.last_error.startswith("Retrying: the task"):
                 tracked.last_error = None
-            self.after_command(tracked, "send")
+            # the task is a message like any other: running once the server shows it
+            tracked.expect_echo(request.task)
+            tracked.command = Under(SEND, tracked.status, self._now(), Args(request.task))
+            tracked.command.answered = True
+            tracked.command_at = tracked.command.since
+            tracked.next_due = tracked.events_due = self._now() + self.config.s(0.5)
+            self._sync_live(tracked)
+            self._publish(tracked)
 
     def _set_status(self, tracked: Tracked, status: str) -> None:
         """Every status change goes through here, so that ends and restarts are noticed."""
@@ -760,23 +738,6 @@ class Tracker:
             tracked.changes.everything_stale()  # its files can be read again
         if before == st.PAUSED and status in st.ACTIVE | {st.RUNNING}:
             tracked.stopped_why = None
-
-    def _moved_on(self, tracked: Tracked, info: ConversationInfo, *, poll: bool = False) -> bool:
-        """Whether the server shows evidence of a state newer than the last command's."""
-        expect = tracked.expect
-        if expect is None:
-            return True
-        if info.status == expect.status:
-            return True
-        if expect.status == st.RUNNING and info.status in (st.STARTING, st.WAITING):
-            return True
-        if info.state_marker is not None and info.state_marker != expect.marker:
-            return True
-        if tracked.state_events > expect.state_events:
-            return True
-        if poll:
-            expect.polls += 1
-        return expect.polls > MAX_UNCHANGED_POLLS
 
     def _apply_info(
         self,
@@ -806,7 +767,7 @@ class Tracker:
         if info is None:
             tracked.misses += 1
             if tracked.seen or tracked.misses >= 5:
-                tracked.expect = None
+                tracked.command = None
                 self._set_status(tracked, st.ARCHIVED if tracked.seen else st.ERROR)
                 tracked.detail = None if tracked.seen else "The server does not know this id."
         else:
@@ -825,12 +786,16 @@ class Tracker:
                 pass  # the agent server said something newer while this answer was on its way
             elif tracked.undelivered:
                 pass  # started in confirmation mode: starting until its task is sent
-            elif self._moved_on(tracked, info, poll=True):
-                tracked.expect = None
+            elif tracked.command is not None:
+                # asked after the command went out: the server's word, unless it still shows
+                # the state from before it (then the events may hold the evidence)
+                self._observe(tracked, info.status, poll=asked_at != math.inf)
+                if tracked.command is not None and (
+                    tracked.live is None or not tracked.live.connected
+                ):
+                    tracked.events_due = min(tracked.events_due, now)
+            else:
                 self._set_status(tracked, info.status)
-            elif tracked.live is None or not tracked.live.connected:
-                # still the state from before the command: look at the events for evidence
-                tracked.events_due = min(tracked.events_due, now)
         if not live_newer_than(tracked, sent_at):
             tracked.unconfirmed = False
         tracked.next_due = now + self._interval(tracked)
@@ -840,47 +805,8 @@ class Tracker:
         self._check_cost(tracked)
         self._publish(tracked)
 
-    # -- the cost cap ---------------------------------------------------------------------------
-    def _capped(self, tracked: Tracked) -> bool:
-        """It has a cost cap not yet acted on (its stats events are read for the cost)."""
-        return bool(tracked.request and tracked.request.max_cost) and not tracked.cost_stopped
-
-    def _check_cost(self, tracked: Tracked) -> None:
-        """Stop the agent once its cost passes the cap it was started with (once: a resume
-        after that goes on)."""
-        if not self._capped(tracked) or tracked.status not in (st.RUNNING, st.WAITING):
-            return
-        cap = tracked.request.max_cost if tracked.request else None
-        usage = tracked.usage
-        if cap is None or usage is None or usage.cost is None or usage.cost <= cap:
-            return
-        tracked.cost_stopped = True
-        tracked.stopped_why = (
-            f"Stopped by its cost cap: ${usage.cost:.2f} spent, past max_cost ${cap:.2f}. "
-            "Resume to go on without the cap."
-        )
-        task = asyncio.get_running_loop().create_task(self._stop_for_cost(tracked))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _stop_for_cost(self, tracked: Tracked) -> None:
-        info = tracked.info
-        try:
-            if info is None:
-                raise ConflictError("its status is not known yet")
-            backend = await self._get_backend()
-            await backend.pause(info)
-        except OpenHandsError as exc:
-            tracked.cost_stopped = False  # tried again at the next figure
-            tracked.stopped_why = None
-            tracked.last_error = f"Retrying: could not stop it at its cost cap ({exc})"
-            self._publish(tracked)
-            return
-        self.after_command(tracked, "stop")
-
     def _became_final(self, tracked: Tracked) -> None:
         self._slot_freed = True
-        tracked.expect = None
         tracked.changes.everything_stale()
         answered = tracked.status != st.FINISHED or tracked.last_finish is not None
         if tracked.conversation_id and tracked.events_supported and not answered:
@@ -906,7 +832,7 @@ class Tracker:
             # and for the actions waiting for approval (a script prints them)
             wanted = (
                 tracked.watched
-                or tracked.expect is not None
+                or tracked.command is not None
                 or tracked.status == st.WAITING
                 or self._capped(tracked)
             )
@@ -932,7 +858,7 @@ class Tracker:
                 if tracked.last_error == tracked.events_error:
                     tracked.last_error = tracked.retry_at = None
                 tracked.events_error = None
-            tracked.add_events(events)
+            self._evidence(tracked, tracked.add_events(events))
             self._check_cost(tracked)
             if final:
                 tracked.final_left -= 1
@@ -949,15 +875,6 @@ class Tracker:
             else:
                 # at the pace of its status: idle and paused conversations' events rarely
                 tracked.events_due = self._now() + self._interval(tracked)
-            info = tracked.info
-            if tracked.expect is not None and info is not None and self._moved_on(tracked, info):
-                if tracked.info_at >= tracked.command_at:
-                    tracked.expect = None
-                    self._set_status(tracked, info.status)
-                else:
-                    # the events say it moved on, but the status at hand predates the
-                    # command: ask for the current one now rather than show the old
-                    tracked.next_due = min(tracked.next_due, self._now())
             self._publish(tracked)
             self._sync_live(tracked)
 
@@ -1019,7 +936,7 @@ class Tracker:
             return False
         if tracked.status in st.FINAL:
             return tracked.final_left > 0
-        return tracked.status != st.PAUSED or tracked.expect is not None
+        return tracked.status != st.PAUSED or tracked.command is not None
 
     def _live_covers(self, tracked: Tracked) -> bool:
         """Whether the live feed brings this conversation's events (so the app server's
@@ -1056,13 +973,16 @@ class Tracker:
         """Frames from the agent server. Events are de-duplicated by id; the status follows
         the socket's state updates at once (history read over REST never moves it)."""
         events = [e for e in (event_from_v1(f) for f in frames) if e is not None]
-        # the state pushed on subscribe is a status, not an event of the run
-        tracked.add_events([e for e in events if e.kind != "full_state"])
+        # in the order the server sent them: a command's evidence, then the states after it
+        for event in events:
+            # the state pushed on subscribe is a status, not an event of the run
+            if event.kind != "full_state":
+                self._evidence(tracked, tracked.add_events([event]))
+            if live and event.type == "state":
+                self._live_state(tracked, event)
         if tracked.changes.stale and tracked.changes.watchers:
             self._wake_up()
         self._check_cost(tracked)
-        if live:
-            self._live_states(tracked, events)
         if tracked.status in st.FINAL and tracked.final_left > 0 and tracked.last_finish:
             tracked.final_left = 0
             tracked.events_due = math.inf
@@ -1072,19 +992,14 @@ class Tracker:
 
     def live_status(self, tracked: Tracked, frames: list[dict[str, Any]]) -> None:
         """The status from state frames only (the ones a socket got as it subscribed)."""
-        if tracked.expect is not None:
-            # a command is under way (a resume still waiting out the stopped step, say): the
-            # state at subscription may predate it. Its own evidence, or a live change, decides.
-            return
-        events = [e for e in (event_from_v1(f) for f in frames) if e is not None]
-        self._live_states(tracked, events)
+        for event in (e for e in (event_from_v1(f) for f in frames) if e is not None):
+            if event.type == "state":
+                self._live_state(tracked, event)
         self._publish(tracked)
 
-    def _live_states(self, tracked: Tracked, events: list[Event]) -> None:
-        for event in events:
-            if event.type == "state":
-                paused = event.text in ("paused", "interrupted")
-                self._live_status(tracked, "paused" if paused else event.text)
+    def _live_state(self, tracked: Tracked, event: Event) -> None:
+        paused = event.text in ("paused", "interrupted")
+        self._live_status(tracked, "paused" if paused else event.text)
 
     def _live_status(self, tracked: Tracked, execution_status: str) -> None:
         if execution_status in (
@@ -1097,7 +1012,15 @@ class Tracker:
             tracked.has_run = True
         status = st.v1_status("RUNNING", execution_status, tracked.has_run)
         tracked.live_status_at = self._now()
-        tracked.expect = None  # a state the server reached just now outranks any expectation
+        if tracked.command is not None:
+            # pushed after the command went out, but a push of the state from before it may
+            # still be on its way: only another state counts
+            before = tracked.status
+            self._observe(tracked, status, poll=False)
+            if tracked.status != before:
+                tracked.unconfirmed = True
+                tracked.next_due = min(tracked.next_due, self._now() + self._interval(tracked))
+            return
         if status != tracked.status:
             self._set_status(tracked, status)
             tracked.unconfirmed = True

@@ -14,6 +14,7 @@ from traitlets import Float, Int, TraitError, Unicode, validate
 
 from ..api.errors import InputError, UnreadableWarning
 from ..api.ids import normalize_id
+from ..api.text import shorten, visible
 from ..api.validate import check_api_version, check_branch, check_max_cost, normalize_repository
 from .parsing import fill_fields, split_line
 from .settings import read_defaults
@@ -170,7 +171,9 @@ class OpenHandsMagics(Magics):
         help="list the N most recent conversations, with attach buttons",
     )
     @argument("--attach", default=None, metavar="ID", help="follow an existing conversation")
-    @argument("--stop", default=None, metavar="ID", help="stop (pause) a conversation by id")
+    @argument(
+        "--stop", dest="stop_id", default=None, metavar="ID", help="stop a conversation's agent"
+    )
     @argument("--panel", action="store_true", help="show every tracked conversation")
     @argument("--config", action="store_true", help="show the settings and where they come from")
     @line_cell_magic
@@ -224,26 +227,24 @@ class OpenHandsMagics(Magics):
         try:
             return self._dispatch(args, task)
         except (OpenHandsError, TimeoutError) as exc:
-            print(f"openhands: {exc}", file=sys.stderr)
+            print(visible(f"openhands: {exc}"), file=sys.stderr)
             return None
 
     def _dispatch(self, args: Any, task: str) -> Any:
-        modes = [
-            m
-            for m in ("list", "attach", "stop", "panel", "config")
-            if getattr(args, m) not in (None, False)
-        ]
+        # the options that manage conversations instead of starting one, by their dest
+        modes = [m for m in MODES if getattr(args, m) not in (None, False)]
         if len(modes) > 1:
-            raise UsageError(f"%openhands: use one of --{', --'.join(modes)} at a time.")
+            named = ", ".join(MODES[m] for m in modes)
+            raise UsageError(f"%openhands: use one of {named} at a time.")
         if modes and task:
-            raise UsageError(f"%openhands --{modes[0]} takes no task text.")
+            raise UsageError(f"%openhands {MODES[modes[0]]} takes no task text.")
         if args.api_version:
             self.api_version = check_api_version(args.api_version)
         if "config" in modes:
             self._show_config()
             return None
         # every argument is checked before anything asks for a key or sends a request
-        for ident in (args.attach, args.stop):
+        for ident in (args.attach, args.stop_id):
             if ident is not None:
                 normalize_id(ident)
         if not modes:
@@ -272,10 +273,10 @@ class OpenHandsMagics(Magics):
         if "list" in modes:
             self._show_list(client, int(args.list))
             return None
-        if "stop" in modes:
-            conv = client.get(args.stop, track=False)
+        if "stop_id" in modes:
+            conv = client.get(args.stop_id, track=False)
             conv.stop()
-            print(f"Stopped {conv.id}.")
+            print(f"Stopping {conv.id}: the server has the request.")
             return None
         if "attach" in modes:
             conv = client.get(args.attach)
@@ -333,8 +334,9 @@ class OpenHandsMagics(Magics):
                 info = conv.info
                 moment = info.updated_at or info.created_at if info else None
                 when = moment.strftime("%Y-%m-%d %H:%M") if moment else ""
-                label = " ".join((conv.title or "").split())[:60]
-                print(f"{conv.id or '':<32}  {conv.status:<9}  {when:<16}  {label}")
+                label = visible(shorten(conv.title, 60))
+                status = visible(conv.status)
+                print(f"{conv.id or '':<32}  {status:<9}  {when:<16}  {label}")
             return
         shown = ipywidgets.VBox()
         rows = []
@@ -351,10 +353,20 @@ class OpenHandsMagics(Magics):
                 shown.children = (*shown.children, ConversationWidget(again))
 
             button.on_click(attach)
-            label = (conv.title or "").replace("\n", " ")[:70]
+            label = shorten(conv.title, 70)
             text = f"{cid[:8]}  {conv.status:<9} {label}"
             rows.append(ipywidgets.HBox([button, ipywidgets.Label(text)]))
         display(ipywidgets.VBox([*rows, shown]))
+
+
+#: the options that manage conversations (one at a time, no task): dest -> option
+MODES = {
+    "list": "--list",
+    "attach": "--attach",
+    "stop_id": "--stop",
+    "panel": "--panel",
+    "config": "--config",
+}
 
 
 def setting_error(name: str, value: Any) -> str | None:

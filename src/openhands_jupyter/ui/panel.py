@@ -13,10 +13,11 @@ import traitlets
 from ..api import status as st
 from ..api.errors import OpenHandsError
 from ..api.ids import epoch_ms
-from ..api.text import comm_safe
+from ..api.text import comm_safe, shorten, visible
 from ..client import AsyncOpenHands, OpenHands
 from ..conversation import Conversation
 from ..tracking import Snapshot, Tracked
+from ..tracking.commands import COMMANDS
 from .assets import asset
 from .shared import shared_client
 from .widget import tokens_state
@@ -98,6 +99,8 @@ class Panel(anywidget.AnyWidget):
                 "url": url if url.startswith(("http://", "https://")) else "",
                 "detail": snap.detail or snap.last_error or "",
                 "pending": snap.pending[0].line() if snap.pending else "",
+                "doing": snap.doing or "",
+                "buttons": [b for b in snap.buttons if b["place"] == "bar"],
                 "started_at": started,
                 "ended_at": self._ended.get(key),
                 "queue_position": snap.queue_position,
@@ -144,12 +147,9 @@ class Panel(anywidget.AnyWidget):
             if action == "untrack":
                 conv.untrack()
                 return
-            if action == "cancel":
-                conv.cancel()
+            if action not in COMMANDS:
                 return
-            if action not in ("stop", "resume"):
-                return
-            coro = conv.stop_async() if action == "stop" else conv.resume_async()
+            coro = conv.command_async(str(action))
         future = self.tracker.submit(coro)
         future.add_done_callback(lambda f: self.tracker.call_soon(self._done, f))
 
@@ -160,15 +160,38 @@ class Panel(anywidget.AnyWidget):
             self.message = str(exc) if isinstance(exc, OpenHandsError) else f"Failed: {exc}"
         self._schedule_flush()
 
+    def text_table(self) -> str:
+        """What the panel shows, as text (a terminal, a saved notebook): a line per tracked
+        conversation, read from the tracker itself (the rows reach the widget a moment later)."""
+        snaps = [t.snapshot() for t in list(self.tracker.entries.values())]
+        snaps.sort(key=lambda s: s.key, reverse=True)
+        counts: dict[str, int] = {}
+        for snap in snaps:
+            counts[snap.status] = counts.get(snap.status, 0) + 1
+        summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none"
+        waiting = sum(1 for s in snaps if s.pending)
+        head = f"OpenHands panel: {len(snaps)} tracked ({summary})"
+        if waiting:
+            head += f"; {waiting} waiting for your approval"
+        lines = [head]
+        for snap in snaps:
+            ident = (snap.conversation_id or "")[:8] or "-"
+            label = shorten(snap.title or self._task(snap.key), 50)
+            line = f"  {ident:<8}  {st.rules(snap.status).label:<9}  {label}"
+            if snap.pending:
+                line += f"  [waits for approval: {snap.pending[0].line()}]"
+            lines.append(visible(line))
+        return "\n".join(lines)
+
+    def _task(self, key: int) -> str:
+        tracked = self.tracker.entries.get(key)
+        return tracked.request.task if tracked and tracked.request else ""
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = super()._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
         if isinstance(data, dict):
-            counts: dict[str, int] = {}
-            for row in self._rows.values():
-                counts[row["status"]] = counts.get(row["status"], 0) + 1
-            summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none"
-            data["text/plain"] = f"OpenHands panel: {len(self._rows)} tracked ({summary})"
+            data["text/plain"] = self.text_table()
         return bundle
 
     def close(self) -> None:

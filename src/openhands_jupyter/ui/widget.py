@@ -13,9 +13,10 @@ import traitlets
 from ..api import status as st
 from ..api.errors import OpenHandsError
 from ..api.ids import epoch_ms
-from ..api.text import clean_text, comm_safe
+from ..api.text import comm_safe, money, shorten, visible
 from ..conversation import Conversation
 from ..tracking import Snapshot
+from ..tracking.commands import COMMANDS
 from .assets import asset
 from .changes import changes_state, diff_message
 from .links import pr_links
@@ -23,12 +24,12 @@ from .links import pr_links
 FEED_LIMIT = 200
 #: seconds a new widget counts as on screen before any view of it has reported
 VIEW_GRACE = 30.0
-ACTIONS = ("stop", "resume", "send", "refresh", "untrack", "approve", "reject")
+#: what the card does itself (every other action is a command of ``tracking.commands``)
+LOCAL_ACTIONS = ("refresh", "untrack")
 
 
 def _excerpt(text: str | None, size: int = 200) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= size else text[: size - 1] + "…"
+    return shorten(text, size)
 
 
 def tokens_state(snap: Snapshot) -> dict[str, int | None] | None:
@@ -172,6 +173,10 @@ class ConversationWidget(anywidget.AnyWidget):
             "tokens": tokens_state(snap),
             "changes": changes_state(snap),
             "pending": [a.to_dict() for a in snap.pending],
+            # the command under way until the server confirms it, and the buttons to draw
+            "doing": snap.doing or "",
+            "command_note": snap.command_note or "",
+            "buttons": list(snap.buttons),
             "activity": snap.activity,
             "activity_note": snap.activity_note or "",
             "prs": pr_links(snap.pr_numbers, snap.repository, snap.git_provider),
@@ -185,6 +190,7 @@ class ConversationWidget(anywidget.AnyWidget):
             if snap.status in (st.ERROR, st.QUEUED)
             else (snap.stopped_why or ""),
             "max_cost": snap.max_cost,
+            "max_cost_text": money(snap.max_cost) if snap.max_cost is not None else "",
             "error": snap.last_error or "",
             "retry_at": snap.retry_at * 1000 if snap.retry_at else None,
             "queue_position": snap.queue_position,
@@ -253,29 +259,25 @@ class ConversationWidget(anywidget.AnyWidget):
         if isinstance(content, dict) and isinstance(content.get("diff"), str):
             self._send_diff(content["diff"], bool(content.get("all")), content.get("seq"))
             return
-        if not isinstance(content, dict) or content.get("action") not in ACTIONS:
+        action = content.get("action") if isinstance(content, dict) else None
+        if action not in LOCAL_ACTIONS and action not in COMMANDS:
             return
-        action = str(content["action"])
+        assert isinstance(content, dict) and isinstance(action, str)
+        conv = self.conversation
+        if action == "untrack":
+            conv.untrack()
+            return
         self.busy = action
         self.action_error = ""
-        conv = self.conversation
         coro: Any
-        if action == "send":
-            coro = conv.send_async(str(content.get("text") or ""))
-        elif action == "stop":
-            coro = conv.stop_async()
-        elif action == "resume":
-            coro = conv.resume_async()
-        elif action == "refresh":
+        if action == "refresh":
             coro = conv.refresh_async()
-        elif action == "approve":
-            coro = conv.approve_async()
-        elif action == "reject":
-            coro = conv.reject_async(str(content.get("reason") or "") or None)
         else:
-            conv.untrack()
-            self.busy = ""
-            return
+            # the actions an answer is for: the ones this view drew
+            ids = content.get("ids")
+            shown = tuple(str(i) for i in ids) if isinstance(ids, list) else None
+            text = str(content.get("text") or content.get("reason") or "")
+            coro = conv.command_async(action, text, shown)
         tracker = conv.tracker
         future = tracker.submit(coro)
         future.add_done_callback(lambda f: tracker.call_soon(self._done, action, f))
@@ -321,7 +323,7 @@ class ConversationWidget(anywidget.AnyWidget):
         bundle = super()._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
         if isinstance(data, dict):
-            text = clean_text(self.text_status())
+            text = visible(self.text_status())
             data["text/plain"] = text
             data["text/html"] = f"<pre>{html.escape(text)}</pre>"
         return bundle

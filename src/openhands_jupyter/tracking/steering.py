@@ -1,0 +1,300 @@
+"""The tracker's side of the command table: one path for every command (checked against the
+status rules, sent, shown as under way) and the server's evidence that confirms it. A state the
+server shows that is still the one from before the command never counts as its outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..api import status as st
+from ..api.agent import AgentClient, AgentEndpoint
+from ..api.backend import Backend
+from ..api.errors import (
+    APIConnectionError,
+    ConflictError,
+    InputError,
+    NotFoundError,
+    OpenHandsError,
+)
+from ..api.ids import later, parse_time
+from ..api.models import ConversationInfo, Event, event_from_v1
+from ..api.secrets import package_logger
+from ..api.text import money
+from .commands import COMMANDS, REJECT, STOP, Args, Command, Under, allowed, refusal
+from .config import TrackerConfig
+from .state import Tracked
+
+log = package_logger("openhands_jupyter.tracking")
+
+#: status answers that still show the state from before a command, after which it is given up
+MAX_UNCHANGED_POLLS = 4
+
+
+def _ident(tracked: Tracked) -> str:
+    return (tracked.conversation_id or "")[:8] or "(not started)"
+
+
+class Steering:
+    """Mixed into :class:`~openhands_jupyter.tracking.tracker.Tracker`: runs commands on its
+    loop and reads the server's evidence for them."""
+
+    if TYPE_CHECKING:
+        config: TrackerConfig
+        agent: AgentClient
+        entries: dict[int, Tracked]
+        _background: set[asyncio.Task[None]]
+
+        def _now(self) -> float: ...
+        async def _get_backend(self) -> Backend: ...
+        def _publish(self, tracked: Tracked, force: bool = False) -> None: ...
+        def _set_status(self, tracked: Tracked, status: str) -> None: ...
+        def _sync_live(self, tracked: Tracked) -> None: ...
+        def _start_task(self) -> None: ...
+        def _endpoint(self, tracked: Tracked) -> AgentEndpoint | None: ...
+        def _entries_changed(self) -> None: ...
+        def call_soon(self, fn: Callable[..., Any], *args: Any) -> None: ...
+        def cancel_queued(self, tracked: Tracked) -> bool: ...
+
+    # -- sending ---------------------------------------------------------------------------------
+    async def command(
+        self,
+        tracked: Tracked,
+        name: str,
+        *,
+        text: str = "",
+        ids: tuple[str, ...] | list[str] | None = None,
+        origin: str = "",
+    ) -> Any:
+        """Send command ``name`` (see :data:`~openhands_jupyter.tracking.commands.COMMANDS`) and
+        return once the server has accepted it; it shows as under way until the server's own
+        evidence confirms it. Must run on the tracker's loop. Raises ``ConflictError`` in one
+        line when the status does not allow it, or when the actions it answers are no longer
+        the ones waiting."""
+        command = COMMANDS[name]
+        if command.cancels_queued and tracked.status == st.QUEUED:
+            self.cancel_queued(tracked)
+            return None
+        if not tracked.conversation_id:
+            raise ConflictError(
+                f"The conversation is {tracked.status}: it has no id yet. Wait for it to start."
+            )
+        under = tracked.command
+        if under is not None and not command.done_on_answer:
+            if under.command is command and (not ids or tuple(ids) == under.args.ids):
+                return None  # the same command is under way (a double click): once is enough
+            raise ConflictError(
+                f"Conversation {_ident(tracked)} is {under.doing} Try again once that is done."
+            )
+        if not allowed(command, tracked.status):
+            error = NotFoundError if tracked.status == st.ARCHIVED else ConflictError
+            raise error(refusal(command, tracked.status, _ident(tracked)))
+        if command.echoes and not text.strip():
+            raise InputError("The message is empty.")
+        text = text or command.default_text
+        if command.max_text is not None and len(text) > command.max_text:
+            raise InputError(
+                f"The reason is {len(text):,} characters long: at most {command.max_text:,} "
+                f"go with {name}."
+            )
+        backend = await self._get_backend()
+        info = await self._current_info(backend, tracked)
+        args = Args(text, tuple(ids or ()))
+        if command.allowed_by == "answer":
+            args = Args(text, await self._bound(tracked, args.ids))
+            if tracked.command is not None:  # a second click while the first was checked
+                return None
+        under = Under(command, tracked.status, self._now(), args, origin=origin)
+        under.server_time = tracked.server_time
+        tracked.command = under
+        tracked.command_note = None
+        tracked.command_at = under.since
+        if command.echoes:
+            tracked.expect_echo(text)
+        self._publish(tracked)
+        try:
+            result = await command.call(backend, info, args)
+        except APIConnectionError as exc:
+            if not command.patient or getattr(exc, "not_sent", False):
+                self._abandon(tracked, under)
+                raise
+            # the server has the request but has not answered: its evidence decides
+            tracked.command_note = f"No answer from the server yet ({exc}); still {under.doing}"
+            result = None
+        except BaseException:
+            self._abandon(tracked, under)
+            raise
+        else:
+            under.answered = True
+        if tracked.command is not under:
+            return result  # confirmed already (the socket can bring the evidence first)
+        if command.runs_again:
+            tracked.reset_answer()
+            tracked.final_left = 0
+            if tracked.key not in self.entries:
+                self.entries[tracked.key] = tracked
+                self.call_soon(self._entries_changed)
+            tracked.tracking = True
+        if command.done_on_answer:
+            self._finish(tracked, command.leads_to)
+        else:
+            # ask again soon: the server's evidence confirms it
+            soon = self._now() + self.config.s(0.5)
+            tracked.next_due = min(tracked.next_due, soon)
+            tracked.events_due = min(tracked.events_due, soon)
+        self._start_task()
+        self._sync_live(tracked)
+        self._publish(tracked)
+        return result
+
+    def _abandon(self, tracked: Tracked, under: Under) -> None:
+        if tracked.command is under:
+            tracked.command = None
+        if under.command.echoes:
+            tracked.expect_echo(None)
+        self._publish(tracked)
+
+    async def _current_info(self, backend: Backend, tracked: Tracked) -> ConversationInfo:
+        """The server's description to act on: the tracker's, read again when it has none or
+        no sandbox yet."""
+        info = tracked.info
+        if info is None or (backend.version == "v1" and not info.sandbox_id):
+            cid = tracked.conversation_id
+            assert cid is not None
+            [info] = await backend.conversations([cid], frozenset([cid]))
+            if info is None:
+                raise ConflictError(f"Conversation {_ident(tracked)} is not on the server.")
+            info.readable()
+        return info
+
+    async def _bound(self, tracked: Tracked, ids: tuple[str, ...]) -> tuple[str, ...]:
+        """The actions an answer is for: those given, else those shown (``pending``), checked
+        against what the server has waiting now. Refused when they differ: an answer is
+        never given to an action nobody saw."""
+        shown = ids or tuple(a.id for a in tracked.pending)
+        if not shown:
+            raise ConflictError(f"Conversation {_ident(tracked)}: nothing waits for approval.")
+        endpoint = self._endpoint(tracked)
+        if endpoint is not None:
+            raw = await self.agent.events_since(endpoint, None)
+            tracked.add_events([e for e in (event_from_v1(r) for r in raw) if e is not None])
+        now = tuple(a.id for a in tracked.pending)
+        if set(shown) != set(now):
+            self._publish(tracked)
+            if not now:
+                raise ConflictError(
+                    f"Conversation {_ident(tracked)}: nothing waits for approval any more "
+                    "(it was answered elsewhere)."
+                )
+            raise ConflictError(
+                f"Conversation {_ident(tracked)}: what waits for approval changed since it was "
+                f"shown; now {'; '.join(a.line() for a in tracked.pending)}. Look, then answer "
+                "again."
+            )
+        return now
+
+    # -- the server's evidence -------------------------------------------------------------------
+    def _evidence(self, tracked: Tracked, events: list[Event]) -> None:
+        """New events (from any source): do they show that the command under way took effect?"""
+        under = tracked.command
+        if under is None:
+            return
+        for event in events:
+            if not self._after_command(under, event):
+                continue
+            if under.command.evidence(under, event):
+                unchanged = tracked.status == under.baseline
+                self._finish(tracked, under.command.leads_to if unchanged else None)
+                return
+
+    @staticmethod
+    def _after_command(under: Under, event: Event) -> bool:
+        """An event newer than the newest one seen when the command went out (an older one
+        read late never confirms it)."""
+        if under.server_time is None:
+            return True
+        stamp = event.raw.get("timestamp") if event.raw else None
+        mine, then = parse_time(stamp), parse_time(under.server_time)
+        if mine is None or then is None:
+            return True
+        return not later(then, mine)
+
+    def _observe(self, tracked: Tracked, status: str, *, poll: bool) -> None:
+        """A status the server shows, asked or pushed after the command went out. One that is
+        still the state from before it may predate the command, and never reverts it; another
+        one is the server's word: the command is done (or overtaken)."""
+        under = tracked.command
+        assert under is not None
+        if status == under.baseline:
+            if poll:
+                under.polls += 1
+                if under.polls > MAX_UNCHANGED_POLLS:
+                    tracked.command = None
+                    tracked.command_note = (
+                        f"The server has not confirmed {under.command.name.replace('_', ' ')}: "
+                        f"it still says {status}."
+                    )
+                    self._publish(tracked)
+            return
+        self._finish(tracked, status)
+
+    def _finish(self, tracked: Tracked, status: str | None) -> None:
+        """The command under way is done: show the status the server's evidence gives."""
+        under, tracked.command = tracked.command, None
+        tracked.command_note = None
+        if status is not None and status != tracked.status:
+            self._set_status(tracked, status)
+        if (
+            under is not None
+            and under.command.runs_again
+            and tracked.status
+            in st.ACTIVE
+            | {
+                st.WAITING,
+                st.IDLE,
+                st.FINISHED,
+            }
+        ):
+            tracked.stopped_why = None  # it ran again: what stopped it no longer stands
+        self._publish(tracked)
+        self._sync_live(tracked)
+
+    # -- the cost cap ----------------------------------------------------------------------------
+    def _capped(self, tracked: Tracked) -> bool:
+        """It has a cost cap not yet acted on (its stats events are read for the cost)."""
+        return bool(tracked.request and tracked.request.max_cost) and not tracked.cost_stopped
+
+    def _check_cost(self, tracked: Tracked) -> None:
+        """Once its cost passes the cap it was started with, stop the agent through the same
+        command path (a running agent is stopped; an action waiting for approval is rejected,
+        which stops it), once: going on after that goes on without the cap."""
+        if not self._capped(tracked) or tracked.status not in (st.RUNNING, st.WAITING):
+            return
+        cap = tracked.request.max_cost if tracked.request else None
+        usage = tracked.usage
+        if cap is None or usage is None or usage.cost is None or usage.cost <= cap:
+            return
+        tracked.cost_stopped = True
+        spent = f"{money(usage.cost)} spent, past max_cost {money(cap)}"
+        if tracked.status == st.WAITING:
+            self._spawn(self._cap(tracked, REJECT, f"The cost cap was reached: {spent}.", spent))
+        else:
+            self._spawn(self._cap(tracked, STOP, "", spent))
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def _cap(self, tracked: Tracked, command: Command, text: str, spent: str) -> None:
+        go_on = "Send a follow-up" if command is REJECT else "Resume"
+        tracked.stopped_why = f"Stopped by its cost cap: {spent}. {go_on} to go on without the cap."
+        try:
+            await self.command(tracked, command.name, text=text, origin="cost cap")
+        except OpenHandsError as exc:
+            tracked.cost_stopped = False  # tried again at the next figure
+            tracked.stopped_why = None
+            tracked.last_error = f"Retrying: could not stop it at its cost cap ({exc})"
+            self._publish(tracked)
