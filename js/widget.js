@@ -501,8 +501,10 @@ function renderCard({ model, el }) {
     untrackBtn.disabled = !!busy || !tracking;
     input.disabled = !rules.send;
     renderPending(s);
-    renderButtons(Array.isArray(s.buttons) ? s.buttons : []);
-    for (const [button, spec] of commandButtons) button.disabled = !!busy || !spec.enabled;
+    const specs = Array.isArray(s.buttons) ? s.buttons : [];
+    renderButtons(specs);
+    const enabled = new Set(specs.filter((b) => b.enabled).map((b) => b.command));
+    for (const [button, spec] of commandButtons) button.disabled = !!busy || !enabled.has(spec.command);
     for (const b of [refreshBtn, untrackBtn, ...commandButtons.map(([button]) => button)]) {
       b.classList.toggle("ohj-busy", busy === b.dataset.action);
     }

@@ -177,6 +177,12 @@ class AgentClient:
             params = {**params, "page_id": page}
         return out
 
+    async def execution_status(self, endpoint: AgentEndpoint) -> str | None:
+        """The agent's own ``execution_status`` now."""
+        data = await self.call(endpoint, "GET", "")
+        value = data.get("execution_status") if isinstance(data, dict) else None
+        return value if isinstance(value, str) else None
+
     async def send_message(self, endpoint: AgentEndpoint, text: str) -> None:
         body = {"role": "user", "content": [{"type": "text", "text": text}], "run": True}
         await self.call(endpoint, "POST", "/events", json_body=body, idempotent=False)

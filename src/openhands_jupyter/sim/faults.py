@@ -21,6 +21,9 @@ class Faults:
 
     error_rate: float = 0.0
     latency: float = 0.0
+    stale: float = 0.0
+    """Seconds each answer waits after it was made: it tells the state of when it was asked
+    (a slow proxy, or a poll that crosses a command)."""
     drop_rate: float = 0.0
     malformed_rate: float = 0.0
     html_rate: float = 0.0
@@ -36,7 +39,7 @@ class Faults:
             self.rng.seed(self.seed)
 
     def clear(self) -> None:
-        self.error_rate = self.latency = self.drop_rate = 0.0
+        self.error_rate = self.latency = self.stale = self.drop_rate = 0.0
         self.malformed_rate = self.html_rate = self.rate_limit_rate = 0.0
         self.scripted.clear()
 
@@ -144,6 +147,8 @@ class Gate:
 
         async def counted_send(message: Message) -> None:
             if message["type"] == "http.response.start":
+                if cfg.faults.stale:
+                    await asyncio.sleep(cfg.faults.stale)
                 record.status = message["status"]
                 if record.status == 429:
                     for k, v in message.get("headers", []):

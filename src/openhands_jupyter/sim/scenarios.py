@@ -30,7 +30,11 @@ NAMES = (
     "hostile",
     "bigdiff",
     "edits",
+    "longcmd",
 )
+#: the ``longcmd`` scenario's command, and how long it runs (sim-seconds)
+LONG_COMMAND = "sleep 120 && echo slept-120"
+LONG_SECONDS = 120.0
 
 #: Text a hostile agent or server might send: each must be shown literally, never run.
 HOSTILE = {
@@ -160,6 +164,15 @@ def run_steps(scenario: str, task: str, step: float) -> list[Step]:
             if i % 3 == 2:
                 busy.append(Step(s * 0.3, "event", "edit", f"str_replace src/module_{i % 7}.py"))
         return [*running, look, *busy, *done]
+    if scenario == "longcmd":
+        # one command that runs for two minutes (its output comes when it ends)
+        return [
+            *running,
+            look,
+            Step(s, "event", "command", LONG_COMMAND),
+            Step(LONG_SECONDS, "event", "output", "slept-120", "environment", 0),
+            *done,
+        ]
     if scenario == "long":
         many: list[Step] = []
         for i in range(400):

@@ -109,6 +109,7 @@ class Simulator:
         idle_before_run: float = 0.0,
         push_delay: float = 0.0,
         interrupt: bool = True,
+        approval_settle: float = 0.5,
     ) -> None:
         self.port = port
         self.agent_port = 0
@@ -123,6 +124,7 @@ class Simulator:
             local_offset_hours=local_offset_hours,
             title_delay=title_delay,
             idle_before_run=idle_before_run,
+            approval_settle=approval_settle,
         )
         self.config = SimConfig(
             world=self.world,

@@ -82,6 +82,7 @@ class SimConversation:
     confirm: bool = False
     #: the steps after an action that waits for confirmation
     held: list[tuple[float, sc.Step]] | None = None
+    waiting_since: float = 0.0
     held_edit: str | None = None
     #: fields its records carry instead of the simulated ones (malformed data for tests)
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -115,8 +116,10 @@ class World:
         local_offset_hours: float = 0.0,
         title_delay: float = 3.0,
         idle_before_run: float = 0.0,
+        approval_settle: float = 0.5,
     ) -> None:
         self.speed = speed
+        self.approval_settle = approval_settle
         self.idle_before_run = idle_before_run
         self.batch_size = max(1, int(batch_size))
         self.flush_delay = flush_delay
@@ -392,6 +395,7 @@ class World:
             prev = max(prev, due)
         conv.steps.clear()
         conv.held = held
+        conv.waiting_since = at
         conv.execution_status = "waiting_for_confirmation"
         self.changes.append((at, conv.id, conv.execution_status))
         self._emit(conv, "state", conv.execution_status, "environment", None, at)
@@ -404,6 +408,10 @@ class World:
             self._advance_conv(conv, now)
             if conv.execution_status != "waiting_for_confirmation":
                 return False
+            if accept and now - conv.waiting_since < self.scaled(self.approval_settle):
+                # as a real agent server: the run that stopped for this approval is still
+                # winding down, so its new run is "already running": acknowledged, dropped
+                return True
             held = conv.held
             conv.held = None
             edit, conv.held_edit = conv.held_edit, None

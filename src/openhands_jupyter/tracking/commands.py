@@ -5,6 +5,7 @@ cost cap all go through it (:meth:`Tracker.command`)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,10 @@ class Command:
     patient: bool = False
     #: done as soon as the server accepts it (there is nothing further to watch for)
     done_on_answer: bool = False
+    #: sent again while the server shows no sign of it and what it answers still waits (an
+    #: agent server acknowledges an approval it drops when the run that stopped for it is
+    #: still winding down)
+    resend: bool = False
     #: the server shows the text sent (a message): until then nothing answers it
     echoes: bool = False
     #: the longest text it carries (a rejection's reason is read by the agent as a message)
@@ -88,6 +93,10 @@ class Under:
     origin: str = ""
     #: the newest event's server time when it went out: older events never confirm it
     server_time: str | None = None
+    #: set once it is done (confirmed, given up on, or failed): a command sent meanwhile waits
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: how often it was sent again for want of any sign of it
+    resent: int = 0
 
     @property
     def doing(self) -> str:
@@ -228,6 +237,7 @@ APPROVE = Command(
     leads_to=st.RUNNING,
     evidence=_answered,
     runs_again=True,
+    resend=True,
     refused="nothing waits for approval",
     style="primary",
 )

@@ -22,6 +22,7 @@ from ..api.ids import later, parse_time
 from ..api.models import ConversationInfo, Event, event_from_v1
 from ..api.secrets import package_logger
 from ..api.text import money
+from ..api.transport import within
 from .commands import COMMANDS, REJECT, STOP, Args, Command, Under, allowed, refusal
 from .config import TrackerConfig
 from .state import Tracked
@@ -30,6 +31,11 @@ log = package_logger("openhands_jupyter.tracking")
 
 #: status answers that still show the state from before a command, after which it is given up
 MAX_UNCHANGED_POLLS = 4
+#: how long a command waits for one already under way (seconds, scaled)
+COMMAND_PATIENCE = 30.0
+#: a command with no sign of it after this long (seconds, scaled) is checked, and sent again
+RESEND_AFTER = 1.0
+MAX_RESENDS = 5
 
 
 def _ident(tracked: Tracked) -> str:
@@ -80,13 +86,17 @@ class Steering:
             raise ConflictError(
                 f"The conversation is {tracked.status}: it has no id yet. Wait for it to start."
             )
-        under = tracked.command
-        if under is not None and not command.done_on_answer:
+        while (under := tracked.command) is not None and not command.done_on_answer:
             if under.command is command and (not ids or tuple(ids) == under.args.ids):
                 return None  # the same command is under way (a double click): once is enough
-            raise ConflictError(
-                f"Conversation {_ident(tracked)} is {under.doing} Try again once that is done."
-            )
+            # another one is under way (a resume right after a stop): this one waits for it
+            try:
+                await within(under.done.wait(), self.config.s(COMMAND_PATIENCE))
+            except asyncio.TimeoutError:
+                raise ConflictError(
+                    f"Conversation {_ident(tracked)} is still {under.doing} Try again once that "
+                    "is done."
+                ) from None
         if not allowed(command, tracked.status):
             error = NotFoundError if tracked.status == st.ARCHIVED else ConflictError
             raise error(refusal(command, tracked.status, _ident(tracked)))
@@ -139,6 +149,8 @@ class Steering:
         if command.done_on_answer:
             self._finish(tracked, command.leads_to)
         else:
+            if command.resend:
+                self._spawn(self._resend_unconfirmed(tracked, under, backend, info))
             # ask again soon: the server's evidence confirms it
             soon = self._now() + self.config.s(0.5)
             tracked.next_due = min(tracked.next_due, soon)
@@ -148,7 +160,43 @@ class Steering:
         self._publish(tracked)
         return result
 
+    async def _resend_unconfirmed(
+        self, tracked: Tracked, under: Under, backend: Backend, info: ConversationInfo
+    ) -> None:
+        """Send ``under`` again while the server shows no sign of it and the actions it
+        answers still wait (read from the agent server first: an answer never goes to an
+        action that was not shown)."""
+        for attempt in range(MAX_RESENDS):
+            try:
+                await within(under.done.wait(), self.config.s(RESEND_AFTER * 2**attempt))
+                return
+            except asyncio.TimeoutError:
+                pass
+            endpoint = self._endpoint(tracked)
+            if tracked.command is not under or endpoint is None:
+                return
+            try:
+                raw = await self.agent.events_since(endpoint, None)
+                self._evidence(
+                    tracked, tracked.add_events([e for e in map(event_from_v1, raw) if e])
+                )
+                if tracked.command is not under:
+                    return  # its evidence was there
+                waiting = await self.agent.execution_status(endpoint) == "waiting_for_confirmation"
+                still = set(a.id for a in tracked.pending) == set(under.args.ids)
+                if not (waiting and still):
+                    return  # it moved on: what it shows comes with the next poll or push
+                under.resent += 1
+                log.debug(
+                    "%s shows no sign of %s; sending it again", _ident(tracked), under.command.name
+                )
+                await under.command.call(backend, info, under.args)
+            except OpenHandsError as exc:
+                log.debug("could not check or resend %s: %s", under.command.name, exc)
+            self._publish(tracked)
+
     def _abandon(self, tracked: Tracked, under: Under) -> None:
+        under.done.set()
         if tracked.command is under:
             tracked.command = None
         if under.command.echoes:
@@ -230,6 +278,7 @@ class Steering:
             if poll:
                 under.polls += 1
                 if under.polls > MAX_UNCHANGED_POLLS:
+                    under.done.set()
                     tracked.command = None
                     tracked.command_note = (
                         f"The server has not confirmed {under.command.name.replace('_', ' ')}: "
@@ -243,6 +292,8 @@ class Steering:
         """The command under way is done: show the status the server's evidence gives."""
         under, tracked.command = tracked.command, None
         tracked.command_note = None
+        if under is not None:
+            under.done.set()
         if status is not None and status != tracked.status:
             self._set_status(tracked, status)
         if (

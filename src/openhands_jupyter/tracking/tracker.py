@@ -706,17 +706,19 @@ class Tracker(Steering):
             request = tracked.request
             if info is None or request is None or (info.sandbox_status or "") != "RUNNING":
                 continue
+            # the task is a message like any other: what comes after the server shows it is
+            # its answer (the socket can bring it before the request returns)
+            tracked.expect_echo(request.task)
             try:
                 await backend.start_confirmed(info, request.task)
             except CONVERSATION_FAULTS as exc:
+                tracked.expect_echo(None)
                 tracked.last_error = f"Retrying: the task could not be sent yet ({exc})"
                 self._publish(tracked)
                 continue
             tracked.delivered = True
             if tracked.last_error and tracked.last_error.startswith("Retrying: the task"):
                 tracked.last_error = None
-            # the task is a message like any other: running once the server shows it
-            tracked.expect_echo(request.task)
             tracked.command = Under(SEND, tracked.status, self._now(), Args(request.task))
             tracked.command.answered = True
             tracked.command_at = tracked.command.since
@@ -767,7 +769,8 @@ class Tracker(Steering):
         if info is None:
             tracked.misses += 1
             if tracked.seen or tracked.misses >= 5:
-                tracked.command = None
+                if tracked.command is not None:
+                    self._finish(tracked, None)
                 self._set_status(tracked, st.ARCHIVED if tracked.seen else st.ERROR)
                 tracked.detail = None if tracked.seen else "The server does not know this id."
         else:

@@ -1,0 +1,123 @@
+"""Steering a real OpenHands 1.11.0 agent (its agent server 1.34.0): Stop in the middle of a
+two-minute command, approvals bound to what was shown, and wait() after a command."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from openhands_jupyter import ConflictError, OpenHands
+from openhands_jupyter.tracking import Snapshot
+
+from .real.fake_llm import finish_message
+from .real.fixtures import APP_KEY
+from .real.launcher import RealServer, tagged_pids
+from .waiting import eventually
+
+pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]
+
+LONG = "sleep 120 && echo slept-120"
+
+
+def _sleepers(server: RealServer) -> list[int]:
+    """The server's processes running the two-minute command."""
+    found = []
+    for pid in tagged_pids(server.tag):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if cmdline.strip() == b"sleep 120":
+            found.append(pid)
+    return found
+
+
+def test_stop_in_the_middle_of_a_long_command(oh: OpenHands, real_server: RealServer) -> None:
+    conv = oh.start("Sleep a long time [llm:long=120]")
+    snaps: list[Snapshot] = []
+    conv.subscribe(snaps.append)  # a widget on screen: the live feed
+    eventually(lambda: any(e.text == LONG for e in conv.feed), 240)
+    # a conversation sharing its sandbox, at work meanwhile
+    other = oh.start("Keep working [llm:many=3] [llm:slow=2]")
+    eventually(lambda: other.status == "running", 240)
+    assert conv.info and other.info and conv.info.sandbox_id == other.info.sandbox_id
+    eventually(lambda: _sleepers(real_server), 30)
+    began = time.monotonic()
+    conv.stop()
+    took = time.monotonic() - began
+    assert took < 2, f"stop() took {took:.2f} s"
+    eventually(lambda: conv.status == "paused", 5)
+    shown = time.monotonic() - began
+    assert shown < 5, shown
+    # the command was killed: no process runs it, and its output never comes
+    eventually(lambda: not _sleepers(real_server), 5)
+    outputs = len([e for e in conv.feed if e.type == "output"])
+    time.sleep(3)
+    assert len([e for e in conv.feed if e.type == "output"]) == outputs == 0
+    # under way, then paused: never paused before the server said so
+    seen = [(s.status, s.doing) for s in snaps]
+    assert ("running", "stopping…") in seen
+    # the other conversation in the same sandbox went on, and finished
+    other.wait(timeout=240)
+    assert other.status == "finished" and other.result == finish_message("Keep working")
+    assert conv.refresh().status == "paused"
+    conv.resume()
+    conv.wait(timeout=240)
+    assert conv.status == "finished", (conv.status, conv.detail)
+    assert conv.result == finish_message("Sleep a long time")
+
+
+def test_approve_then_wait_twenty_times(oh: OpenHands) -> None:
+    for i in range(20):
+        conv = oh.start(f"Greet number {i} [llm:command]", confirm=True)
+        conv.wait(timeout=240)
+        assert conv.status == "waiting" and len(conv.pending) == 1, (i, conv.status)
+        conv.approve()
+        conv.wait(timeout=240)
+        assert conv.status == "finished", (i, conv.status, conv.pending)
+        assert conv.result == finish_message(f"Greet number {i}"), i
+
+
+def test_an_approval_is_refused_when_what_waits_has_changed(
+    oh: OpenHands, real_server: RealServer
+) -> None:
+    conv = oh.start("Two steps [llm:many=2]", confirm=True)
+    conv.wait(timeout=240)
+    [first] = conv.pending
+    shown = [first.id]
+    assert first.text == "echo step-0"
+    # another client answers it first: the agent runs it and asks about the next one
+    with OpenHands(base_url=real_server.url, session_api_key=APP_KEY, progress=False) as two:
+        elsewhere = two.get(conv.id)  # type: ignore[arg-type]
+        elsewhere.wait(timeout=60)
+        elsewhere.approve(ids=shown)
+        eventually(lambda: elsewhere.pending and elsewhere.pending[0].id != first.id, 120)
+    with pytest.raises(ConflictError, match="what waits for approval changed") as info:
+        conv.approve(ids=shown)
+    assert "echo step-1" in str(info.value)
+    # nothing was approved: the second command has not run
+    time.sleep(2)
+    events = conv.events()
+    assert [e.text.strip() for e in events if e.type == "output"] == ["step-0"]
+    assert conv.status == "waiting" and [a.text for a in conv.pending] == ["echo step-1"]
+    conv.reject("enough")
+    conv.wait(timeout=120)
+    assert conv.status == "idle"
+
+
+def test_stop_while_an_action_waits(oh: OpenHands) -> None:
+    conv = oh.start("Wait for me [llm:command]", confirm=True)
+    conv.wait(timeout=240)
+    pending = conv.pending
+    assert pending
+    with pytest.raises(ConflictError, match=r"waits for your approval: reject\(\)"):
+        conv.stop()
+    # within a second the status tells the truth: still waiting, the same action
+    time.sleep(1)
+    assert conv.refresh().status == "waiting" and conv.pending == pending
+    conv.reject("stop here")
+    conv.wait(timeout=120)
+    assert conv.status == "idle"
+    assert not [e for e in conv.events() if e.type == "output"]
