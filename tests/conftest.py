@@ -77,6 +77,7 @@ def client(sim: Simulator) -> Iterator[OpenHands]:
 # the real OpenHands server, started once for every test that asks for it
 from .real.fixtures import real_client, real_server  # noqa: E402, F401
 
+
 def pytest_configure(config: pytest.Config) -> None:
     """Kernels and shells the suite starts keep their files in private folders."""
     PrivateDirs()

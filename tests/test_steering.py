@@ -33,7 +33,7 @@ def _running_long_command(sim_client: SimClient, **options: object):  # type: ig
 
 
 def test_stop_during_a_long_command_takes_effect_at_once(sim_client: SimClient) -> None:
-    sim, oh, conv, snaps = _running_long_command(sim_client)
+    sim, _oh, conv, snaps = _running_long_command(sim_client)
     began = time.monotonic()
     conv.stop()
     # the server has it at once (it is not waiting for the two-minute command to end)
@@ -61,7 +61,7 @@ def test_stop_during_a_long_command_takes_effect_at_once(sim_client: SimClient) 
 
 def test_an_agent_server_without_interrupt_gets_pause(sim_client: SimClient) -> None:
     # its /pause answers once the step under way ends: until then the card says stopping…
-    sim, oh, conv, snaps = _running_long_command(sim_client, interrupt=False)
+    sim, oh, conv, _snaps = _running_long_command(sim_client, interrupt=False)
     widget = ConversationWidget(conv)
     future = oh.tracker.submit(conv.stop_async())
     eventually(lambda: widget.state["doing"] == "stopping…", 5)
@@ -82,11 +82,11 @@ def test_approve_then_wait_returns_at_the_next_stop_point(
 ) -> None:
     # push_delay: the socket brings each state late, so a "waiting" pushed before the
     # approval arrives after it; it must not end the wait nor bring the old action back
-    sim, oh = sim_client(push_delay=push_delay)
+    _sim, oh = sim_client(push_delay=push_delay)
     for i in range(5):
         conv = oh.start(f"Careful {i}", confirm=True)
         seen: list[tuple[str, tuple[str, ...]]] = []
-        conv.subscribe(lambda s: seen.append((s.status, tuple(a.id for a in s.pending))))
+        conv.subscribe(lambda s, seen=seen: seen.append((s.status, tuple(a.id for a in s.pending))))
         conv.wait(timeout=30)
         approved: dict[str, int] = {}  # action id -> how many snapshots had been seen then
         while conv.status == "waiting":
@@ -158,7 +158,7 @@ def test_stop_while_an_action_waits_says_how_to_stop_it(sim_client: SimClient) -
 
 
 def test_the_widget_answers_for_what_it_drew(sim_client: SimClient) -> None:
-    sim, oh = sim_client()
+    _sim, oh = sim_client()
     conv = oh.start("Drawn", confirm=True)
     conv.wait(timeout=30)
     widget = ConversationWidget(conv)
