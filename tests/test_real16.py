@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from openhands_jupyter import NotFoundError, OpenHands
+from openhands_jupyter import ConflictError, NotFoundError, OpenHands
 from openhands_jupyter.tracking import Snapshot, TrackerConfig
 
 from .real.fake_llm import COMMAND, finish_message
@@ -95,6 +95,9 @@ def test_v0_long_run_keeps_its_state(server16_v0: RealServer) -> None:
         conv.wait(timeout=120)
         assert conv.status == "finished"
         assert conv.result == finish_message("Many steps")
-        conv.stop()
+        # a finished agent has nothing to stop; stopping its runtime is pausing its sandbox
+        with pytest.raises(ConflictError, match="there is no running agent to stop"):
+            conv.stop()
+        assert conv.pause_sandbox() == [conv.id]
         assert conv.refresh().status == "paused"
         conv.delete()

@@ -94,6 +94,8 @@ def test_an_approval_is_refused_when_what_waits_has_changed(
         elsewhere.wait(timeout=60)
         elsewhere.approve(ids=shown)
         eventually(lambda: elsewhere.pending and elsewhere.pending[0].id != first.id, 120)
+    # this client sees the new action too; what it was shown is the first one
+    eventually(lambda: conv.pending and conv.pending[0].id != first.id, 60)
     with pytest.raises(ConflictError, match="what waits for approval changed") as info:
         conv.approve(ids=shown)
     assert "echo step-1" in str(info.value)
