@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,11 +71,17 @@ def test_stop_in_the_middle_of_a_long_command(oh: OpenHands, real_server: RealSe
 
 
 def test_approve_then_wait_twenty_times(oh: OpenHands) -> None:
+    def start(i: int) -> Any:
+        return oh.start(f"Greet number {i} [llm:command]", confirm=True)
+
+    upcoming = start(0)
     for i in range(20):
-        conv = oh.start(f"Greet number {i} [llm:command]", confirm=True)
+        conv = upcoming
         conv.wait(timeout=240)
         assert conv.status == "waiting" and len(conv.pending) == 1, (i, conv.status)
         conv.approve()
+        if i < 19:
+            upcoming = start(i + 1)  # the next one starts while this one runs
         conv.wait(timeout=240)
         assert conv.status == "finished", (i, conv.status, conv.pending)
         assert conv.result == finish_message(f"Greet number {i}"), i

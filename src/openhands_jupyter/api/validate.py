@@ -70,6 +70,8 @@ def check_max_cost(value: object) -> float | None:
     """A cost cap in dollars: a positive number, or ``None`` for none."""
     if value is None or value == "":
         return None
+    if isinstance(value, bool):
+        raise InputError(f"max_cost is a number of dollars, not {value!r}.")
     try:
         cap = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):

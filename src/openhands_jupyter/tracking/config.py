@@ -14,7 +14,7 @@ class TrackerConfig:
     (and shrinks the budget's windows), so tests can run on sped-up time."""
 
     poll_interval: float = 5.0
-    start_interval: float = 2.0
+    start_interval: float = 1.0
     start_growth: float = 1.5
     start_max_interval: float = 10.0
     idle_interval: float = 30.0

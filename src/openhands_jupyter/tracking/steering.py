@@ -34,7 +34,7 @@ MAX_UNCHANGED_POLLS = 4
 #: how long a command waits for one already under way (seconds, scaled)
 COMMAND_PATIENCE = 30.0
 #: a command with no sign of it after this long (seconds, scaled) is checked, and sent again
-RESEND_AFTER = 0.5
+RESEND_AFTER = 0.3
 MAX_RESENDS = 5
 
 
