@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -21,6 +22,10 @@ log = package_logger("openhands_jupyter.tracking")
 
 #: failed connects in a row before the app server's (delayed) events take over meanwhile
 FALLBACK_AFTER = 2
+#: at most this many connects per conversation in a minute, in every failure mode
+MAX_CONNECTS_PER_MINUTE = 6
+#: a session shorter than this (seconds, scaled) did not work: it counts as a failure
+HEALTHY_SESSION = 20.0
 #: how far before the newest event a gap read starts, on the server's own clock (events are
 #: stored a little out of timestamp order); duplicates are dropped by id
 GAP_MARGIN = timedelta(seconds=5)
@@ -67,6 +72,8 @@ class LiveFeed:
         self.open_timeout = open_timeout
         self.failures = 0
         self.connected = False
+        #: when the current session connected (the tracker's clock)
+        self.connected_at = -math.inf
         self.connects = 0
         self.task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
             self._run(), name=f"openhands-live-{tracked.conversation_id}"
@@ -93,10 +100,14 @@ class LiveFeed:
                 state = LIVE_RETRYING
             if state != LIVE_FALLBACK:
                 host.live_changed(tracked, state, None)
+            await self._within_rate()
+            began = host.clock.now()
             try:
                 await self._session(endpoint)
                 note = "the agent server closed the event socket"
-                key_refusals = 0
+                if host.clock.now() - began >= host.scaled(HEALTHY_SESSION):
+                    key_refusals = 0
+                    self.failures = 0
             except asyncio.CancelledError:
                 raise
             except AuthenticationError as exc:
@@ -149,21 +160,44 @@ class LiveFeed:
                 host.live_status(tracked, early)
                 history = await host.agent.events_since(endpoint, gap_since(tracked.server_time))
                 self.connected = True
+                self.connected_at = host.clock.now()
                 self.connects += 1
-                self.failures = 0
-                host.live_changed(tracked, LIVE_ON, None)
+                if self.failures < FALLBACK_AFTER:
+                    host.live_changed(tracked, LIVE_ON, None)
                 host.live_events(tracked, history, live=False)
                 host.live_events(tracked, early, live=False)
                 if pending is not None:
                     frame, pending = await pending, None
-                    host.live_events(tracked, [frame], live=True)
+                    self._frame(frame)
                 async for frame in frames:
-                    host.live_events(tracked, [frame], live=True)
+                    self._frame(frame)
             except StopAsyncIteration:
                 return
             finally:
                 if pending is not None:
                     pending.cancel()
+
+
+    def _frame(self, frame: dict[str, Any]) -> None:
+        host, tracked = self.host, self.tracked
+        tracked.live_frame_at = host.clock.now()
+        if self.failures:
+            # frames flow again: live after all
+            self.failures = 0
+            host.live_changed(tracked, LIVE_ON, None)
+        host.live_events(tracked, [frame], live=True)
+
+    async def _within_rate(self) -> None:
+        """Wait until one more connect keeps this conversation within its rate."""
+        host, connects = self.host, self.tracked.live_connects
+        window = host.scaled(60.0)
+        while True:
+            now = host.clock.now()
+            recent = [t for t in connects if now - t < window]
+            if len(recent) < MAX_CONNECTS_PER_MINUTE:
+                connects.append(now)
+                return
+            await host.clock.sleep(recent[0] + window - now)
 
 
 def _clock(delay: float) -> str:

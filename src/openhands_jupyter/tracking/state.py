@@ -103,6 +103,15 @@ class Tracked:
     live_state: str = LIVE_OFF
     live_note: str | None = None
     live_status_at: float = -math.inf
+    #: when the agent-server socket was last opened (the tracker's clock), the newest few:
+    #: every feed of this conversation, old or new, keeps within the connect rate
+    live_connects: deque[float] = field(default_factory=lambda: deque(maxlen=16))
+    #: when a frame last came on the socket, and when its silence was last checked over REST
+    live_frame_at: float = -math.inf
+    live_gave_up_at: float = -math.inf
+    live_checked_at: float = -math.inf
+    #: a status a poll showed that the connected socket has not brought yet, and since when
+    poll_ahead: tuple[str, float] | None = None
     unconfirmed: bool = False
     """The socket moved the status; the next batched status poll confirms it."""
     # the title the user asked for, kept against the server's own title step

@@ -44,6 +44,12 @@ log = package_logger("openhands_jupyter.tracking")
 CONVERSATION_FAULTS = (ServerError, InvalidResponseError, NotFoundError, ConflictError)
 #: the shortest wait after a turn of the loop that sent nothing
 IDLE_TURN = 0.25
+#: how long after its live feed gave up a conversation's socket is tried again (seconds)
+LIVE_RETRY = 60.0
+#: how long a connected socket may lag a poll's new status before it counts as quiet
+SOCKET_GRACE = 2.0
+#: how long a busy conversation's socket may say nothing before one REST read checks it
+QUIET_AFTER = 15.0
 #: the start phase of a start whose request is on its way (``start(background=True)``)
 SENDING = "SENDING_REQUEST"
 T = TypeVar("T")
@@ -584,6 +590,7 @@ class Tracker(Steering):
             batch = [t for t in convs if t.next_due <= now + self._interval(t) / 2]
             await self._poll_conversations(batch)
         await self._poll_events(self._now())
+        await self._check_quiet(self._now())
         await self._poll_changes(self._now())
 
     async def _poll_changes(self, now: float) -> None:
@@ -797,16 +804,83 @@ class Tracker(Steering):
                     tracked.live is None or not tracked.live.connected
                 ):
                     tracked.events_due = min(tracked.events_due, now)
+            elif self._socket_behind(tracked, info, now):
+                pass  # the connected socket gets a moment to bring it itself, in order
             else:
                 self._set_status(tracked, info.status)
         if not live_newer_than(tracked, sent_at):
             tracked.unconfirmed = False
         tracked.next_due = now + self._interval(tracked)
+        if tracked.poll_ahead is not None:
+            tracked.next_due = min(tracked.next_due, now + self.config.s(SOCKET_GRACE))
         wanted = tracked.visible or tracked.status == st.WAITING or self._capped(tracked)
         if wanted and tracked.status not in st.FINAL and tracked.events_due == math.inf:
             tracked.events_due = now
         self._check_cost(tracked)
         self._publish(tracked)
+
+    def _socket_behind(self, tracked: Tracked, info: ConversationInfo, now: float) -> bool:
+        """Whether a poll's new status waits for the connected socket: the socket brings each
+        state as it happens, in order, and a poll that got ahead of it must not be undone by
+        the frames still on their way. If the socket has not brought it by the next poll
+        (``SOCKET_GRACE`` later), it has gone quiet: the poll's word stands, and the gap is
+        read."""
+        live = tracked.live
+        running = (info.sandbox_status or "RUNNING").upper() == "RUNNING"
+        if info.status == tracked.status or live is None or not live.connected or not running:
+            tracked.poll_ahead = None
+            return False
+        ahead = tracked.poll_ahead
+        if ahead is None or ahead[0] != info.status:
+            tracked.poll_ahead = (info.status, now)
+            return True
+        if now - ahead[1] < self.config.s(SOCKET_GRACE):
+            return True
+        tracked.poll_ahead = None
+        self._quiet(tracked, f"the server says {info.status}; the live feed did not")
+        return False
+
+    def _quiet(self, tracked: Tracked, why: str) -> None:
+        """The socket is open but brings nothing: read what it missed over REST, and open it
+        again (within the connect rate); meanwhile activity may be delayed."""
+        log.debug("live feed of %s went quiet: %s", tracked.conversation_id, why)
+        if tracked.live is not None:
+            tracked.live.stop()
+            tracked.live = None
+        self.live_changed(tracked, LIVE_FALLBACK, f"the live feed went quiet ({why}); reopening")
+        tracked.events_due = min(tracked.events_due, self._now())
+        self._wake_up()
+
+    async def _check_quiet(self, now: float) -> None:
+        """A watched, running conversation whose socket has said nothing for a while: is the
+        agent just busy (a long command), or has the socket gone quiet? One REST read of what
+        came since tells."""
+        quiet = self.config.s(QUIET_AFTER)
+        for tracked in list(self.entries.values()):
+            live = tracked.live
+            if (
+                live is None
+                or not live.connected
+                or tracked.status not in BUSY
+                or now - max(tracked.live_frame_at, live.connected_at) < quiet
+                or now - tracked.live_checked_at < quiet
+            ):
+                continue
+            endpoint = self._endpoint(tracked)
+            if endpoint is None:
+                continue
+            tracked.live_checked_at = now
+            try:
+                raw = await self.agent.events_since(endpoint, gap_since(tracked.server_time))
+            except OpenHandsError as exc:
+                log.debug("quiet check of %s failed: %s", tracked.conversation_id, exc)
+                continue
+            events = [e for e in (event_from_v1(r) for r in raw) if e is not None]
+            missed = tracked.add_events(events)
+            if missed:
+                self._evidence(tracked, missed)
+                self._quiet(tracked, f"{len(missed)} events came that it did not bring")
+                self._publish(tracked)
 
     def _became_final(self, tracked: Tracked) -> None:
         self._slot_freed = True
@@ -933,8 +1007,8 @@ class Tracker(Steering):
             return False
         if not self.config.live_events:
             return False
-        if tracked.live_state == LIVE_FALLBACK and tracked.live is not None and tracked.live.done:
-            return False  # it gave up for a reason that will not change by itself
+        if self._now() - tracked.live_gave_up_at < self.config.s(LIVE_RETRY):
+            return False  # it gave up for a reason that does not change soon: later, again
         if self._endpoint(tracked) is None:
             return False
         if tracked.status in st.FINAL:
@@ -955,9 +1029,13 @@ class Tracker(Steering):
             tracked.live_state = LIVE_FALLBACK
             tracked.live_note = "live activity is switched off (live_events=False)"
         live = tracked.live
+        if live is not None and live.done and tracked.live_state == LIVE_FALLBACK:
+            # the feed gave up (no address, an unknown conversation, a refused key): not
+            # again before LIVE_RETRY, whoever asks
+            tracked.live_gave_up_at = self._now()
+            tracked.live = live = None
+            wanted = False
         if wanted and (live is None or live.done):
-            if live is not None and live.done and tracked.live_state == LIVE_FALLBACK:
-                return
             tracked.live = LiveFeed(self, tracked, open_timeout=self.config.s(10.0))
         elif not wanted and live is not None:
             live.stop()
@@ -1015,6 +1093,7 @@ class Tracker(Steering):
             tracked.has_run = True
         status = st.v1_status("RUNNING", execution_status, tracked.has_run)
         tracked.live_status_at = self._now()
+        tracked.poll_ahead = None
         if tracked.command is not None:
             # pushed after the command went out, but a push of the state from before it may
             # still be on its way: only another state counts
