@@ -31,7 +31,7 @@ function duration(ms) {
   return `${s}s`;
 }
 
-const ICON = { command: "$", output: "›", edit: "✎", read: "◎", plan: "☰", message: "»", finish: "✔", error: "✖", state: "•", action: "→", rejected: "⊘" };
+const ICON = { command: "$", output: "›", edit: "✎", read: "◎", plan: "☰", message: "»", finish: "✔", error: "✖", state: "•", action: "→", rejected: "⊘", note: "!" };
 
 function count(n) {
   if (typeof n !== "number") return "";
@@ -217,7 +217,10 @@ function changesSection(model) {
     box.style.display = c.read || c.error ? "" : "none";
     const n = typeof c.count === "number" ? c.count : files.length;
     head.textContent = `Changes: ${n} file${n === 1 ? "" : "s"}`;
-    note.textContent = c.error || (c.read && !n ? "No files changed yet." : n > files.length ? `The first ${files.length} are listed.` : "");
+    const parts = [];
+    if (n > files.length) parts.push(`The first ${files.length} are listed.`);
+    if (typeof c.counted === "number") parts.push(`Lines are counted for the first ${c.counted}.`);
+    note.textContent = c.error || (c.read && !n ? "No files changed yet." : parts.join(" "));
     note.style.display = note.textContent ? "" : "none";
     list.replaceChildren(...files.map(fileRow));
   }

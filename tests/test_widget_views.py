@@ -180,5 +180,6 @@ def test_the_panels_text_counts_what_it_shows(sim_client: SimClient) -> None:
     )
     assert lines[1].split()[:2] == [careful.id[:8], "waiting"]  # type: ignore[index]
     assert "[waits for approval: [LOW risk] terminal:" in lines[1]
-    assert lines[2].split() == [idle.id[:8], "idle", "Idle", "one"]  # type: ignore[index]
+    assert lines[2].split()[:2] == [idle.id[:8], "idle"]  # type: ignore[index]
+    assert "Idle one" in lines[2]  # its title, or its task while the server has given none
     panel.close()

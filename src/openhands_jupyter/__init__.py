@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .api.models import Event
     from .client import AsyncOpenHands, OpenHands
     from .conversation import Conversation
+    from .files import ChangesCappedWarning
     from .ui.panel import Panel
     from .ui.widget import ConversationWidget
 
@@ -51,6 +52,7 @@ _LAZY = {
     "AsyncOpenHands": ".client",
     "OpenHands": ".client",
     "Conversation": ".conversation",
+    "ChangesCappedWarning": ".files",
     "Panel": ".ui.panel",
     "ConversationWidget": ".ui.widget",
 }
@@ -80,6 +82,7 @@ __all__ = [
     "APIConnectionError",
     "AsyncOpenHands",
     "AuthenticationError",
+    "ChangesCappedWarning",
     "ConcurrencyLimitError",
     "ConflictError",
     "Conversation",

@@ -102,6 +102,7 @@ class AsyncOpenHands:
             max_retries=max_retries,
             transport=transport,
             deadline=deadline,
+            allow_insecure=allow_insecure,
         )
         self.agent = AgentClient(
             {
@@ -245,6 +246,13 @@ class AsyncOpenHands:
         if info is None:
             raise NotFoundError(f"Conversation {cid} not found on {self.base_url}.")
         info = info.readable()
+        followed = self.tracker.find(cid)
+        if followed is not None:
+            # already followed: the same conversation, the same state (and one socket)
+            self.tracker.call_soon(self.tracker.accept_info, followed, info)
+            if track and not followed.tracking:
+                self.tracker.track(followed)
+            return Conversation(self, followed)
         tracked = Tracked(
             conversation_id=cid,
             info=info,

@@ -13,7 +13,7 @@ from .api import status as st
 from .api.actions import PendingAction
 from .api.backend import EventCursor
 from .api.errors import ConflictError, InputError, NotFoundError, OpenHandsError
-from .api.models import HIDDEN_TYPES, ConversationInfo, Event, event_from_v1
+from .api.models import HIDDEN_TYPES, ConversationInfo, Event, events_from_v1
 from .api.text import shorten, visible
 from .files import Host, WorkspaceMixin
 from .tracking import Snapshot, Tracked, Tracker
@@ -200,7 +200,7 @@ class Conversation(WorkspaceMixin):
         if endpoint is not None and (info.sandbox_status or "").upper() == "RUNNING":
             try:
                 raw = await backend.agent.all_events(endpoint)
-                return [e for e in (event_from_v1(r) for r in raw) if e is not None]
+                return events_from_v1(raw, cid)[0]
             except OpenHandsError:
                 pass  # the app server's store has them too (perhaps a little behind)
         return await backend.events(info, EventCursor(), max_pages=0)  # every page

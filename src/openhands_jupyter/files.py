@@ -3,6 +3,7 @@ a file's text read into the notebook or saved to disk."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Coroutine
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, TypeVar
@@ -13,6 +14,14 @@ from .api.models import ConversationInfo
 from .api.workspace import FileChange, FileDiff
 from .tracking import Tracked, Tracker
 from .tracking.changes import ChangeSet, read
+
+#: files whose lines ``changes()`` counts at most, by default
+MAX_COUNTED = 1000
+
+
+class ChangesCappedWarning(UserWarning):
+    """More files changed than ``changes()`` counted the lines of."""
+
 
 T = TypeVar("T")
 
@@ -51,18 +60,30 @@ class WorkspaceMixin:
         root = self._tracked.changes.root or await backend.workspace_root(info)
         return backend, info, root
 
-    async def changes_async(self) -> list[FileChange]:
+    async def changes_async(
+        self, counts: bool = True, max_counted: int = MAX_COUNTED
+    ) -> list[FileChange]:
         """See :meth:`changes`."""
         backend, info, root = await self._where()
         found = ChangeSet(root=root)
-        await read(backend, info, found, diffs=10_000)
+        limit = max_counted if counts else 0
+        await read(backend, info, found, diffs=limit, counted=limit)
+        if counts and found.capped:
+            warnings.warn(
+                f"{found.capped:,} files changed: lines were counted for the first "
+                f"{max_counted:,} (diff(path) reads any other).",
+                ChangesCappedWarning,
+                stacklevel=3,
+            )
         return list(found.files)
 
-    def changes(self) -> list[FileChange]:
+    def changes(self, counts: bool = True, max_counted: int = MAX_COUNTED) -> list[FileChange]:
         """The files the agent changed in its project, with their status (added, updated,
-        deleted, moved) and the lines added and removed. Raises ``ConflictError`` while the
-        sandbox is paused."""
-        return self._host.run_sync(self.changes_async())
+        deleted, moved) and the lines added and removed: listed in one request, then their
+        diffs read a few at a time for the counts, for the first ``max_counted`` files (a
+        ``ChangesCappedWarning`` says when there are more; ``counts=False`` lists only).
+        Raises ``ConflictError`` while the sandbox is paused."""
+        return self._host.run_sync(self.changes_async(counts, max_counted))
 
     async def diff_async(self, path: str) -> FileDiff:
         """See :meth:`diff`."""

@@ -3,6 +3,7 @@ own ``session_api_key`` (a secret, sent only in the ``X-Session-API-Key`` header
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -19,26 +20,65 @@ from .errors import (
 )
 from .secrets import Secret, SecretHeaders
 from .transport import Transport
+from .validate import is_loopback
 
 EVENT_PAGE = 100
 
 
-def agent_base_url(conversation_url: str | None, app_base_url: str) -> str | None:
-    """The agent server's base URL: ``conversation_url`` without ``/api/conversations/{id}``.
+#: what a key sent in a header may hold: visible ASCII, nothing a header cannot carry
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+
+
+def agent_base_url(
+    conversation_url: str | None, app_base_url: str, *, allow_insecure: bool = False
+) -> str | None:
+    """The agent server's base URL: ``conversation_url`` without ``/api/conversations/{id}``
+    (``None`` when it is not one this client sends a key to: see :func:`agent_problem`)."""
+    base, _why = locate_agent(conversation_url, app_base_url, allow_insecure=allow_insecure)
+    return base
+
+
+def locate_agent(
+    conversation_url: str | None, app_base_url: str, *, allow_insecure: bool = False
+) -> tuple[str | None, str | None]:
+    """The agent server's base URL, or why the conversation's key will not be sent there.
 
     A relative ``conversation_url`` lives on the app server's host (as the web UI reads it).
-    """
+    Only http and https are taken (the socket's ws or wss follows from it), and against an
+    https app server only https, unless the agent server is on this machine or insecure
+    transport was allowed: a session key never travels in the clear to another host."""
     if not conversation_url:
-        return None
-    url = conversation_url
-    if not url.lower().startswith(("http://", "https://")):
+        return None, "the server gave no agent-server address"
+    url = conversation_url.strip()
+    scheme = urlsplit(url).scheme.lower()
+    if not scheme:
         url = urljoin(app_base_url.rstrip("/") + "/", url.lstrip("/"))
+        scheme = urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        return None, f"its agent-server address is not http or https ({scheme or 'none'})"
     parts = urlsplit(url)
+    host = parts.hostname or ""
+    if not host:
+        return None, "its agent-server address has no host"
+    app_secure = urlsplit(app_base_url).scheme.lower() == "https"
+    if scheme == "http" and not is_loopback(host) and (app_secure or not allow_insecure):
+        return None, (
+            f"its agent server {host} is plain http: the session key would travel "
+            "unencrypted (allow_insecure=True allows it)"
+        )
     path = parts.path
     marker = path.rfind("/api/conversations/")
     if marker < 0:
+        return None, "its agent-server address is not a conversation's"
+    base = urlunsplit((scheme, parts.netloc, path[:marker], "", "")).rstrip("/")
+    return base, None
+
+
+def key_problem(key: Secret | None) -> str | None:
+    """Why a session key from the server cannot be sent (never what it holds)."""
+    if key is None or _HEADER_SAFE.fullmatch(key.get()):
         return None
-    return urlunsplit((parts.scheme.lower(), parts.netloc, path[:marker], "", "")).rstrip("/")
+    return "the server handed out a session key with characters a header cannot carry"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .agent import AgentClient, AgentEndpoint, agent_base_url
+from .agent import AgentClient, AgentEndpoint, key_problem, locate_agent
 from .errors import OpenHandsError, UnsupportedError, absent_route
 from .models import ConversationInfo, Event, StartTask
 from .transport import Transport, request_gate
@@ -77,11 +77,25 @@ class Backend(abc.ABC):
             raise
 
     def endpoint(self, info: ConversationInfo) -> AgentEndpoint | None:
-        """Where this conversation's agent server is, when the server said (V1, running)."""
-        base = agent_base_url(info.conversation_url, self.transport.base_url)
-        if base is None or not info.id:
+        """Where this conversation's agent server is, when the server said (V1, running) and
+        its key may go there (see :meth:`endpoint_problem`)."""
+        base, _why = locate_agent(
+            info.conversation_url,
+            self.transport.base_url,
+            allow_insecure=self.transport.allow_insecure,
+        )
+        if base is None or not info.id or key_problem(info.session_api_key):
             return None
         return AgentEndpoint(base, info.id, info.session_api_key)
+
+    def endpoint_problem(self, info: ConversationInfo) -> str | None:
+        """Why this conversation's agent server is not used, when it is not."""
+        _base, why = locate_agent(
+            info.conversation_url,
+            self.transport.base_url,
+            allow_insecure=self.transport.allow_insecure,
+        )
+        return why or key_problem(info.session_api_key)
 
     async def paged(self, url: str, limit: int, key: str) -> list[dict[str, Any]]:
         """Up to ``limit`` items of a paged list (``page_id`` / ``next_page_id``), newest first."""

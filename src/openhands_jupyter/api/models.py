@@ -15,13 +15,90 @@ from .secrets import Secret, as_secret
 _SECRET_KEYS = frozenset({"session_api_key", "secrets", "api_key", "llm_api_key"})
 
 
+#: how deep, and how large, a record from a server may be once read: deeper parts become a
+#: mark, longer strings are cut, and past the total every further string is cut short
+MAX_DEPTH = 24
+MAX_STRING = 64 * 1024
+MAX_RECORD = 1024 * 1024
+MAX_ITEMS = 2000
+
+
+class _Budget:
+    __slots__ = ("cut", "left")
+
+    def __init__(self) -> None:
+        self.left = MAX_RECORD
+        self.cut = False
+
+
 def scrub(value: Any) -> Any:
-    """A deep copy of a JSON value with every secret-bearing key masked."""
+    """A bounded deep copy of a JSON value with every secret-bearing key masked: at most
+    ``MAX_DEPTH`` levels, ``MAX_STRING`` characters a string, ``MAX_ITEMS`` items a list or
+    object and about ``MAX_RECORD`` characters in all (a record nested 950 levels deep, or
+    15 MB of output, is kept as a bounded copy: never a ``RecursionError``, never the whole)."""
+    return _scrub(value, 0, _Budget())
+
+
+def _scrub(value: Any, depth: int, budget: _Budget) -> Any:
+    if isinstance(value, str):
+        limit = min(MAX_STRING, max(0, budget.left))
+        budget.left -= min(len(value), limit)
+        if len(value) > limit:
+            budget.cut = True
+            return value[:limit] + f"… ({len(value) - limit:,} more characters left out)"
+        return value
+    if not isinstance(value, (dict, list)):
+        return value
+    if depth >= MAX_DEPTH:
+        budget.cut = True
+        return "… (nested too deep)"
     if isinstance(value, dict):
-        return {k: ("***" if k in _SECRET_KEYS and v else scrub(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub(v) for v in value]
-    return value
+        items = list(value.items())[:MAX_ITEMS]
+        budget.cut |= len(value) > MAX_ITEMS
+        return {
+            k: ("***" if k in _SECRET_KEYS and v else _scrub(v, depth + 1, budget))
+            for k, v in items
+            if isinstance(k, str)
+        }
+    budget.cut |= len(value) > MAX_ITEMS
+    return [_scrub(v, depth + 1, budget) for v in value[:MAX_ITEMS]]
+
+
+def events_from_v1(raw: Any, conversation_id: str | None) -> tuple[list[Event], list[str]]:
+    """The events of a list from an agent server that belong to this conversation, and why
+    each other item was left out."""
+    events: list[Event] = []
+    dropped: list[str] = []
+    for item in raw if isinstance(raw, list) else []:
+        why = foreign(item, conversation_id)
+        if why is None:
+            event = event_from_v1(item)
+            if event is not None:
+                events.append(event)
+        else:
+            dropped.append(why)
+    return events, dropped
+
+
+def foreign(frame: Any, conversation_id: str | None) -> str | None:
+    """Why an event from an agent server does not belong in this conversation's feed (not an
+    object, no kind, or another conversation's), else ``None``."""
+    if not isinstance(frame, dict):
+        return "not an event"
+    kind = frame.get("kind")
+    if not isinstance(kind, str) or not kind:
+        return "no kind"
+    mine = (conversation_id or "").replace("-", "").lower()
+    named = [frame.get("conversation_id")]
+    if kind == "ConversationStateUpdateEvent" and frame.get("key") == "full_state":
+        value = frame.get("value")
+        named.append(value.get("id") if isinstance(value, dict) else None)
+    for other in named:
+        if other is None:
+            continue
+        if not isinstance(other, str) or (mine and other.replace("-", "").lower() != mine):
+            return "another conversation's"
+    return None
 
 
 def _str(value: Any) -> str | None:
@@ -86,16 +163,26 @@ class Usage:
 
 
 def usage_from_stats(value: Any) -> Usage | None:
-    """The agent's usage from a ``stats`` state update (``usage_to_metrics.agent``)."""
+    """What every LLM of the conversation used, from a ``stats`` state update: the sum over
+    ``usage_to_metrics`` (the agent's, a condenser's, any other the server reports)."""
     if not isinstance(value, dict):
         return None
     per_usage = value.get("usage_to_metrics")
     if not isinstance(per_usage, dict):
         return None
-    agent = per_usage.get("agent")
-    if not isinstance(agent, dict):
-        agent = next((v for v in per_usage.values() if isinstance(v, dict)), None)
-    return Usage.from_metrics(agent)
+    found = [u for u in (Usage.from_metrics(m) for m in per_usage.values()) if u is not None]
+    if not found:
+        return None
+
+    def total(values: list[Any]) -> Any:
+        known = [v for v in values if v is not None]
+        return sum(known) if known else None
+
+    return Usage(
+        cost=total([u.cost for u in found]),
+        prompt_tokens=total([u.prompt_tokens for u in found]),
+        completion_tokens=total([u.completion_tokens for u in found]),
+    )
 
 
 @dataclass(frozen=True)
@@ -313,15 +400,19 @@ def _v1_action(data: dict[str, Any], base: dict[str, Any]) -> Event:
 
 
 def event_from_v1(data: dict[str, Any]) -> Event | None:
-    """Normalise a V1 event (app server or agent server); ``None`` for kinds not worth showing."""
-    kind = str(data.get("kind") or "")
-    source = str(data.get("source") or "")
+    """Normalise a V1 event (app server or agent server); ``None`` for kinds not worth showing.
+    It is read from a bounded copy (see :func:`scrub`)."""
+    if not isinstance(data, dict):
+        return None
+    data = scrub(data)
+    kind = _str(data.get("kind")) or ""
+    source = _str(data.get("source")) or ""
     base: dict[str, Any] = {
-        "id": str(data.get("id") or ""),
+        "id": _str(data.get("id")) or "",
         "source": source,
         "timestamp": parse_time(data.get("timestamp")),
         "kind": kind,
-        "raw": scrub(data),
+        "raw": data,
     }
     if kind == "MessageEvent":
         message = _dict(data.get("llm_message"))

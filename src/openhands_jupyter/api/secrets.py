@@ -57,14 +57,45 @@ def as_secret(value: str | Secret | None) -> Secret | None:
     return Secret(value) if value else None
 
 
+#: the shortest piece of a secret that is masked wherever it shows (a log line cut short
+#: can hold the start of a key)
+FRAGMENT = 8
+
+
 def redact(text: str) -> str:
-    """Replace every secret value this process has seen with a mask."""
+    """Mask every secret value this process has seen, and every piece of one at least
+    ``FRAGMENT`` characters long (a frame logger cuts a long line, and with it a key)."""
     with _lock:
         known = sorted(_known, key=len, reverse=True)
+    spans: list[tuple[int, int]] = []
     for value in known:
-        if value in text:
-            text = text.replace(value, _MASK)
-    return text
+        if len(value) < FRAGMENT:
+            start = text.find(value)
+            while start >= 0:
+                spans.append((start, start + len(value)))
+                start = text.find(value, start + 1)
+            continue
+        for i in range(len(value) - FRAGMENT + 1):
+            piece = value[i : i + FRAGMENT]
+            start = text.find(piece)
+            while start >= 0:
+                spans.append((start, start + FRAGMENT))
+                start = text.find(piece, start + 1)
+    if not spans:
+        return text
+    spans.sort()
+    merged: list[list[int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    out, at = [], 0
+    for start, end in merged:
+        out += [text[at:start], _MASK]
+        at = end
+    out.append(text[at:])
+    return "".join(out)
 
 
 class RedactingFilter(logging.Filter):
@@ -84,3 +115,26 @@ def package_logger(name: str) -> logging.Logger:
     if not any(isinstance(f, RedactingFilter) for f in logger.filters):
         logger.addFilter(RedactingFilter())
     return logger
+
+
+#: the loggers of the libraries requests and sockets go through: their records are masked too
+#: (a header value in an error, a frame cut short), whoever turns them on
+LIBRARY_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "websockets",
+    "websockets.client",
+    "websockets.protocol",
+)
+
+
+def guard_library_loggers() -> None:
+    for name in LIBRARY_LOGGERS:
+        package_logger(name)
+
+
+guard_library_loggers()

@@ -9,7 +9,8 @@ package's errors.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,34 +18,64 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from .agent import AgentEndpoint
-from .errors import APIConnectionError, AuthenticationError, NotFoundError, OpenHandsError
+from .errors import (
+    APIConnectionError,
+    AuthenticationError,
+    NotFoundError,
+    OpenHandsError,
+    UnsupportedError,
+)
 from .secrets import package_logger
 
 #: close codes the agent server uses
 AUTH_FAILED = 4001
 NOT_FOUND = 4004
 TOO_MANY = 1013
+#: what this client sends when a frame is larger than it takes
+TOO_BIG = 1009
+#: the largest frame taken (each event is then kept as a bounded copy), and how many frames
+#: may wait unread: a server cannot make the kernel buffer more than MAX_FRAME * (MAX_QUEUE+1)
 MAX_FRAME = 16 * 1024 * 1024
+MAX_QUEUE = 2
 _frames_log = package_logger("openhands_jupyter.api.socket")
 
 
 class EventSocket:
-    """An open, authenticated event socket. Iterate :meth:`frames` for event dicts."""
+    """An open, authenticated event socket. Iterate :meth:`frames` for event dicts; what is
+    not one (a binary frame, text that is not a JSON object, JSON nested too deep to read) is
+    left out and counted in :attr:`dropped`, by why."""
 
     def __init__(self, ws: ClientConnection, endpoint: AgentEndpoint) -> None:
         self._ws = ws
         self.endpoint = endpoint
+        self.dropped: Counter[str] = Counter()
+        #: told of each frame left out, as it is
+        self.on_drop: Callable[[str], None] | None = None
+
+    def _drop(self, why: str) -> None:
+        self.dropped[why] += 1
+        if self.on_drop is not None:
+            self.on_drop(why)
 
     async def frames(self) -> AsyncIterator[dict[str, Any]]:
         """Each event as it arrives; ends when the server closes normally, raises otherwise."""
         try:
             async for message in self._ws:
+                if not isinstance(message, str):
+                    self._drop("a binary frame")
+                    continue
                 try:
                     data = json.loads(message)
+                except RecursionError:
+                    self._drop("nested too deep to read")
+                    continue
                 except (TypeError, ValueError):
+                    self._drop("not JSON")
                     continue
                 if isinstance(data, dict):
                     yield data
+                else:
+                    self._drop("not an event")
         except ConnectionClosed as exc:
             raise closed_error(exc) from None
         rcvd = self._ws.close_code
@@ -58,12 +89,21 @@ class EventSocket:
 def closed_error(
     exc: ConnectionClosed | None, code: int | None = None, reason: str = ""
 ) -> OpenHandsError:
-    if exc is not None and exc.rcvd is not None:
+    if exc is not None and exc.sent is not None and exc.sent.code == TOO_BIG:
+        code = TOO_BIG  # this client closed it: the frame was larger than it takes
+    elif exc is not None and exc.rcvd is not None:
         code, reason = exc.rcvd.code, exc.rcvd.reason
     if code == AUTH_FAILED:
         return AuthenticationError("The agent server refused this conversation's session key.")
     if code == NOT_FOUND:
         return NotFoundError("The agent server does not know this conversation.")
+    if code == TOO_BIG:
+        error = APIConnectionError(
+            f"The agent server sent an event larger than {MAX_FRAME // 2**20} MB; it is left out "
+            "(the socket reconnects without it)."
+        )
+        error.too_big = True  # type: ignore[attr-defined]
+        return error
     if code == TOO_MANY:
         return APIConnectionError(
             "The agent server has too many connections for this conversation."
@@ -76,8 +116,16 @@ def closed_error(
 _HEADER_AUTH: set[str] = set()
 
 
+class _connect_here(connect):
+    """``connect`` that never follows a redirect: the session key (in the first frame, or in
+    the header) goes to the agent server the server named, and nowhere else."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
+
+
 async def _connect(endpoint: AgentEndpoint, header: bool, open_timeout: float, ping: float) -> Any:
-    return await connect(
+    return await _connect_here(
         endpoint.socket_url,
         additional_headers=endpoint.headers() if header else None,
         open_timeout=open_timeout,
@@ -85,6 +133,7 @@ async def _connect(endpoint: AgentEndpoint, header: bool, open_timeout: float, p
         ping_timeout=ping,
         close_timeout=2.0,
         max_size=MAX_FRAME,
+        max_queue=MAX_QUEUE,
         user_agent_header="openhands-jupyter",
         # the library logs every frame at DEBUG, the auth frame and headers too: through a
         # logger that masks every known secret
@@ -118,6 +167,11 @@ async def open_event_socket(
             ) from None
         if status == 404:
             raise NotFoundError("This agent server offers no event socket (HTTP 404).") from None
+        if 300 <= status < 400:
+            raise UnsupportedError(
+                f"The agent server redirected its event socket elsewhere (HTTP {status}); not "
+                "followed: the session key goes only to the agent server itself."
+            ) from None
         raise APIConnectionError(
             f"The agent server refused the event socket (HTTP {status})."
         ) from None

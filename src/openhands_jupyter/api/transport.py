@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import random
@@ -22,7 +23,8 @@ from .errors import (
     ServerError,
     error_from_response,
 )
-from .secrets import Secret, package_logger
+from .loops import BackgroundLoop, running_loop
+from .secrets import Secret, package_logger, redact
 
 T = TypeVar("T")
 
@@ -64,8 +66,11 @@ class Transport:
         transport: httpx.AsyncBaseTransport | None = None,
         max_retry_wait: float = MAX_RETRY_WAIT,
         deadline: float = DEFAULT_DEADLINE,
+        allow_insecure: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        #: plain http to another host was allowed for this client (its agent servers too)
+        self.allow_insecure = allow_insecure
         self.max_retry_wait = max_retry_wait
         self.deadline = deadline
         self._api_key = api_key
@@ -73,6 +78,9 @@ class Transport:
         self.timeout = timeout
         self.max_retries = max_retries
         self._mock = transport
+        #: a transport of the caller's own (connection pools, proxies, TLS) belongs to one
+        #: loop: every exchange through it runs on that one loop, whichever loop asks
+        self._home = _home_of(transport)
         self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self._lock = threading.Lock()
 
@@ -104,12 +112,32 @@ class Transport:
             return client
 
     async def aclose(self) -> None:
-        """Close the client that belongs to the running loop (others close with their loops)."""
+        """Close the client that belongs to the running loop (others close with their loops),
+        and the one on the home loop of a transport of the caller's own."""
         loop = asyncio.get_running_loop()
         with self._lock:
             client = self._clients.pop(loop, None)
         if client is not None:
             await client.aclose()
+        home = self._home
+        if home is not None and home.running and home.loop is not loop:
+            with contextlib.suppress(Exception):
+                await asyncio.wrap_future(home.submit(self.aclose()))
+
+    async def _exchange(
+        self, method: str, url: str, params: Any, json_body: Any, headers: dict[str, str] | None
+    ) -> httpx.Response:
+        """One request and its whole answer, on the loop its transport belongs to."""
+
+        async def here() -> httpx.Response:
+            return await self._client().request(
+                method, url, params=params, json=json_body, headers=headers
+            )
+
+        home = self._home
+        if home is None or running_loop() is home.loop:
+            return await here()
+        return await asyncio.wrap_future(home.submit(here()))
 
     async def request(
         self,
@@ -181,13 +209,11 @@ class Transport:
         expect_json: bool,
         gated: bool = True,
     ) -> Any:
-        client = self._client()
         gate = request_gate.get() if gated else None
         done = await gate() if gate is not None else None
         try:
             response = await within(
-                client.request(method, url, params=params, json=json_body, headers=headers),
-                self.deadline,
+                self._exchange(method, url, params, json_body, headers), self.deadline
             )
         except asyncio.TimeoutError:
             raise APIConnectionError(
@@ -212,6 +238,8 @@ class Transport:
             if done is not None:
                 done()
         log.debug("%s %s -> %s", method, response.request.url.path, response.status_code)
+        if response.is_redirect:
+            _check_json_type(response)  # never followed (a key would go with it): said, raised
         if response.status_code >= 400:
             raise error_from_response(response)
         if not expect_json:
@@ -224,10 +252,19 @@ class Transport:
         self, method: str, url: str, *, json_body: Any = None
     ) -> AsyncIterator[Any]:
         """Yield each element of a JSON array body as it arrives (OpenHands' stream-start)."""
-        client = self._client()
         gate = request_gate.get()
         if gate is not None:
             (await gate())()
+        home = self._home
+        if home is not None and running_loop() is not home.loop:
+            async for item in _relay(home, self._stream(method, url, json_body)):
+                yield item
+            return
+        async for item in self._stream(method, url, json_body):
+            yield item
+
+    async def _stream(self, method: str, url: str, json_body: Any) -> AsyncIterator[Any]:
+        client = self._client()
         decoder = json.JSONDecoder()
         try:
             async with client.stream(
@@ -263,8 +300,10 @@ DROPPED = (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError)
 
 
 def _reason(exc: Exception) -> str:
+    """An error's first line, with any secret (or piece of one) masked: a library's message
+    can quote a header it refused."""
     text = str(exc) or type(exc).__name__
-    return text.splitlines()[0][:200]
+    return redact(text.splitlines()[0][:200])
 
 
 def _check_json_type(response: httpx.Response) -> None:
@@ -304,6 +343,50 @@ def decode_json(response: httpx.Response) -> Any:
 
 
 __all__ = ["OpenHandsError", "Transport", "backoff_delay"]
+
+#: the loop of each transport of a caller's own, by the transport's identity
+_homes: dict[int, tuple[httpx.AsyncBaseTransport, BackgroundLoop]] = {}
+_homes_lock = threading.Lock()
+
+
+def _home_of(transport: httpx.AsyncBaseTransport | None) -> BackgroundLoop | None:
+    """The one loop a caller's transport runs on (a mock transport, which holds no
+    connections, runs on any)."""
+    if transport is None or isinstance(transport, httpx.MockTransport):
+        return None
+    with _homes_lock:
+        found = _homes.get(id(transport))
+        if found is None or found[0] is not transport or not found[1].running:
+            found = (transport, BackgroundLoop("openhands-transport"))
+            _homes[id(transport)] = found
+        return found[1]
+
+
+async def _relay(home: BackgroundLoop, items: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Iterate ``items`` on ``home``'s loop, handing each to the caller's loop."""
+    caller = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for item in items:
+                caller.call_soon_threadsafe(queue.put_nowait, ("item", item))
+        except BaseException as exc:
+            caller.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+            return
+        caller.call_soon_threadsafe(queue.put_nowait, ("end", None))
+
+    future = home.submit(pump())
+    try:
+        while True:
+            kind, value = await queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        future.cancel()
 
 
 async def within(awaitable: Awaitable[T], timeout: float | None) -> T:

@@ -3,6 +3,7 @@ show an edit (at most once every ``GAP`` seconds) and once after the run ends.""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass, field
 
@@ -15,6 +16,13 @@ from ..api.workspace import FileChange, FileDiff
 GAP = 1.0
 #: diffs read in one refresh at most (the rest are read in the next ones, ``GAP`` apart)
 DIFFS_PER_REFRESH = 20
+#: files whose lines are counted at most (in path order): a workspace with more changed files
+#: lists them all, counts these, and says so
+MAX_COUNTED = 200
+#: diffs read at the same time
+CONCURRENCY = 4
+#: the diffs kept for the widget to show at once, in characters of text at most
+DIFF_CACHE = 8 * 1024 * 1024
 
 
 def edited_path(event: Event) -> str | None:
@@ -30,7 +38,12 @@ class ChangeSet:
     """One conversation's changed files, their diffs, and when to read them again."""
 
     files: tuple[FileChange, ...] = ()
+    #: the diffs read last, newest last, bounded by ``DIFF_CACHE`` characters
     diffs: dict[str, FileDiff] = field(default_factory=dict)
+    #: lines added and removed, by path (kept when a diff leaves the cache)
+    counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: ``MAX_COUNTED`` was reached: how many files are listed in all
+    capped: int = 0
     root: str | None = None
     read: bool = False
     """Read at least once."""
@@ -69,8 +82,19 @@ class ChangeSet:
     def next_due(self) -> float:
         return self.due if self.watchers > 0 and self.stale else math.inf
 
-    def to_list(self) -> list[dict[str, object]]:
-        return [f.to_dict() for f in self.files]
+    def keep(self, path: str, diff: FileDiff) -> None:
+        """Remember a diff read (and its counts), within ``DIFF_CACHE``."""
+        self.counts[path] = diff.counts
+        self.diffs.pop(path, None)
+        self.diffs[path] = diff
+        size = sum(_size(d) for d in self.diffs.values())
+        while size > DIFF_CACHE and len(self.diffs) > 1:
+            oldest = next(iter(self.diffs))
+            size -= _size(self.diffs.pop(oldest))
+
+
+def _size(diff: FileDiff) -> int:
+    return len(diff.original or "") + len(diff.modified or "")
 
 
 def _named(path: str, dirty: set[str]) -> bool:
@@ -80,40 +104,57 @@ def _named(path: str, dirty: set[str]) -> bool:
 
 
 async def read(
-    backend: Backend, info: ConversationInfo, changes: ChangeSet, diffs: int = DIFFS_PER_REFRESH
+    backend: Backend,
+    info: ConversationInfo,
+    changes: ChangeSet,
+    diffs: int = DIFFS_PER_REFRESH,
+    counted: int = MAX_COUNTED,
 ) -> None:
-    """Read the changed files and, up to ``diffs`` of them, the diffs that may have moved."""
+    """Read the changed files (one request, all of them) and, up to ``diffs`` at a time
+    (``CONCURRENCY`` at once), the diffs of those among the first ``counted`` that may have
+    moved; the others keep no line counts (``capped`` says how many files there are)."""
     if changes.root is None:
         changes.requests += 1
         changes.root = await backend.workspace_root(info)
+    root = changes.root
     changes.requests += 1
-    files = await backend.changes(info, changes.root)
+    files = await backend.changes(info, root)
     before = {f.path: f for f in changes.files}
-    out: list[FileChange] = []
+    wanted: list[str] = []
     later: set[str] = set()
-    reads = 0
-    for change in files:
+    for i, change in enumerate(files):
         old = before.get(change.path)
         again = (
             changes.all_dirty
             or _named(change.path, changes.dirty)
             or old is None
             or old.status != change.status
-            or change.path not in changes.diffs
+            or change.path not in changes.counts
         )
-        if again and reads < diffs:
-            reads += 1
-            changes.requests += 1
-            changes.diffs[change.path] = await backend.file_diff(info, changes.root, change.path)
-        elif again:
+        if not again or i >= counted:
+            continue
+        if len(wanted) < diffs:
+            wanted.append(change.path)
+        else:
             later.add(change.path)
-        diff = changes.diffs.get(change.path)
-        if diff is not None:
-            added, removed = diff.counts
-            change = FileChange(change.path, change.status, added, removed)
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(path: str) -> None:
+        async with gate:
+            changes.requests += 1
+            changes.keep(path, await backend.file_diff(info, root, path))
+
+    await asyncio.gather(*(one(path) for path in wanted))
+    out: list[FileChange] = []
+    for change in files:
+        count = changes.counts.get(change.path)
+        if count is not None:
+            change = FileChange(change.path, change.status, count[0], count[1])
         out.append(change)
     keep = {f.path for f in out}
     changes.diffs = {p: d for p, d in changes.diffs.items() if p in keep}
+    changes.counts = {p: c for p, c in changes.counts.items() if p in keep}
+    changes.capped = len(out) if len(out) > counted else 0
     changes.files = tuple(out)
     changes.read = True
     changes.error = None

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ..api.agent import AgentClient, AgentEndpoint
-from ..api.errors import AuthenticationError, NotFoundError, OpenHandsError
+from ..api.errors import AuthenticationError, NotFoundError, OpenHandsError, UnsupportedError
 from ..api.secrets import package_logger
-from ..api.socket import open_event_socket
+from ..api.socket import MAX_FRAME, open_event_socket
 from ..api.transport import backoff_delay, request_gate
 from .clock import Clock
 from .state import LIVE_CONNECTING, LIVE_FALLBACK, LIVE_ON, LIVE_RETRYING, Tracked
@@ -117,11 +117,14 @@ class LiveFeed:
                 if key_refusals >= 3:
                     host.live_changed(tracked, LIVE_FALLBACK, note)
                     return
-            except NotFoundError as exc:
+            except (NotFoundError, UnsupportedError) as exc:
+                # no socket for this conversation there, or one this client will not follow
                 host.live_changed(tracked, LIVE_FALLBACK, str(exc))
                 return
             except OpenHandsError as exc:
                 note = str(exc)
+                if getattr(exc, "too_big", False):
+                    tracked.drop(f"an event larger than {MAX_FRAME // 2**20} MB")
             except Exception as exc:  # a library failure must not end the feed quietly
                 log.debug("live feed failed", exc_info=True)
                 note = f"{type(exc).__name__}: {exc}"
@@ -138,6 +141,7 @@ class LiveFeed:
     async def _session(self, endpoint: AgentEndpoint) -> None:
         host, tracked = self.host, self.tracked
         async with open_event_socket(endpoint, open_timeout=self.open_timeout) as sock:
+            sock.on_drop = self._dropped
             frames = sock.frames().__aiter__()
             early: list[dict[str, Any]] = []
             # The server pushes the current state the moment it has subscribed this socket:
@@ -177,6 +181,11 @@ class LiveFeed:
                 if pending is not None:
                     pending.cancel()
 
+    def _dropped(self, why: str) -> None:
+        """A frame the socket left out (binary, not JSON, too deep): counted on the
+        conversation, said once in its feed."""
+        self.tracked.drop(why)
+        self.host.live_events(self.tracked, [], live=True)
 
     def _frame(self, frame: dict[str, Any]) -> None:
         host, tracked = self.host, self.tracked

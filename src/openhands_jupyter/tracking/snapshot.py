@@ -43,6 +43,8 @@ class Snapshot:
     changes: tuple[FileChange, ...] = ()
     """The files the agent changed, as last read (only while a widget shows them)."""
     changes_read: bool = False
+    changes_counted: int | None = None
+    """When more files changed than are counted: how many are (the first, by path)."""
     changes_error: str | None = None
     """Why the changes could not be read (paused, not offered, retrying)."""
     pending: tuple[PendingAction, ...] = ()

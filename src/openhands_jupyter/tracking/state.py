@@ -17,11 +17,15 @@ from ..api.actions import PendingAction
 from ..api.backend import EventCursor, StartRequest
 from ..api.ids import later, parse_time
 from ..api.models import HIDDEN_TYPES, ConversationInfo, Event, Usage
-from .changes import ChangeSet
+from .changes import MAX_COUNTED, ChangeSet
 from .commands import Under, buttons
 from .snapshot import Snapshot
 
 _keys = itertools.count(1)
+#: the feed's text, in characters at most (each event is bounded too: see ``api.models``)
+FEED_BYTES = 4 * 1024 * 1024
+#: event ids remembered to drop repeats
+MAX_SEEN_IDS = 20_000
 _PLACEHOLDER = re.compile(r"^Conversation [0-9a-f]{5,32}$")
 
 Subscriber = Callable[[Snapshot], None]
@@ -84,7 +88,13 @@ class Tracked:
     pending_events: list[Event] = field(default_factory=list)
     _published: tuple[object, ...] = ()
     # what the events said
-    seen_ids: set[str] = field(default_factory=set)
+    #: the ids of the newest events seen (an ordered set, bounded: a gap read goes back
+    #: seconds, not hours)
+    seen_ids: dict[str, None] = field(default_factory=dict)
+    #: events a server sent that were left out, by why (another conversation's, no kind, a
+    #: binary frame, nested too deep), and the notes said of them in the feed
+    dropped: dict[str, int] = field(default_factory=dict)
+    notes: int = 0
     server_time: str | None = None
     """The newest event timestamp, exactly as the server wrote it (its own clock)."""
     state_events: int = 0
@@ -194,7 +204,9 @@ class Tracked:
             if event.id and event.id in self.seen_ids:
                 continue
             if event.id:
-                self.seen_ids.add(event.id)
+                self.seen_ids[event.id] = None
+                if len(self.seen_ids) > MAX_SEEN_IDS:
+                    del self.seen_ids[next(iter(self.seen_ids))]
             new.append(event)
             stamp = event.raw.get("timestamp") if event.raw else None
             if isinstance(stamp, str) and (self.server_time is None or stamp > self.server_time):
@@ -212,10 +224,32 @@ class Tracked:
             if event.source == "agent" or (event.type == "state" and event.text == "running"):
                 self.has_run = True
             fresh.append(event)
-        self.feed.extend(fresh)
-        self.pending_events.extend(fresh)
+        self._show(fresh)
         self.changes.note_events(fresh)
         return new
+
+    def _show(self, events: list[Event]) -> None:
+        """Add to the feed: at most its length in events and ``FEED_BYTES`` in text."""
+        self.feed.extend(events)
+        self.pending_events.extend(events)
+        size = sum(len(e.text) for e in self.feed)
+        while size > FEED_BYTES and len(self.feed) > 1:
+            size -= len(self.feed.popleft().text)
+
+    def drop(self, why: str, count: int = 1) -> None:
+        """Events a server sent that do not belong here: counted, and said once per reason in
+        the feed (a later count updates nothing: the feed is not a log)."""
+        first = why not in self.dropped
+        self.dropped[why] = self.dropped.get(why, 0) + count
+        if first:
+            self.note(f"left out an event the server sent: {why}")
+
+    def note(self, text: str) -> None:
+        """A line of this client's own in the feed."""
+        self.notes += 1
+        self._show(
+            [Event(id=f"ohj-note-{self.key}-{self.notes}", type="note", source="client", text=text)]
+        )
 
     def _match(self, event: Event) -> None:
         raw = event.raw or {}
@@ -346,6 +380,7 @@ class Tracked:
             activity_note=self.live_note if self.live_state == LIVE_FALLBACK else None,
             changes=self.changes.files,
             changes_read=self.changes.read,
+            changes_counted=MAX_COUNTED if self.changes.capped else None,
             changes_error=self.changes.error,
             pending=self.pending,
             stopped_why=self.stopped_why,

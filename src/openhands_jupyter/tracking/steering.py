@@ -19,7 +19,7 @@ from ..api.errors import (
     OpenHandsError,
 )
 from ..api.ids import later, parse_time
-from ..api.models import ConversationInfo, Event, event_from_v1
+from ..api.models import ConversationInfo, Event, events_from_v1
 from ..api.secrets import package_logger
 from ..api.text import money
 from ..api.transport import within
@@ -177,9 +177,7 @@ class Steering:
                 return
             try:
                 raw = await self.agent.events_since(endpoint, None)
-                self._evidence(
-                    tracked, tracked.add_events([e for e in map(event_from_v1, raw) if e])
-                )
+                self._evidence(tracked, tracked.add_events(self._belonging(tracked, raw)))
                 if tracked.command is not under:
                     return  # its evidence was there
                 waiting = await self.agent.execution_status(endpoint) == "waiting_for_confirmation"
@@ -194,6 +192,15 @@ class Steering:
             except OpenHandsError as exc:
                 log.debug("could not check or resend %s: %s", under.command.name, exc)
             self._publish(tracked)
+
+    @staticmethod
+    def _belonging(tracked: Tracked, raw: Any) -> list[Event]:
+        """The events of a list an agent server sent that are this conversation's; the rest
+        are counted (and said once in the feed)."""
+        events, dropped = events_from_v1(raw, tracked.conversation_id)
+        for why in dropped:
+            tracked.drop(why)
+        return events
 
     def _abandon(self, tracked: Tracked, under: Under) -> None:
         under.done.set()
@@ -226,7 +233,7 @@ class Steering:
         endpoint = self._endpoint(tracked)
         if endpoint is not None:
             raw = await self.agent.events_since(endpoint, None)
-            tracked.add_events([e for e in (event_from_v1(r) for r in raw) if e is not None])
+            tracked.add_events(self._belonging(tracked, raw))
         now = tuple(a.id for a in tracked.pending)
         if set(shown) != set(now):
             self._publish(tracked)

@@ -26,7 +26,7 @@ from ..api.errors import (
     ServerError,
     UnsupportedError,
 )
-from ..api.models import ConversationInfo, Event, StartTask, event_from_v1
+from ..api.models import ConversationInfo, Event, StartTask
 from ..api.secrets import package_logger
 from ..api.transport import backoff_delay, within
 from . import changes
@@ -244,6 +244,14 @@ class Tracker(Steering):
                 watcher()
             except Exception:
                 log.exception("watcher failed")
+
+    def find(self, conversation_id: str) -> Tracked | None:
+        """The conversation this tracker already follows under that id, if any."""
+        with self._lock:
+            for tracked in self.entries.values():
+                if tracked.conversation_id == conversation_id:
+                    return tracked
+        return None
 
     def untrack(self, tracked: Tracked) -> None:
         with self._lock:
@@ -875,8 +883,7 @@ class Tracker(Steering):
             except OpenHandsError as exc:
                 log.debug("quiet check of %s failed: %s", tracked.conversation_id, exc)
                 continue
-            events = [e for e in (event_from_v1(r) for r in raw) if e is not None]
-            missed = tracked.add_events(events)
+            missed = tracked.add_events(self._belonging(tracked, raw))
             if missed:
                 self._evidence(tracked, missed)
                 self._quiet(tracked, f"{len(missed)} events came that it did not bring")
@@ -984,7 +991,7 @@ class Tracker(Steering):
         if endpoint is not None and tracked.live_state != LIVE_FALLBACK:
             try:
                 raw = await self.agent.events_since(endpoint, gap_since(tracked.server_time))
-                return [e for e in (event_from_v1(r) for r in raw) if e is not None]
+                return self._belonging(tracked, raw)
             except OpenHandsError as exc:
                 log.debug("agent-server events failed (%s); reading the app server's", exc)
         assert tracked.info is not None
@@ -1001,6 +1008,14 @@ class Tracker(Steering):
         if (tracked.info.sandbox_status or "").upper() != "RUNNING":
             return None
         return self._backend_obj.endpoint(tracked.info)
+
+    def _agent_problem(self, tracked: Tracked) -> str | None:
+        info, backend = tracked.info, self._backend_obj
+        if self._version != "v1" or info is None or backend is None:
+            return None
+        if (info.sandbox_status or "").upper() != "RUNNING" or tracked.status in st.FINAL:
+            return None
+        return backend.endpoint_problem(info)
 
     def _live_wanted(self, tracked: Tracked) -> bool:
         if self.closed or not tracked.tracking or not tracked.watched:
@@ -1028,6 +1043,12 @@ class Tracker(Steering):
         if not self.config.live_events and tracked.watched and tracked.live_state != LIVE_FALLBACK:
             tracked.live_state = LIVE_FALLBACK
             tracked.live_note = "live activity is switched off (live_events=False)"
+        elif tracked.watched and tracked.live_state != LIVE_FALLBACK and not wanted:
+            why = self._agent_problem(tracked)
+            if why:
+                # an agent server this client will not send the session key to
+                tracked.live_state = LIVE_FALLBACK
+                tracked.live_note = why
         live = tracked.live
         if live is not None and live.done and tracked.live_state == LIVE_FALLBACK:
             # the feed gave up (no address, an unknown conversation, a refused key): not
@@ -1053,7 +1074,7 @@ class Tracker(Steering):
     def live_events(self, tracked: Tracked, frames: list[dict[str, Any]], *, live: bool) -> None:
         """Frames from the agent server. Events are de-duplicated by id; the status follows
         the socket's state updates at once (history read over REST never moves it)."""
-        events = [e for e in (event_from_v1(f) for f in frames) if e is not None]
+        events = self._belonging(tracked, frames)
         # in the order the server sent them: a command's evidence, then the states after it
         for event in events:
             # the state pushed on subscribe is a status, not an event of the run
@@ -1073,7 +1094,7 @@ class Tracker(Steering):
 
     def live_status(self, tracked: Tracked, frames: list[dict[str, Any]]) -> None:
         """The status from state frames only (the ones a socket got as it subscribed)."""
-        for event in (e for e in (event_from_v1(f) for f in frames) if e is not None):
+        for event in self._belonging(tracked, frames):
             if event.type == "state":
                 self._live_state(tracked, event)
         self._publish(tracked)

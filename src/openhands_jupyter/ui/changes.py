@@ -21,6 +21,7 @@ def changes_state(snap: Snapshot) -> dict[str, Any]:
     return {
         "files": files,
         "count": len(snap.changes),
+        "counted": snap.changes_counted,
         "read": snap.changes_read,
         "error": snap.changes_error or "",
     }
