@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT))
 from openhands_jupyter import OpenHands  # noqa: E402
 from openhands_jupyter.sim import Simulator  # noqa: E402
 from openhands_jupyter.sim.scenarios import LONG_COMMAND  # noqa: E402
-from openhands_jupyter.tracking import Snapshot  # noqa: E402
 from tests.real.launcher import RealServer  # noqa: E402
 
 OUT = ROOT / "bench" / "results"
@@ -48,12 +47,13 @@ def log(*parts: Any) -> None:
 
 
 class Target:
-    name = ""
-    url = ""
-    env: dict[str, str] = {}
-    long_task = ""
-    long_command = ""
-    approve_task = ""
+    def __init__(self) -> None:
+        self.name = ""
+        self.url = ""
+        self.env: dict[str, str] = {}
+        self.long_task = ""
+        self.long_command = ""
+        self.approve_task = ""
 
 
 def sim_target(sim: Simulator) -> Target:
@@ -128,9 +128,11 @@ def from_python(target: Target, runs: int) -> dict[str, list[float]]:
             conv = oh.start(target.long_task)
             paused: list[float] = []
             conv.subscribe(
-                lambda s, paused=paused: paused.append(time.perf_counter())
-                if s.status == "paused" and not paused
-                else None
+                lambda s, paused=paused: (
+                    paused.append(time.perf_counter())
+                    if s.status == "paused" and not paused
+                    else None
+                )
             )
             deadline = time.monotonic() + 300
             while not any(e.text == target.long_command for e in conv.feed):
@@ -183,8 +185,10 @@ def main() -> None:
         with RealServer() as real:
             results.append(measure(real_target(real), runs, not args.no_browser))
     print("\nreal seconds, p50 / p95 (max), n runs each\n")
-    print("| server | Stop clicked -> paused shown | stop() returns | paused confirmed "
-          "| approve() -> next stop |")
+    print(
+        "| server | Stop clicked -> paused shown | stop() returns | paused confirmed "
+        "| approve() -> next stop |"
+    )
     print("|---|---|---|---|---|")
 
     def cell(r: dict[str, Any], key: str) -> str:

@@ -61,7 +61,7 @@ def test_the_cap_while_an_action_waits_rejects_it_and_the_card_says_so(
 
 
 def test_a_tiny_cap_is_said_with_its_digits(sim_client: SimClient) -> None:
-    sim, oh = sim_client()
+    _sim, oh = sim_client()
     conv = oh.start("Keep going [sim:long]", max_cost=0.0005)
     eventually(lambda: conv.status == "paused", timeout=30)
     why = conv.snapshot().stopped_why or ""

@@ -68,4 +68,5 @@ class PendingAction:
     def line(self) -> str:
         """One line for a script's progress output."""
         what = self.text or self.tool
-        return visible(f"[{self.risk} risk] {shorten(self.tool, 40)}: {shorten(what, 160)}")
+        tool, what = shorten(visible(self.tool), 40), shorten(visible(what), 160)
+        return f"[{self.risk} risk] {tool}: {what}"

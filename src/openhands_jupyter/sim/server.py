@@ -110,6 +110,7 @@ class Simulator:
         push_delay: float = 0.0,
         interrupt: bool = True,
         approval_settle: float = 0.5,
+        condenser_cost: float = 0.0,
     ) -> None:
         self.port = port
         self.agent_port = 0
@@ -125,6 +126,7 @@ class Simulator:
             title_delay=title_delay,
             idle_before_run=idle_before_run,
             approval_settle=approval_settle,
+            condenser_cost=condenser_cost,
         )
         self.config = SimConfig(
             world=self.world,

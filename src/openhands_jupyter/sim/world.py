@@ -83,6 +83,7 @@ class SimConversation:
     #: the steps after an action that waits for confirmation
     held: list[tuple[float, sc.Step]] | None = None
     waiting_since: float = 0.0
+    condenser_cost: float = 0.0
     held_edit: str | None = None
     #: fields its records carry instead of the simulated ones (malformed data for tests)
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -117,8 +118,10 @@ class World:
         title_delay: float = 3.0,
         idle_before_run: float = 0.0,
         approval_settle: float = 0.5,
+        condenser_cost: float = 0.0,
     ) -> None:
         self.speed = speed
+        self.condenser_cost = condenser_cost
         self.approval_settle = approval_settle
         self.idle_before_run = idle_before_run
         self.batch_size = max(1, int(batch_size))
@@ -300,6 +303,7 @@ class World:
                 self._hold(conv, at)
             if step.source == "agent" and step.type != "message":
                 conv.cost = round(conv.cost + STEP_COST, 4)
+                conv.condenser_cost = round(conv.condenser_cost + self.condenser_cost, 4)
                 conv.tokens = (conv.tokens[0] + STEP_TOKENS[0], conv.tokens[1] + STEP_TOKENS[1])
                 self._emit(conv, "stats", "", "environment", None, at, value=self.stats(conv))
 
@@ -321,7 +325,16 @@ class World:
                 "response_id": "",
             },
         }
-        return {"usage_to_metrics": {"agent": metrics}}
+        usage: dict[str, Any] = {"agent": metrics}
+        if self.condenser_cost:
+            # a condenser LLM of its own: the server reports its usage beside the agent's
+            usage["condenser"] = {
+                "model_name": "sim/condenser",
+                "accumulated_cost": conv.condenser_cost,
+                "max_budget_per_task": None,
+                "accumulated_token_usage": {"model": "sim/condenser", "prompt_tokens": 0},
+            }
+        return {"usage_to_metrics": usage}
 
     def _emit(
         self,

@@ -1018,7 +1018,11 @@ class Tracker(Steering):
         return backend.endpoint_problem(info)
 
     def _live_wanted(self, tracked: Tracked) -> bool:
-        if self.closed or not tracked.tracking or not tracked.watched:
+        # someone watches it, or its cost cap needs each figure as it comes (the app server's
+        # store is fed in batches up to 30 s apart)
+        if self.closed or not tracked.tracking:
+            return False
+        if not tracked.watched and not self._capped(tracked):
             return False
         if not self.config.live_events:
             return False

@@ -334,7 +334,7 @@ class OpenHandsMagics(Magics):
                 info = conv.info
                 moment = info.updated_at or info.created_at if info else None
                 when = moment.strftime("%Y-%m-%d %H:%M") if moment else ""
-                label = visible(shorten(conv.title, 60))
+                label = shorten(visible(conv.title or ""), 60)
                 status = visible(conv.status)
                 print(f"{conv.id or '':<32}  {status:<9}  {when:<16}  {label}")
             return

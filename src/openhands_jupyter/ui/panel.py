@@ -176,7 +176,7 @@ class Panel(anywidget.AnyWidget):
         lines = [head]
         for snap in snaps:
             ident = (snap.conversation_id or "")[:8] or "-"
-            label = shorten(snap.title or self._task(snap.key), 50)
+            label = shorten(visible(snap.title or self._task(snap.key)), 50)
             line = f"  {ident:<8}  {st.rules(snap.status).label:<9}  {label}"
             if snap.pending:
                 line += f"  [waits for approval: {snap.pending[0].line()}]"
