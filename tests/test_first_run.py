@@ -242,3 +242,75 @@ def test_a_refused_setting_never_breaks_reloading(
     assert "ignoring %config OpenHandsMagics.max_concurrent" in capsys.readouterr().err
     sh.magics = sh.ip.magics_manager.registry["OpenHandsMagics"]
     assert sh.magics.max_concurrent is None
+
+
+@pytest.mark.parametrize(
+    ("args", "said", "code"),
+    [
+        (["--repo", "not a repo!"], "is not of the form owner/repo", 2),
+        (["--base-url", "http://10.1.2.3:3000"], "pass --allow-insecure", 2),
+        (["--base-url", "http://127.0.0.1:9"], "Cannot connect to http://127.0.0.1:9", 1),
+        (["--speed", "0"], "--speed must be more than 0", 2),
+    ],
+)
+def test_the_demo_says_what_is_wrong_in_one_line(
+    args: list[str], said: str, code: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENHANDS_API_KEY", raising=False)
+    monkeypatch.delenv("OPENHANDS_BASE_URL", raising=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "openhands_jupyter.cli", "demo", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == code, out
+    assert out.stderr.count("\n") == 1 and said in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+
+
+def test_the_demo_help_is_plain_text() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "openhands_jupyter.cli", "demo", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0
+    assert "``" not in out.stdout
+    assert "--allow-insecure" in out.stdout and "--base-url" in out.stdout
+
+
+def test_a_reattached_conversation_has_a_name_in_its_progress_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with Simulator(speed=SPEED) as sim:
+        with OpenHands(None, sim.url, progress=False) as first:
+            cid = first.start("Name me").wait(timeout=30).id
+        capsys.readouterr()
+        printed: list[str] = []
+
+        def said() -> bool:
+            printed.extend(capsys.readouterr().out.splitlines())
+            return any("finished" in line for line in printed)
+
+        with OpenHands(None, sim.url, progress=True) as again:
+            again.get(cid)  # type: ignore[arg-type]
+            eventually(said, 10)
+    lines = [ln for ln in printed if ln.startswith("[openhands]")]
+    # named by its title (the server's), not left blank
+    assert lines and all(ln.startswith("[openhands] Name me: ") for ln in lines), lines
+
+
+def test_titles_are_cut_at_a_word() -> None:
+    from openhands_jupyter.api.text import shorten
+    from openhands_jupyter.sim.scenarios import title_of
+
+    task = "Write a Python function that reverses a string, with a pytest test"
+    cut = shorten(task, 40)
+    assert cut == "Write a Python function that reverses…"
+    assert len(cut) <= 40 and not cut.endswith(" a…")
+    # the simulator names a conversation after its first message, as the server does
+    assert title_of(task) == "Write a Python function that reverses a string…"
+    assert title_of("[sim:waiting]") == "Untitled conversation"
+    assert "Sim title" not in title_of(task)
