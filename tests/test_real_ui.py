@@ -103,3 +103,46 @@ def test_widget_in_jupyterlab_against_the_real_server(lab: JupyterServer) -> Non
             timeout=30000,
         )
         page.screenshot(path=str(ARTIFACTS / "real-lab-finished.png"), full_page=True)
+
+
+@pytest.mark.browser
+@BROWSER_MARKS[1]
+def test_approve_then_stop_in_jupyterlab_during_a_long_command(
+    lab: JupyterServer, real_server: RealServer
+) -> None:
+    from .test_real_steering import LONG, _sleepers
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    write_notebook(
+        lab.nb_dir / "steer.ipynb",
+        ["%load_ext openhands_jupyter", "careful = %openhands --confirm Sleep [llm:long=120]"],
+    )
+    pill = "() => (document.querySelector('.ohj-card .ohj-pill') || {}).textContent === '%s'"
+    with chromium_page() as page:
+        open_notebook(page, lab, "steer.ipynb")
+        run_cells(page, [0, 1])
+        card = page.locator(".jp-OutputArea-output .ohj-card").first
+        box = card.locator(".ohj-approval")
+        box.locator(".ohj-pending-text", has_text=LONG).wait_for(timeout=240000)
+        page.screenshot(path=str(ARTIFACTS / "real-lab-approve.png"), full_page=True)
+        box.locator("button[data-action=approve]").click()
+        # the command runs: two minutes of it, unless stopped
+        page.wait_for_function(pill % "running", timeout=30000)
+        deadline = time.monotonic() + 30
+        while not _sleepers(real_server) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _sleepers(real_server), "the approved command did not start"
+        began = time.monotonic()
+        card.locator("button[data-action=stop]").click()
+        page.wait_for_function(pill % "paused", timeout=5000)
+        assert time.monotonic() - began < 5
+        deadline = time.monotonic() + 5
+        while _sleepers(real_server) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _sleepers(real_server), "the command still runs"
+        page.wait_for_function(
+            "() => { const b = document.querySelector('.ohj-card button[data-action=resume]');"
+            " return b && !b.disabled; }",
+            timeout=10000,
+        )
+        page.screenshot(path=str(ARTIFACTS / "real-lab-stopped.png"), full_page=True)

@@ -159,6 +159,21 @@ class Survey:
         self.answers["paused execution"] = self.wait(bid, ("paused",))["sandbox_status"]
         time.sleep(3.0)  # the step under way when the pause came has ended by now
         self.ask("agent run", httpx.post(f"{bbase}/api/conversations/{bid}/run", headers=bkeys))
+        # an interrupt stops the step under way at once; the agent runs again after it
+        self.wait(bid, ("running",))
+        self.ask(
+            "agent interrupt",
+            httpx.post(f"{bbase}/api/conversations/{bid}/interrupt", headers=bkeys),
+        )
+        self.answers["interrupted execution"] = self.wait(bid, ("paused",))["execution_status"]
+        self.ask(
+            "agent run after interrupt",
+            httpx.post(f"{bbase}/api/conversations/{bid}/run", headers=bkeys),
+        )
+        self.ask(
+            "agent interrupt unknown",
+            httpx.post(f"{bbase}/api/conversations/{uuid.UUID(ZERO)}/interrupt", headers=bkeys),
+        )
         # unknown routes and bad input
         self.ask("unknown GET", c.get("/api/v1/no-such-route"))
         self.ask("unknown POST", c.post("/api/v1/no-such-route", json={}))

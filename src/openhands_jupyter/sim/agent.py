@@ -57,7 +57,12 @@ def build_agent_app(
 
     Handler = Callable[[Request, SimConversation], Awaitable[Response]]
 
-    def route(name: str, fn: Handler) -> Callable[[Request], Awaitable[Response]]:
+    def route(
+        name: str, fn: Handler, unknown: int = 404
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """``unknown``: what it answers for a conversation it does not know (a 1.34 agent
+        server's pause and interrupt say 400)."""
+
         async def inner(request: Request) -> Response:
             counts(name)
             if request.headers.get("x-session-api-key") not in keys():
@@ -65,6 +70,8 @@ def build_agent_app(
             world.advance()
             conv = conversation(request.path_params["cid"])
             if conv is None:
+                if unknown == 400:
+                    return _err(400, "Bad Request")
                 return _err(404, f"Conversation not found: {request.path_params['cid']}")
             return await fn(request, conv)
 
@@ -303,7 +310,13 @@ def build_agent_app(
 
     P = "/api/conversations/{cid}"
     optional = (
-        [Route(f"{P}/interrupt", route("agent.interrupt", interrupt_route), methods=["POST"])]
+        [
+            Route(
+                f"{P}/interrupt",
+                route("agent.interrupt", interrupt_route, unknown=400),
+                methods=["POST"],
+            )
+        ]
         if interrupt
         else []
     )
@@ -318,7 +331,7 @@ def build_agent_app(
             Route(f"{P}/events/search", route("agent.events", events_search)),
             Route(f"{P}/events/count", route("agent.events_count", events_count)),
             Route(f"{P}/events", route("agent.send", send_message), methods=["POST"]),
-            Route(f"{P}/pause", route("agent.pause", pause), methods=["POST"]),
+            Route(f"{P}/pause", route("agent.pause", pause, unknown=400), methods=["POST"]),
             Route(f"{P}/run", route("agent.run", run), methods=["POST"]),
             Route(
                 f"{P}/events/respond_to_confirmation",
