@@ -8,6 +8,10 @@ import threading
 _MASK = "***"
 _known: set[str] = set()
 _lock = threading.Lock()
+#: what redact() looks for, built again when a new secret is seen: the short secrets whole,
+#: and every ``FRAGMENT``-long piece of the others (a set: a text is read once, however many
+#: secrets the process holds)
+_index: tuple[tuple[str, ...], frozenset[str]] | None = None
 
 
 class Secret:
@@ -18,8 +22,11 @@ class Secret:
     def __init__(self, value: str) -> None:
         self._value = value
         if len(value) >= 4:
+            global _index
             with _lock:
-                _known.add(value)
+                if value not in _known:
+                    _known.add(value)
+                    _index = None
 
     def get(self) -> str:
         return self._value
@@ -62,25 +69,39 @@ def as_secret(value: str | Secret | None) -> Secret | None:
 FRAGMENT = 8
 
 
+def _lookup() -> tuple[tuple[str, ...], frozenset[str]]:
+    global _index
+    with _lock:
+        if _index is None:
+            short = tuple(sorted((v for v in _known if len(v) < FRAGMENT), key=len, reverse=True))
+            pieces = frozenset(
+                v[i : i + FRAGMENT]
+                for v in _known
+                if len(v) >= FRAGMENT
+                for i in range(len(v) - FRAGMENT + 1)
+            )
+            _index = (short, pieces)
+        return _index
+
+
 def redact(text: str) -> str:
     """Mask every secret value this process has seen, and every piece of one at least
     ``FRAGMENT`` characters long (a frame logger cuts a long line, and with it a key)."""
-    with _lock:
-        known = sorted(_known, key=len, reverse=True)
+    if len(text) < 4:
+        return text
+    short, pieces = _lookup()
     spans: list[tuple[int, int]] = []
-    for value in known:
-        if len(value) < FRAGMENT:
-            start = text.find(value)
-            while start >= 0:
-                spans.append((start, start + len(value)))
-                start = text.find(value, start + 1)
-            continue
-        for i in range(len(value) - FRAGMENT + 1):
-            piece = value[i : i + FRAGMENT]
-            start = text.find(piece)
-            while start >= 0:
-                spans.append((start, start + FRAGMENT))
-                start = text.find(piece, start + 1)
+    for value in short:
+        start = text.find(value)
+        while start >= 0:
+            spans.append((start, start + len(value)))
+            start = text.find(value, start + 1)
+    if pieces:
+        spans += [
+            (i, i + FRAGMENT)
+            for i in range(len(text) - FRAGMENT + 1)
+            if text[i : i + FRAGMENT] in pieces
+        ]
     if not spans:
         return text
     spans.sort()

@@ -101,11 +101,14 @@ class LiveFeed:
             if state != LIVE_FALLBACK:
                 host.live_changed(tracked, state, None)
             await self._within_rate()
-            began = host.clock.now()
+            self.connected_at = -math.inf
             try:
                 await self._session(endpoint)
                 note = "the agent server closed the event socket"
-                if host.clock.now() - began >= host.scaled(HEALTHY_SESSION):
+                # healthy: it stayed open a while once connected (the time the connect and
+                # the history read took does not count: a busy machine makes that long)
+                opened = self.connected_at
+                if opened > -math.inf and host.clock.now() - opened >= host.scaled(HEALTHY_SESSION):
                     key_refusals = 0
                     self.failures = 0
             except asyncio.CancelledError:
