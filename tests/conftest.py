@@ -96,21 +96,29 @@ def home_untouched() -> Iterator[None]:
         )
 
 
-def pytest_collection_modifyitems(
-    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-) -> None:
-    """Install the real OpenHands servers before any test runs when real-server tests are
-    selected: the first install takes minutes, longer than one test's timeout. A failed
-    install fails those tests loudly (never a skip)."""
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """When real-server tests are selected: install the real OpenHands servers before any
+    test runs (the first install takes minutes, longer than one test's timeout), then start
+    the servers those tests use, in the background, while the first tests run. A failed
+    install or start fails those tests loudly (never a skip)."""
+    items = session.items
     if not any(item.get_closest_marker("real") for item in items):
         return
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
+    from .real.fixtures import SERVERS, start_early
     from .real.launcher import V0_VERSION, V1_VERSION, RealServerError, ensure_installed
 
+    wanted = [
+        name
+        for name in dict.fromkeys(
+            name for item in items for name in getattr(item, "fixturenames", ())
+        )
+        if name in SERVERS
+    ]
     versions = [V1_VERSION]
-    if any("test_real16" in item.nodeid for item in items):
+    if any(name.startswith("server16") for name in wanted):
         versions.append(V0_VERSION)
     with ThreadPoolExecutor(len(versions)) as pool:
         for future in [pool.submit(ensure_installed, v, sys.stderr) for v in versions]:
@@ -118,3 +126,10 @@ def pytest_collection_modifyitems(
                 future.result()
             except RealServerError:
                 pass  # remembered: the tests that need that server fail with it
+    start_early(wanted)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from .real.fixtures import stop_early
+
+    stop_early()

@@ -17,27 +17,24 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.mark.real
-def test_a_real_servers_agents_write_into_a_home_of_their_own() -> None:
+def test_a_real_servers_agents_write_into_a_home_of_their_own(
+    oh: OpenHands, real_server: RealServer
+) -> None:
+    """While it runs; once it stops (its agents' shells write their history then), the
+    session's own check (``home_untouched``) finds the home as it was, and the server's home
+    goes with its temporary folder."""
     before = home.fingerprint()
-    server = RealServer().start()
-    try:
-        assert server.dir is not None
-        own = server.dir / "home"
-        with OpenHands(base_url=server.url, progress=False) as oh:
-            conv = oh.start("Set up git [llm:home]")
-            conv.wait(timeout=240)
-            assert conv.status == "finished", (conv.status, conv.detail)
-            [output] = [e.text for e in conv.events() if e.type == "output"]
-        # the agent's shell ran with the server's home, and its global git config is there
-        assert f"HOME={own}" in output, output
-        assert "name = openhands" in (own / ".gitconfig").read_text()
-        assert "safe" in (own / ".gitconfig").read_text()  # the app server's own git set-up
-        during = home.fingerprint()
-    finally:
-        server.stop()  # the agents' shells end here, and would write their history now
-    assert home.changes(before, during) == []
+    assert real_server.dir is not None
+    own = real_server.dir / "home"
+    conv = oh.start("Set up git [llm:home]")
+    conv.wait(timeout=240)
+    assert conv.status == "finished", (conv.status, conv.detail)
+    [output] = [e.text for e in conv.events() if e.type == "output"]
+    # the agent's shell ran with the server's home, and its global git config is there
+    assert f"HOME={own}" in output, output
+    assert "name = openhands" in (own / ".gitconfig").read_text()
+    assert "safe" in (own / ".gitconfig").read_text()  # the app server's own git set-up
     assert home.changes(before, home.fingerprint()) == []
-    assert not own.exists(), "the server's home goes with it"
 
 
 @pytest.mark.kernel

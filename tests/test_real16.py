@@ -12,7 +12,7 @@ from openhands_jupyter.tracking import Snapshot, TrackerConfig
 
 from .real.fake_llm import COMMAND, finish_message
 from .real.fixtures import serve
-from .real.launcher import V0_VERSION, RealServer
+from .real.launcher import RealServer
 from .waiting import eventually
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]
@@ -20,14 +20,12 @@ pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]
 
 @pytest.fixture(scope="module")
 def server16() -> Iterator[RealServer]:
-    """1.6.0 as installed: V1 on (its web UI starts V1 conversations)."""
-    yield from serve(RealServer(V0_VERSION, v1=True))
+    yield from serve("server16")
 
 
 @pytest.fixture(scope="module")
 def server16_v0() -> Iterator[RealServer]:
-    """1.6.0 run with V1 switched off (``ENABLE_V1=0``): only the legacy API."""
-    yield from serve(RealServer(V0_VERSION, v1=False))
+    yield from serve("server16_v0")
 
 
 def _client(server: RealServer) -> OpenHands:

@@ -74,14 +74,18 @@ def test_approve_then_wait_twenty_times(oh: OpenHands) -> None:
     def start(i: int) -> Any:
         return oh.start(f"Greet number {i} [llm:command]", confirm=True)
 
-    upcoming = start(0)
+    ahead = 4  # the next ones start while this one runs
+    upcoming = [start(0)]
+    # once the sandbox is up (1.11.0 answers 401 to starts that race its creation)
+    upcoming[0].wait(timeout=240)
+    upcoming += [start(i) for i in range(1, ahead)]
     for i in range(20):
-        conv = upcoming
+        conv = upcoming.pop(0)
         conv.wait(timeout=240)
-        assert conv.status == "waiting" and len(conv.pending) == 1, (i, conv.status)
+        assert conv.status == "waiting" and len(conv.pending) == 1, (i, conv.status, conv.detail)
         conv.approve()
-        if i < 19:
-            upcoming = start(i + 1)  # the next one starts while this one runs
+        if i + ahead < 20:
+            upcoming.append(start(i + ahead))
         conv.wait(timeout=240)
         assert conv.status == "finished", (i, conv.status, conv.pending)
         assert conv.result == finish_message(f"Greet number {i}"), i

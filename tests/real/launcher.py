@@ -319,6 +319,11 @@ class RealServer:
                 "OH_SANDBOX_BASE_PORT": str(20000 + (os.getpid() * 7 + self.port) % 20000),
                 "OH_SANDBOX_AGENT_SERVER_MODULE": "ohj_agent_server",
                 "OH_WEBHOOKS_0_BASE_URL": f"{self.url}/api/v1/webhooks",
+                # one sandbox for the whole run: 1.11.0 puts at most 20 conversations in one
+                # and starts another agent server for the 21st (half a minute), which splits
+                # what a test expects to share
+                "OH_APP_CONVERSATION_KIND": "LiveStatusAppConversationServiceInjector",
+                "OH_APP_CONVERSATION_MAX_NUM_CONVERSATIONS_PER_SANDBOX": "10000",
                 "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}",
                 **own_home(self.dir / "home"),
             }
