@@ -458,7 +458,7 @@ function renderCard({ model, el }) {
     delayed.textContent =
       s.activity === "delayed"
         ? `Activity may be delayed: it comes from the server's event store, not live${s.activity_note ? ` (${s.activity_note})` : ""}.`
-        : "";
+        : s.store_note || "";
     delayed.style.display = delayed.textContent ? "" : "none";
     untracked.textContent = s.untracked_note || "";
     untracked.style.display = untracked.textContent ? "" : "none";

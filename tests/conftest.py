@@ -75,7 +75,13 @@ def client(sim: Simulator) -> Iterator[OpenHands]:
 
 
 # the real OpenHands server, started once for every test that asks for it
-from .real.fixtures import real_client, real_server  # noqa: E402, F401
+from .real.fixtures import (  # noqa: E402, F401
+    agent_oh,
+    agent_server,
+    real_client,
+    real_server,
+    server158,
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -107,17 +113,31 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
-    from .real.fixtures import SERVERS, start_early
-    from .real.launcher import V0_VERSION, V1_VERSION, RealServerError, ensure_installed
+    from .real.fixtures import AGENT_SERVERS, SERVERS, start_early
+    from .real.launcher import (
+        NEW_AGENT_VERSION,
+        V0_VERSION,
+        V1_VERSION,
+        RealServerError,
+        ensure_installed,
+    )
+
+    def servers(item: pytest.Item) -> list[str]:
+        names = list(getattr(item, "fixturenames", ()))
+        if "agent_server" in names:
+            callspec = getattr(item, "callspec", None)
+            param = callspec.params.get("agent_server") if callspec else None
+            names += [AGENT_SERVERS[param]] if param else list(AGENT_SERVERS.values())
+        return names
 
     wanted = [
         name
-        for name in dict.fromkeys(
-            name for item in items for name in getattr(item, "fixturenames", ())
-        )
+        for name in dict.fromkeys(name for item in items for name in servers(item))
         if name in SERVERS
     ]
     versions = [V1_VERSION]
+    if "server158" in wanted:
+        versions.append(f"agent-server-{NEW_AGENT_VERSION}")
     if any(name.startswith("server16") for name in wanted):
         versions.append(V0_VERSION)
     with ThreadPoolExecutor(len(versions)) as pool:

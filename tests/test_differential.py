@@ -24,14 +24,21 @@ def _ask(url: str, task: str, busy_task: str) -> dict[str, Any]:
         survey.close()
 
 
-def test_the_simulator_answers_as_the_real_server_does(
-    real_server: RealServer,
-) -> None:
+def test_the_simulator_answers_as_the_real_server_does(agent_server: RealServer) -> None:
     real = _ask(
-        real_server.url, "Answer the survey [llm:command]", "Keep at it [llm:many=30] [llm:slow=1]"
+        agent_server.url, "Answer the survey [llm:command]", "Keep at it [llm:many=30] [llm:slow=1]"
     )
-    # as the real server runs here: its own key, no web UI, one shared sandbox
-    with Simulator(speed=5, session_api_key=APP_KEY, frontend=False, grouping="ADD_TO_ANY") as sim:
+    # as the real server runs here: its own key, no web UI, one shared sandbox; a newer agent
+    # server than the app pins, whose events the app's store refuses
+    newer = agent_server.agent_server is not None
+    with Simulator(
+        speed=5,
+        session_api_key=APP_KEY,
+        frontend=False,
+        grouping="ADD_TO_ANY",
+        agent_version="1.58" if newer else "1.34",
+        store_refuses=newer,
+    ) as sim:
         simulated = _ask(sim.url, "Answer the survey", "Keep at it [sim:long]")
     kinds_real = real.pop("agent event kinds")
     kinds_sim = simulated.pop("agent event kinds")

@@ -31,7 +31,8 @@ def test_start_to_finished_with_the_agents_answer(oh: OpenHands) -> None:
     assert conv.tokens["completion"] and conv.tokens["completion"] > 0
 
 
-def test_command_and_exit_code_while_the_agent_still_works(oh: OpenHands) -> None:
+def test_command_and_exit_code_while_the_agent_still_works(agent_oh: OpenHands) -> None:
+    oh = agent_oh
     conv = oh.start("Show the greeting [llm:command] [llm:slow=4]")
     snaps: list[Snapshot] = []
     conv.subscribe(snaps.append, visible=True)  # a widget on screen: the live feed
@@ -50,7 +51,8 @@ def test_command_and_exit_code_while_the_agent_still_works(oh: OpenHands) -> Non
     assert conv.result == finish_message("Show the greeting")
 
 
-def test_follow_up_runs_again(oh: OpenHands) -> None:
+def test_follow_up_runs_again(agent_oh: OpenHands) -> None:
+    oh = agent_oh
     conv = oh.start("First part")
     conv.wait(timeout=180)
     assert conv.result == finish_message("First part")
@@ -156,3 +158,26 @@ def test_resume_right_after_stop(oh: OpenHands) -> None:
     conv.wait(timeout=180)
     assert conv.status == "finished"
     assert conv.result == finish_message("Pause and go")
+
+
+def test_a_dropped_socket_reconnects_and_reads_the_gap(agent_oh: OpenHands) -> None:
+    oh = agent_oh
+    conv = oh.start("Count on [llm:many=8] [llm:slow=1]")
+    snaps: list[Snapshot] = []
+    conv.subscribe(snaps.append, visible=True)  # a widget on screen: the live feed
+    eventually(lambda: any(e.type == "command" for s in snaps for e in s.new_events), 180)
+    tracker = conv.tracker
+    [feed] = tracker.live_feeds()
+    eventually(lambda: feed.socket is not None, 30)
+    # the connection drops while the agent goes on: what it does meanwhile comes by the gap
+    # read of the next connect
+    sock = feed.socket
+    assert sock is not None
+    tracker.submit(sock.close()).result(timeout=10)
+    conv.wait(timeout=180)
+    assert conv.status == "finished", (conv.status, conv.detail)
+    assert feed.connects >= 2, feed.connects
+    shown = [e.text for s in snaps for e in s.new_events if e.type == "command"]
+    assert shown == [f"echo step-{i}" for i in range(8)]  # each once, none missing
+    outputs = [e.text.strip() for s in snaps for e in s.new_events if e.type == "output"]
+    assert outputs == [f"step-{i}" for i in range(8)]

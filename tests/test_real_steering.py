@@ -35,7 +35,10 @@ def _sleepers(server: RealServer) -> list[int]:
     return found
 
 
-def test_stop_in_the_middle_of_a_long_command(oh: OpenHands, real_server: RealServer) -> None:
+def test_stop_in_the_middle_of_a_long_command(
+    agent_oh: OpenHands, agent_server: RealServer
+) -> None:
+    oh, real_server = agent_oh, agent_server
     conv = oh.start("Sleep a long time [llm:long=120]")
     snaps: list[Snapshot] = []
     conv.subscribe(snaps.append)  # a widget on screen: the live feed

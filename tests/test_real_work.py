@@ -8,25 +8,39 @@ import pytest
 from openhands_jupyter import NotFoundError, OpenHands
 from openhands_jupyter.ui.widget import ConversationWidget
 
-from .real.fake_llm import COMMAND, COMMAND_OUTPUT, GIT_CHANGES, USAGE, finish_message
+from .real.fake_llm import (
+    COMMAND,
+    COMMAND_OUTPUT,
+    GIT_CHANGES,
+    GIT_CHANGES_FROM_HEAD,
+    USAGE,
+    finish_message,
+)
+from .real.launcher import RealServer
 from .waiting import eventually
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(600)]
 
 
-def test_changed_files_diffs_and_file_text(oh: OpenHands) -> None:
+def test_changed_files_diffs_and_file_text(agent_oh: OpenHands, agent_server: RealServer) -> None:
+    oh = agent_oh
     conv = oh.start("Change the notes [llm:git]")
     widget = ConversationWidget(conv)
     conv.wait(timeout=240)
     assert conv.status == "finished", (conv.status, conv.detail)
     changes = conv.changes()
-    assert {c.path: (c.status, c.added, c.removed) for c in changes} == GIT_CHANGES, [
+    # 1.58 compares a repository with no remote with its HEAD, 1.34 with the empty tree
+    expected = GIT_CHANGES_FROM_HEAD if agent_server.agent_server else GIT_CHANGES
+    assert {c.path: (c.status, c.added, c.removed) for c in changes} == expected, [
         (e.type, e.text[:200]) for e in conv.events()
     ]
     diff = conv.diff("notes.txt")
     # the agent server's diff drops the last line's newline; the file keeps it
     assert diff.modified is not None and diff.modified.splitlines() == ["one", "2", "three"]
     assert "+2" in diff.unified.splitlines() and "+three" in diff.unified.splitlines()
+    if agent_server.agent_server:
+        assert diff.original is not None and diff.original.splitlines() == ["one", "two"]
+        assert "-two" in diff.unified.splitlines()
     # this server's working directory is relative (a process sandbox): its git view stands in
     assert conv.read_file("notes.txt").splitlines() == ["one", "2", "three"]
     with pytest.raises(NotFoundError, match="There is no file"):
@@ -34,17 +48,18 @@ def test_changed_files_diffs_and_file_text(oh: OpenHands) -> None:
     # the widget's Changes section: read after the edits and once after the end
     state = eventually(
         lambda: (
-            (c := widget.state["changes"])["count"] == len(GIT_CHANGES)
+            (c := widget.state["changes"])["count"] == len(expected)
             and all(f["added"] is not None for f in c["files"])
             and c
         ),
         60,
     )
-    assert {f["path"] for f in state["files"]} == set(GIT_CHANGES)
+    assert {f["path"] for f in state["files"]} == set(expected)
     widget.close()
 
 
-def test_approve_runs_the_action_and_reject_stops_the_agent(oh: OpenHands) -> None:
+def test_approve_runs_the_action_and_reject_stops_the_agent(agent_oh: OpenHands) -> None:
+    oh = agent_oh
     conv = oh.start("Show the greeting [llm:command]", confirm=True)
     eventually(lambda: conv.status == "waiting" and conv.pending, 240)
     [action] = conv.pending

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         NotFoundError,
         OpenHandsError,
         RateLimitError,
+        RunCapacityError,
         ServerError,
         UnsupportedError,
     )
@@ -43,6 +44,7 @@ _LAZY = {
             "NotFoundError",
             "OpenHandsError",
             "RateLimitError",
+            "RunCapacityError",
             "ServerError",
             "UnsupportedError",
         ],
@@ -96,6 +98,7 @@ __all__ = [
     "OpenHandsError",
     "Panel",
     "RateLimitError",
+    "RunCapacityError",
     "ServerError",
     "UnsupportedError",
     "__version__",

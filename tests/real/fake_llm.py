@@ -7,6 +7,7 @@ The last user message picks the script with a marker:
 - ``[llm:long=N]``: run a command that takes N seconds (``sleep N``), then finish;
 - ``[llm:plan]``: write a plan with the task tracker; ``[llm:edit]``: create a file with the
   file editor; ``[llm:view]``: view that file;
+- ``[llm:fail]``: answer 401 (a provider that refuses the key): the agent stops with an error;
 - ``[llm:slow=N]``: wait N seconds before every answer (the conversation stays running);
 - ``[llm:many=N]``: run N short commands (a run long enough to push its state change out of
   the newest events);
@@ -52,9 +53,11 @@ GIT_SETUP = (
     "echo \"WORKDIR=$(pwd)\"; git init -q . && printf 'one\\ntwo\\n' > notes.txt && "
     "git add notes.txt && git -c user.email=fake@llm -c user.name=fake commit -qm init"
 )
-#: what ``[llm:git]`` leaves changed: path -> (status, added, removed). With no upstream the
-#: agent server compares with the empty tree: the committed file counts as added too.
+#: what ``[llm:git]`` leaves changed: path -> (status, added, removed). With no upstream agent
+#: server 1.34 compares with the empty tree: the committed file counts as added too.
 GIT_CHANGES = {"added.txt": ("added", 1, 0), "notes.txt": ("added", 3, 0)}
+#: the same on agent servers that compare a repository with no remote with its HEAD (1.58)
+GIT_CHANGES_FROM_HEAD = {"added.txt": ("added", 1, 0), "notes.txt": ("updated", 2, 1)}
 
 
 def _text(content: Any) -> str:
@@ -214,6 +217,14 @@ class FakeLLM:
             if not tools and "<function=" not in system:
                 # a call without tools: the server asks for a title (or a summary)
                 return _reply(model, body, {"role": "assistant", "content": TITLE})
+            if "[llm:fail]" in task_and_steps(messages)[0]:
+                # a provider that refuses the key: the agent stops with an error
+                error = {
+                    "message": "Incorrect API key provided: fake-key.",
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                }
+                return JSONResponse({"error": error}, status_code=401)
             call, delay = plan(messages, tools or ["execute_bash", "finish"])
             if delay:
                 await asyncio.sleep(delay)

@@ -12,33 +12,42 @@ import pytest
 
 from openhands_jupyter import OpenHands
 
-from .launcher import V0_VERSION, RealServer, RealServerError
+from .launcher import NEW_AGENT_VERSION, V0_VERSION, RealServer, RealServerError
 
 #: the app server's own key (``SESSION_API_KEY``): every /api/v1 call must carry it
 APP_KEY = "real-app-key-0f9e8d7c6b5a"
 
 
-def _warm(server: RealServer) -> None:
+def _warm(server: RealServer) -> RealServer:
     """Its sandbox up before the first test: whichever test runs first, alone or in the
     suite, meets the server as the others do (1.11.0 answers 401 to a second start that
     races the creation of the first sandbox)."""
-    with OpenHands(base_url=server.url, session_api_key=APP_KEY, progress=False) as oh:
-        first = oh.start("Warm up")
-        first.wait(timeout=240)
-        if first.status != "finished":
-            raise RealServerError(f"its first conversation ended {first.status}: {first.detail}")
+    try:
+        with OpenHands(base_url=server.url, session_api_key=APP_KEY, progress=False) as oh:
+            first = oh.start("Warm up")
+            first.wait(timeout=240)
+            if first.status != "finished":
+                raise RealServerError(
+                    f"its first conversation ended {first.status}: {first.detail}"
+                )
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 def _main() -> RealServer:
     """OpenHands 1.11.0 with the SDK's default webhook batching (5 events / 30 s), the
     process sandbox, conversations sharing a sandbox (``ADD_TO_ANY``), a scripted fake LLM."""
-    server = RealServer(session_api_key=APP_KEY).start()
-    try:
-        _warm(server)
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return _warm(RealServer(session_api_key=APP_KEY).start())
+
+
+def _new_agent() -> RealServer:
+    """1.11.0's app server with the newest agent server (1.58.2) in its sandboxes, as
+    OpenHands Cloud runs newer agent servers than the one the app pins. The app server's
+    event store refuses that agent server's events (422: its 1.34 models), so only the
+    agent server's own routes and socket have every event."""
+    return _warm(RealServer(session_api_key=APP_KEY, agent_server=NEW_AGENT_VERSION).start())
 
 
 def _v16() -> RealServer:
@@ -56,6 +65,7 @@ def _v16_legacy() -> RealServer:
 #: the servers by fixture name
 SERVERS: dict[str, Callable[[], RealServer]] = {
     "real_server": _main,
+    "server158": _new_agent,
     "server16": _v16,
     "server16_v0": _v16_legacy,
 }
@@ -108,6 +118,31 @@ def serve(name: str) -> Iterator[RealServer]:
 def real_server() -> Iterator[RealServer]:
     """The session's OpenHands 1.11.0 (see :func:`_main`)."""
     yield from serve("real_server")
+
+
+@pytest.fixture(scope="session")
+def server158() -> Iterator[RealServer]:
+    """The session's 1.11.0 with agent server 1.58.2 (see :func:`_new_agent`)."""
+    yield from serve("server158")
+
+
+#: the agent servers the agent-server tests run against, by test id
+AGENT_SERVERS = {"agent1.34": "real_server", f"agent{NEW_AGENT_VERSION[:4]}": "server158"}
+
+
+@pytest.fixture(params=list(AGENT_SERVERS))
+def agent_server(request: pytest.FixtureRequest) -> RealServer:
+    """Each agent server in turn: the one 1.11.0 pins (1.34.0) and the newest (1.58.2)."""
+    server: RealServer = request.getfixturevalue(AGENT_SERVERS[request.param])
+    return server
+
+
+@pytest.fixture
+def agent_oh(agent_server: RealServer) -> Iterator[OpenHands]:
+    """A client of each agent server's app server in turn, closed after the test."""
+    client = OpenHands(base_url=agent_server.url, session_api_key=APP_KEY, progress=False)
+    yield client
+    client.close()
 
 
 @pytest.fixture(name="oh")

@@ -5,6 +5,15 @@ The server is installed once into a cached venv (``$OHJ_REAL_CACHE``, default
 the process sandbox (no Docker), the SDK's default webhook batching unless told otherwise, and
 a scripted fake LLM (:mod:`tests.real.fake_llm`). Every process it starts carries a tag in its
 environment; :meth:`RealServer.stop` stops exactly the tagged processes, by PID.
+
+``agent_server="1.58.2"`` runs a newer agent server than the app pins: it is installed alone
+(``openhands-agent-server``, ``-sdk`` and ``-tools`` of that version, pinned together) into a
+venv of its own, and the app's process sandbox starts it with that venv's Python
+(``OH_SANDBOX_PYTHON_EXECUTABLE``). ``OH_WEB_URL`` and ``WEB_HOST`` stay unset and no MCP
+server is configured (1.11.0's models refuse the newer ``MCPServer.enabled``). The app
+server's event store then refuses that agent server's events (422: its 1.34 models), and the
+agent server retries each webhook batch for about 15 s, during which the run that sent it is
+still winding down: a ``/run`` answers 409 and an approval is acknowledged and dropped.
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ from .fake_llm import COST_PER_TOKEN, FakeLLM
 
 V1_VERSION = "1.11.0"
 V0_VERSION = "1.6.0"
+#: the newest agent server (OpenHands Cloud runs newer ones than the 1.34.0 that 1.11.0 pins)
+NEW_AGENT_VERSION = "1.58.2"
 TAG = "OHJ_REAL_SERVER_TAG"
 
 _APP_MODULE = '''
@@ -159,9 +170,15 @@ def ensure_installed(version: str, log: Any = None) -> Path:
 
 
 def _ensure_installed(version: str, log: Any = None) -> Path:
+    if version.startswith("agent-server-"):
+        # an agent server alone: the server, its SDK and tools of one version, pinned together
+        number = version.removeprefix("agent-server-")
+        packages = [f"openhands-{p}=={number}" for p in ("agent-server", "sdk", "tools")]
+    else:
+        packages = [f"openhands-ai=={version}"]
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    venv = root / f"openhands-ai-{version}"
+    venv = root / (version if version.startswith("agent-server-") else f"openhands-ai-{version}")
     marker = venv / ".installed"
     pins = PINS.get(version, [])
     with open(root / f".lock-{version}", "w") as lock:
@@ -176,13 +193,13 @@ def _ensure_installed(version: str, log: Any = None) -> Path:
         python = find_python()
         started = time.monotonic()
         if log:
-            print(f"installing openhands-ai=={version} into {venv} (first run only)", file=log)
+            print(f"installing {' '.join(packages)} into {venv} (first run only)", file=log)
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
         # the pip a fresh venv brings cannot read some of openhands-ai's dependency metadata
         subprocess.run(
             [*_pip(venv), "--upgrade", "pip"], capture_output=True, timeout=600, check=True
         )
-        _install(venv, [f"openhands-ai=={version}", *pins], f"openhands-ai=={version}")
+        _install(venv, [*packages, *pins], " ".join(packages))
         seconds = time.monotonic() - started
         marker.write_text(json.dumps({"version": version, "pins": pins, "seconds": seconds}))
         return venv
@@ -262,8 +279,10 @@ class RealServer:
         grouping: str = "ADD_TO_ANY",
         llm: FakeLLM | None = None,
         v1: bool = True,
+        agent_server: str | None = None,
     ) -> None:
         self.version = version
+        self.agent_server = agent_server
         self.v1 = v1
         self.legacy = version.startswith("1.6") or version.startswith("0.")
         self.session_api_key = session_api_key
@@ -291,6 +310,11 @@ class RealServer:
 
     def start(self, timeout: float = 120.0) -> RealServer:
         venv = ensure_installed(self.version, log=sys.stderr)
+        agent_venv = (
+            ensure_installed(f"agent-server-{self.agent_server}", log=sys.stderr)
+            if self.agent_server
+            else None
+        )
         if self.llm is None:
             self.llm = FakeLLM().start()
         self.dir = Path(tempfile.mkdtemp(prefix="ohj-real-"))
@@ -347,6 +371,8 @@ class RealServer:
                     "ENABLE_V1": "1" if self.v1 else "0",
                 }
             )
+        if agent_venv is not None:
+            env["OH_SANDBOX_PYTHON_EXECUTABLE"] = str(agent_venv / "bin/python")
         if self.batching is not None:
             env["OH_WEBHOOKS_0_EVENT_BUFFER_SIZE"] = str(self.batching[0])
             env["OH_WEBHOOKS_0_FLUSH_DELAY"] = str(self.batching[1])

@@ -157,8 +157,9 @@ class Survey:
         )
         self.ask("agent pause", httpx.post(f"{bbase}/api/conversations/{bid}/pause", headers=bkeys))
         self.answers["paused execution"] = self.wait(bid, ("paused",))["sandbox_status"]
-        time.sleep(3.0)  # the step under way when the pause came has ended by now
-        self.ask("agent run", httpx.post(f"{bbase}/api/conversations/{bid}/run", headers=bkeys))
+        # the agent server refuses a run (409) until the run the pause ended has wound down
+        # (1.58 holds it while its last events are delivered: 15 s when the app refuses them)
+        self.ask("agent run", self.run_again(f"{bbase}/api/conversations/{bid}/run", bkeys))
         # an interrupt stops the step under way at once; the agent runs again after it
         self.wait(bid, ("running",))
         self.ask(
@@ -168,7 +169,7 @@ class Survey:
         self.answers["interrupted execution"] = self.wait(bid, ("paused",))["execution_status"]
         self.ask(
             "agent run after interrupt",
-            httpx.post(f"{bbase}/api/conversations/{bid}/run", headers=bkeys),
+            self.run_again(f"{bbase}/api/conversations/{bid}/run", bkeys),
         )
         self.ask(
             "agent interrupt unknown",
@@ -204,6 +205,15 @@ class Survey:
         self.ask("sandbox resume", c.post(f"/api/v1/sandboxes/{binfo['sandbox_id']}/resume"))
         self.ask("sandbox pause unknown", c.post("/api/v1/sandboxes/nosuchsandbox/pause"))
         return self.answers
+
+    @staticmethod
+    def run_again(url: str, keys: dict[str, str]) -> httpx.Response:
+        deadline = time.monotonic() + 45
+        while True:
+            r = httpx.post(url, headers=keys)
+            if r.status_code != 409 or time.monotonic() > deadline:
+                return r
+            time.sleep(1.0)
 
     def first_frame(self, base: str, cid: str, keys: dict[str, str]) -> Any:
         url = base.replace("http", "ws", 1) + f"/sockets/events/{uuid.UUID(cid)}"

@@ -13,6 +13,7 @@ from .errors import (
     NotFoundError,
     OpenHandsError,
     RateLimitError,
+    RunCapacityError,
     ServerError,
     UnsupportedError,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "NotFoundError",
     "OpenHandsError",
     "RateLimitError",
+    "RunCapacityError",
     "Secret",
     "ServerError",
     "StartRequest",

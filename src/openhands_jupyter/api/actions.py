@@ -11,7 +11,8 @@ from .models import Event
 from .text import shorten, visible
 
 DETAIL_LIMIT = 4000
-RISKS = ("LOW", "MEDIUM", "HIGH", "UNKNOWN")
+#: from the least to the most worrying: a risk nobody rated counts below LOW
+RISKS = ("UNKNOWN", "LOW", "MEDIUM", "HIGH")
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,15 @@ class PendingAction:
     detail: str = ""
 
     @classmethod
-    def from_event(cls, event: Event) -> PendingAction:
+    def from_event(cls, event: Event, analyzed: str | None = None) -> PendingAction:
+        """``analyzed``: the risk a security analyzer gave it (agent servers since 1.58); the
+        higher of that and the agent's own is shown."""
         raw = event.raw
-        risk = str(raw.get("security_risk") or "UNKNOWN").upper()
+        risk = max(
+            (str(r).upper() for r in (raw.get("security_risk"), analyzed) if r),
+            key=lambda r: RISKS.index(r) if r in RISKS else -1,
+            default="UNKNOWN",
+        )
         action = raw.get("action") if isinstance(raw.get("action"), dict) else {}
         assert isinstance(action, dict)
         detail = ""

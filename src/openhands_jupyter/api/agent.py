@@ -15,6 +15,8 @@ from .errors import (
     InvalidResponseError,
     NotFoundError,
     OpenHandsError,
+    RateLimitError,
+    RunCapacityError,
     UnsupportedError,
     absent_route,
 )
@@ -106,6 +108,12 @@ class AgentEndpoint:
 
 def _agent_error(exc: OpenHandsError, endpoint: AgentEndpoint) -> OpenHandsError:
     """The agent server's refusals, said of this conversation."""
+    if isinstance(exc, RateLimitError) and not isinstance(exc, RunCapacityError):
+        return RunCapacityError(
+            "The agent server has no room to run another conversation now (its run capacity "
+            "is full); what was sent is kept, and the run starts once there is room.",
+            retry_after=exc.retry_after,
+        )
     if isinstance(exc, AuthenticationError):
         return AuthenticationError(
             "The agent server refused this conversation's session key (it may have been "

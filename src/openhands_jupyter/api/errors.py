@@ -61,6 +61,11 @@ class RateLimitError(OpenHandsError):
         self.retry_after = retry_after
 
 
+class RunCapacityError(RateLimitError):
+    """429 from an agent server whose run capacity is full (1.58): what was sent is kept
+    there, and only the run waits. Ask for the run again later; never send a message again."""
+
+
 class ConcurrencyLimitError(OpenHandsError):
     """429 CONCURRENCY_LIMIT_REACHED: too many conversations run at once; not retried."""
 

@@ -350,8 +350,34 @@ class Event:
         }
 
 
-#: event types that are bookkeeping, not activity: kept out of feeds and ``events()``
-HIDDEN_TYPES = frozenset({"stats", "ack"})
+#: event types that are bookkeeping, not activity: kept out of feeds and ``events()`` (a
+#: ``risk`` event is a security analyzer's verdict, shown beside the actions it rates)
+HIDDEN_TYPES = frozenset({"stats", "ack", "risk"})
+
+#: what the user can do about an error, by its ``classification`` (agent servers since 1.58)
+_USER_ACTIONS = {
+    "settings": "check the LLM settings on the server (model, API key, quota)",
+    "retry": "this may pass: send a follow-up or Resume to try again",
+}
+
+
+def _what_to_do(data: dict[str, Any], text: str) -> str:
+    """An error's text with what the server says the user can do about it."""
+    classification = _dict(data.get("classification"))
+    action = _USER_ACTIONS.get(str(classification.get("user_action") or ""))
+    if not action:
+        return text
+    if classification.get("kind") == "auth" and action is _USER_ACTIONS["settings"]:
+        action = "check the LLM API key in the server's settings"
+    return f"{text} (What to do: {action}.)"
+
+
+def risks_of(event: Event) -> dict[str, str]:
+    """The risk a security analyzer gave each action, by action id (a ``risk`` event)."""
+    if event.type != "risk":
+        return {}
+    risks = _dict(event.raw.get("risks"))
+    return {str(k): str(v).upper() for k, v in risks.items() if isinstance(v, str)}
 
 
 def _parts_text(parts: Any) -> str:
@@ -454,10 +480,12 @@ def event_from_v1(data: dict[str, Any]) -> Event | None:
         reason = str(data.get("rejection_reason") or "rejected")
         return Event(type="rejected", text=reason, **base)
     if kind == "AgentErrorEvent":
-        return Event(type="error", text=str(data.get("error") or ""), **base)
+        return Event(type="error", text=_what_to_do(data, str(data.get("error") or "")), **base)
     if kind in ("ConversationErrorEvent", "ServerErrorEvent"):
         text = str(data.get("detail") or data.get("code") or kind)
-        return Event(type="error", text=text, **base)
+        return Event(type="error", text=_what_to_do(data, text), **base)
+    if kind == "SecurityAnalysisEvent":
+        return Event(type="risk", text=str(data.get("analyzer") or ""), **base)
     if kind in ("PauseEvent", "InterruptEvent"):
         return Event(type="state", text="paused" if kind == "PauseEvent" else "interrupted", **base)
     return None

@@ -83,7 +83,17 @@ class V1Workspace:
     async def diff(
         self, info: ConversationInfo, endpoint: AgentEndpoint | None, root: str, path: str
     ) -> FileDiff:
-        return diff_from(path, await self._git(info, endpoint, "diff", absolute(root, path)))
+        where = absolute(root, path)
+        diff = diff_from(path, await self._git(info, endpoint, "diff", where))
+        if diff.modified == "" and diff.original and endpoint is not None and where.startswith("/"):
+            # 1.58 answers a deleted file's diff with an empty text: a file emptied is there
+            try:
+                await self._agent.download(endpoint, where)
+            except NotFoundError:
+                return FileDiff(path=path, original=diff.original, modified=None)
+            except OpenHandsError:
+                pass
+        return diff
 
     async def read_file(
         self, info: ConversationInfo, endpoint: AgentEndpoint | None, root: str, path: str

@@ -58,10 +58,10 @@ def build_agent_app(
     Handler = Callable[[Request, SimConversation], Awaitable[Response]]
 
     def route(
-        name: str, fn: Handler, unknown: int = 404
+        name: str, fn: Handler, unknown: tuple[int, str] | None = None
     ) -> Callable[[Request], Awaitable[Response]]:
-        """``unknown``: what it answers for a conversation it does not know (a 1.34 agent
-        server's pause and interrupt say 400)."""
+        """``unknown``: what it answers for a conversation it does not know, when that is not
+        a 404 (a 1.34 agent server's pause and interrupt say 400)."""
 
         async def inner(request: Request) -> Response:
             counts(name)
@@ -70,18 +70,30 @@ def build_agent_app(
             world.advance()
             conv = conversation(request.path_params["cid"])
             if conv is None:
-                if unknown == 400:
-                    return _err(400, "Bad Request")
-                return _err(404, f"Conversation not found: {request.path_params['cid']}")
+                status, detail = unknown or (404, f"Conversation not found: {conv_id(request)}")
+                return _err(status, detail)
             return await fn(request, conv)
 
         return inner
+
+    def conv_id(request: Request) -> str:
+        return str(request.path_params["cid"])
+
+    #: how 1.34 answers a pause or an interrupt for a conversation it does not know (1.58: 404)
+    bad_request = (400, "Bad Request") if world.agent_version == "1.34" else None
+
+    def full() -> Response | None:
+        """The 429 of a 1.58 agent server whose run capacity is full, else ``None``."""
+        if world.agent_version == "1.34" or world.runs_refused <= 0:
+            return None
+        world.runs_refused -= 1
+        return _err(429, "Conversation run limit reached. Retry the request later.")
 
     def rendered(conv: SimConversation) -> list[dict[str, Any]]:
         return [
             item
             for ev in world.visible_events(conv, lag=False)
-            for item in render.v1_events(conv, ev, world.local_time(ev))
+            for item in render.v1_events(conv, ev, world.local_time(ev), world.agent_version)
         ]
 
     async def events_search(request: Request, conv: SimConversation) -> Response:
@@ -107,8 +119,10 @@ def build_agent_app(
         text = "\n".join(
             str(p.get("text", "")) for p in body.get("content", []) if isinstance(p, dict)
         )
-        world.send(conv, text)
-        return JSONResponse({"success": True})
+        refused = full() if body.get("run", True) else None
+        world.send(conv, text, run=refused is None and bool(body.get("run", True)))
+        # a refused run keeps the message: the client runs it later, never sends it again
+        return refused or JSONResponse({"success": True})
 
     async def pause(request: Request, conv: SimConversation) -> Response:
         # as a real agent server: the answer waits for the step under way to end
@@ -124,6 +138,12 @@ def build_agent_app(
         return JSONResponse({"success": True})
 
     async def run(request: Request, conv: SimConversation) -> Response:
+        if conv.execution_status != "running" and (refused := full()) is not None:
+            return refused
+        if conv.execution_status == "waiting_for_confirmation":
+            # a run goes on with the action that waits: an approval, as the SDK takes it
+            world.respond(conv, True, "")
+            return JSONResponse({"success": True})
         if world.agent_run(conv) == "running":
             return _err(409, "Conversation already running. Wait for completion or pause first.")
         return JSONResponse({"success": True})
@@ -133,6 +153,8 @@ def build_agent_app(
         if not isinstance(body, dict) or not isinstance(body.get("accept"), bool):
             return _err(422, "accept: Field required")
         reason = body.get("reason")
+        if body["accept"] and (refused := full()) is not None:
+            return refused
         world.respond(conv, body["accept"], str(reason or "User rejected the action"))
         return JSONResponse({"success": True})
 
@@ -145,10 +167,24 @@ def build_agent_app(
         return JSONResponse({"success": True})
 
     async def info(request: Request, conv: SimConversation) -> Response:
-        """The agent server's own record of the conversation (the fields a 1.11 server has)."""
+        """The agent server's own record of the conversation (the fields 1.34 has, and 1.58's
+        beside them)."""
         empty: dict[str, Any] = {}
+        newer: dict[str, Any] = {}
+        if world.agent_version != "1.34":
+            newer = {
+                "parent_conversation_id": None,
+                "sub_conversation_ids": [],
+                "runtime_info": {
+                    "runtime_status": "available",
+                    "can_resume": True,
+                    "runtime_error": None,
+                },
+                "tool_module_qualnames": {"terminal": "openhands.tools.terminal.definition"},
+            }
         return JSONResponse(
             {
+                **newer,
                 "id": str(uuid.UUID(conv.id)),
                 "title": conv.agent_title,
                 "execution_status": conv.execution_status or "idle",
@@ -165,7 +201,9 @@ def build_agent_app(
                 "confirmation_policy": {
                     "kind": "AlwaysConfirm" if conv.confirm else "NeverConfirm"
                 },
-                "security_analyzer": None,
+                "security_analyzer": (
+                    None if world.agent_version == "1.34" else {"kind": "LLMSecurityAnalyzer"}
+                ),
                 "hook_config": None,
                 "created_at": conv.created.isoformat(),
                 "updated_at": conv.updated.isoformat(),
@@ -253,7 +291,11 @@ def build_agent_app(
     async def git_diff(request: Request) -> Response:
         missing = (400, "Path is not in the repository or has no changes")
         diff = workspace_diff(request, "agent.git_diff", False, missing)
-        return diff if isinstance(diff, Response) else JSONResponse(diff)
+        if isinstance(diff, Response):
+            return diff
+        if diff["modified"] is None and world.agent_version != "1.34":
+            diff = {**diff, "modified": ""}  # 1.58: a deleted file's text is empty
+        return JSONResponse(diff)
 
     async def alive(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -300,7 +342,9 @@ def build_agent_app(
                     events.append(ev)
                 sent += len(events)
                 for ev in events:
-                    for item in render.v1_events(conv, ev, world.local_time(ev)):
+                    for item in render.v1_events(
+                        conv, ev, world.local_time(ev), world.agent_version
+                    ):
                         await websocket.send_json(item)
                 await asyncio.sleep(PUSH_INTERVAL)
         except (WebSocketDisconnect, RuntimeError):
@@ -313,7 +357,7 @@ def build_agent_app(
         [
             Route(
                 f"{P}/interrupt",
-                route("agent.interrupt", interrupt_route, unknown=400),
+                route("agent.interrupt", interrupt_route, bad_request),
                 methods=["POST"],
             )
         ]
@@ -331,7 +375,7 @@ def build_agent_app(
             Route(f"{P}/events/search", route("agent.events", events_search)),
             Route(f"{P}/events/count", route("agent.events_count", events_count)),
             Route(f"{P}/events", route("agent.send", send_message), methods=["POST"]),
-            Route(f"{P}/pause", route("agent.pause", pause, unknown=400), methods=["POST"]),
+            Route(f"{P}/pause", route("agent.pause", pause, bad_request), methods=["POST"]),
             Route(f"{P}/run", route("agent.run", run), methods=["POST"]),
             Route(
                 f"{P}/events/respond_to_confirmation",

@@ -83,10 +83,46 @@ def _text(text: str) -> list[dict[str, Any]]:
 
 
 def v1_events(
+    conv: SimConversation, event: SimEvent, stamp: str | None = None, version: str = "1.34"
+) -> list[dict[str, Any]]:
+    """One simulated event as V1 events (``stamp``: the agent server's clock), with the same
+    fields a real agent server of ``version`` writes: 1.34 (as 1.11.0 pins) or 1.58, whose
+    events name their parent, whose errors say what the user can do, and whose security
+    analyzer rates every action."""
+    items = _v1_events(conv, event, stamp)
+    if version == "1.34":
+        return items
+    parent = conv.events[event.seq - 1].id if event.seq > 0 else None
+    out = []
+    for item in items:
+        if item["kind"] != "SystemPromptEvent" and parent:
+            item = {**item, "parent_id": parent}
+        if item["kind"] == "ConversationErrorEvent":
+            item["classification"] = {"kind": "unknown", "retryable": True, "user_action": "retry"}
+        out.append(item)
+        if item["kind"] == "ActionEvent" and item.get("tool_name") != "finish":
+            out.append(_analysis(conv, item))
+    return out
+
+
+def _analysis(conv: SimConversation, action: dict[str, Any]) -> dict[str, Any]:
+    """The security analyzer's verdict on one action (1.58)."""
+    return {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_OID, action["id"])),
+        "timestamp": action["timestamp"],
+        "source": "environment",
+        "parent_id": action["id"],
+        "analyzer": "LLMSecurityAnalyzer",
+        "policy": "AlwaysConfirm" if conv.confirm else "NeverConfirm",
+        "risks": {action["id"]: action.get("security_risk") or "UNKNOWN"},
+        "details": {},
+        "kind": "SecurityAnalysisEvent",
+    }
+
+
+def _v1_events(
     conv: SimConversation, event: SimEvent, stamp: str | None = None
 ) -> list[dict[str, Any]]:
-    """One simulated event as one or two V1 events (``stamp``: the agent server's clock), with
-    the same fields a real 1.11 agent server writes."""
     base = {"id": event.id, "timestamp": stamp or _stamp(event), "source": event.source}
     state = {**base, "kind": "ConversationStateUpdateEvent"}
     if event.type == "system":

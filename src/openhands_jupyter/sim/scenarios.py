@@ -20,6 +20,7 @@ SCRIPTED_NOTE = (
 START_ERROR_DETAIL = "500: Sandbox failed to start within 120s: {sandbox_id}"
 NAMES = (
     "finish",
+    "delete",
     "error",
     "stuck",
     "waiting",
@@ -167,6 +168,9 @@ def run_steps(scenario: str, task: str, step: float) -> list[Step]:
             if i % 3 == 2:
                 busy.append(Step(s * 0.3, "event", "edit", f"str_replace src/module_{i % 7}.py"))
         return [*running, look, *busy, *done]
+    if scenario == "delete":
+        # the committed file is deleted
+        return [*running, look, Step(s, "event", "edit", f"delete {EDITED_FILE}"), *done]
     if scenario == "sneaky":
         # a command whose text would rewrite a terminal line (it waits in confirmation mode)
         return [*running, look, Step(s, "event", "command", HOSTILE["terminal"]), *done]

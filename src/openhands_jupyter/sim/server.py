@@ -57,6 +57,10 @@ class _Served:
         self.socket.close()
 
 
+#: the agent-server versions the simulator can be
+AGENT_VERSIONS = ("1.34", "1.58")
+
+
 class Simulator:
     """Serve the simulated OpenHands API over real HTTP: the app server, and an agent server
     on a second port (``agent_url``) with the event socket.
@@ -74,8 +78,13 @@ class Simulator:
     ``socket_frame_auth=False`` serves an agent server that reads the session key from the
     event socket's header only (1.6's), refusing a socket without it before accepting.
     ``idle_before_run`` (sim-seconds) reports ``idle`` that long after the start, before the
-    first run, as a V1 server may. ``timestamp_filter_fails`` models 1.6's V1 event store, whose ``timestamp__gte`` search
-    answers 500 once the conversation has events.
+    first run, as a V1 server may. ``timestamp_filter_fails`` models 1.6's V1 event store,
+    whose ``timestamp__gte`` search answers 500 once the conversation has events.
+    ``agent_version`` is the agent server's: ``"1.34"`` (as 1.11.0 pins) or ``"1.58"`` (events
+    with ``parent_id``, a security analyzer's verdict on each action, errors that say what the
+    user can do, 404 for a pause of an unknown conversation, and a run capacity: the next
+    ``world.runs_refused`` runs get 429). ``store_refuses`` is an app server whose store
+    refuses the agent server's events (1.11.0 in front of a 1.58 agent server): it has none.
     """
 
     def __init__(
@@ -111,6 +120,8 @@ class Simulator:
         interrupt: bool = True,
         approval_settle: float = 0.5,
         condenser_cost: float = 0.0,
+        agent_version: str = "1.34",
+        store_refuses: bool = False,
     ) -> None:
         self.port = port
         self.agent_port = 0
@@ -128,6 +139,10 @@ class Simulator:
             approval_settle=approval_settle,
             condenser_cost=condenser_cost,
         )
+        if agent_version not in AGENT_VERSIONS:
+            raise ValueError(f"agent_version is one of {', '.join(AGENT_VERSIONS)}")
+        self.world.agent_version = agent_version
+        self.world.store_refuses = store_refuses
         self.config = SimConfig(
             world=self.world,
             api=api,

@@ -135,7 +135,7 @@ def v1_handlers(cfg: SimConfig) -> dict[str, Handler]:
         items = [
             e
             for ev in world.visible_events(conv)
-            for e in render.v1_events(conv, ev, world.local_time(ev))
+            for e in render.v1_events(conv, ev, world.local_time(ev), world.agent_version)
         ]
         gte = q.get("timestamp__gte")
         if gte and items and cfg.timestamp_filter_fails:
@@ -263,7 +263,9 @@ def v1_handlers(cfg: SimConfig) -> dict[str, Handler]:
             }
             zf.writestr("meta.json", json.dumps(meta))
             for ev in world.visible_events(conv):
-                for i, item in enumerate(render.v1_events(conv, ev, world.local_time(ev))):
+                for i, item in enumerate(
+                    render.v1_events(conv, ev, world.local_time(ev), world.agent_version)
+                ):
                     zf.writestr(f"event_{ev.seq:05d}_{i}.json", json.dumps(item))
         return Response(buf.getvalue(), media_type="application/zip")
 

@@ -130,6 +130,14 @@ class World:
         self.local_offset = timedelta(hours=local_offset_hours)
         self.title_delay = title_delay
         self.agent_url = "http://127.0.0.1:1"
+        #: the agent server's version ("1.34", as 1.11.0 pins, or "1.58"): how its events look
+        self.agent_version = "1.34"
+        #: the next this many runs an agent server starts are refused for want of capacity
+        #: (429; 1.58, whose run capacity is shared by every conversation in the sandbox)
+        self.runs_refused = 0
+        #: the app server's store refuses the agent server's events (a 1.11 app server in
+        #: front of a 1.58 agent server answers its webhooks 422): it keeps none of them
+        self.store_refuses = False
         self.step = step
         self.null_period = null_period
         self.default_scenario = default_scenario
@@ -458,7 +466,9 @@ class World:
             return True
 
     # -- commands -----------------------------------------------------------------------------
-    def send(self, conv: SimConversation, text: str) -> None:
+    def send(self, conv: SimConversation, text: str, run: bool = True) -> None:
+        """A user message; with ``run=False`` it is saved and its run waits for the agent
+        server's next ``run`` (1.58 when its run capacity is full)."""
         with self.lock:
             now = self.now()
             if not conv.task:
@@ -481,6 +491,9 @@ class World:
                 steps = sc.follow_up_steps(text, self.step)
             conv.held = None
             conv.steps.clear()
+            if not run:
+                conv.agent_paused = [(self.scaled(step.delay), step) for step in steps[1:]]
+                steps = steps[:1]
             at = now
             for step in steps:
                 at += self.scaled(step.delay)
@@ -586,7 +599,11 @@ class World:
             self._advance_conv(conv, now)
             if conv.execution_status == "running":
                 return "running"
-            if conv.execution_status != "paused" or conv.agent_paused is None:
+            if conv.agent_paused is None or conv.execution_status not in (
+                "paused",
+                "idle",
+                "finished",
+            ):
                 return "idle"
             conv.execution_status = "running"
             conv.updated = datetime.now(timezone.utc)
@@ -637,6 +654,8 @@ class World:
         agent server (and V0, which reads the log directly) has them at once."""
         if not lag:
             return list(conv.events)
+        if self.store_refuses:
+            return []
         now = self.now()
         with self.lock:
             self._flush_due(conv, now)

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from ..api.agent import AgentClient, AgentEndpoint
 from ..api.errors import AuthenticationError, NotFoundError, OpenHandsError, UnsupportedError
 from ..api.secrets import package_logger
-from ..api.socket import MAX_FRAME, open_event_socket
+from ..api.socket import MAX_FRAME, EventSocket, open_event_socket
 from ..api.transport import backoff_delay, request_gate
 from .clock import Clock
 from .state import LIVE_CONNECTING, LIVE_FALLBACK, LIVE_ON, LIVE_RETRYING, Tracked
@@ -75,6 +75,8 @@ class LiveFeed:
         #: when the current session connected (the tracker's clock)
         self.connected_at = -math.inf
         self.connects = 0
+        #: the socket of the session under way (``None`` between sessions)
+        self.socket: EventSocket | None = None
         self.task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
             self._run(), name=f"openhands-live-{tracked.conversation_id}"
         )
@@ -145,6 +147,7 @@ class LiveFeed:
         host, tracked = self.host, self.tracked
         async with open_event_socket(endpoint, open_timeout=self.open_timeout) as sock:
             sock.on_drop = self._dropped
+            self.socket = sock
             frames = sock.frames().__aiter__()
             early: list[dict[str, Any]] = []
             # The server pushes the current state the moment it has subscribed this socket:
@@ -181,6 +184,7 @@ class LiveFeed:
             except StopAsyncIteration:
                 return
             finally:
+                self.socket = None
                 if pending is not None:
                     pending.cancel()
 

@@ -55,6 +55,8 @@ class Snapshot:
     """The command under way until the server confirms it (``stopping…``), else ``None``."""
     command_note: str | None = None
     """What the last command left to say (the server has not confirmed it)."""
+    store_note: str | None = None
+    """Where the app server's event store is behind what its agent server showed."""
     buttons: tuple[dict[str, Any], ...] = ()
     """The command buttons to draw: ``{command, label, place, style, enabled}`` each."""
     max_cost: float | None = None

@@ -16,7 +16,7 @@ from ..api import status as st
 from ..api.actions import PendingAction
 from ..api.backend import EventCursor, StartRequest
 from ..api.ids import later, parse_time
-from ..api.models import HIDDEN_TYPES, ConversationInfo, Event, Usage
+from ..api.models import HIDDEN_TYPES, ConversationInfo, Event, Usage, risks_of
 from .changes import MAX_COUNTED, ChangeSet
 from .commands import Under, buttons
 from .snapshot import Snapshot
@@ -71,6 +71,11 @@ class Tracked:
     events_due: float = math.inf
     start_delay: float = 0.0
     final_left: int = 0
+    #: when the app server's store is next compared with what the agent server showed, how
+    #: many comparisons are left, and what the card says while it is behind
+    store_due: float = math.inf
+    store_checks: int = 0
+    store_note: str | None = None
     has_run: bool = False
     start_attempts: int = 0
     verify_since: float | None = None
@@ -130,6 +135,8 @@ class Tracked:
     #: the agent's actions with no answer yet, by id (the newest few): while the status is
     #: waiting, these wait for the user's approval
     unmatched: dict[str, Event] = field(default_factory=dict)
+    #: a security analyzer's risk for each action it rated, by action id (the newest 50)
+    risks: dict[str, str] = field(default_factory=dict)
     #: the cost cap stopped it (at most once), and what to tell the user
     cost_stopped: bool = False
     stopped_why: str | None = None
@@ -216,6 +223,10 @@ class Tracked:
                     self.stats_usage = event.usage
                 continue
             self._match(event)
+            if event.type == "risk":
+                self.risks.update(risks_of(event))
+                while len(self.risks) > 50:
+                    del self.risks[next(iter(self.risks))]
             if event.type in ("state", "finish"):
                 self.state_events += 1
             self._note_answer(event, stamp if isinstance(stamp, str) else None)
@@ -274,7 +285,10 @@ class Tracked:
         """The actions waiting for approval (only while the status is waiting)."""
         if self.status != st.WAITING:
             return ()
-        return tuple(PendingAction.from_event(e) for e in list(self.unmatched.values())[-5:])
+        return tuple(
+            PendingAction.from_event(e, self.risks.get(e.id))
+            for e in list(self.unmatched.values())[-5:]
+        )
 
     def expect_echo(self, text: str | None) -> None:
         """A message from this client is on its way: until the server shows it (its user
@@ -386,6 +400,7 @@ class Tracked:
             stopped_why=self.stopped_why,
             doing=self.command.doing if self.command else None,
             command_note=self.command_note,
+            store_note=self.store_note,
             buttons=tuple(buttons(self.status, self.command)),
             git_provider=self.git_provider,
             max_cost=self.request.max_cost if self.request else None,
@@ -414,6 +429,8 @@ class Tracked:
             self.stopped_why,
             self.command.doing if self.command else None,
             self.command_note,
+            self.store_note,
+            tuple(self.risks.get(k) for k in self.unmatched) if self.status == st.WAITING else (),
         )
 
 

@@ -5,6 +5,7 @@ server shows that is still the one from before the command never counts as its o
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,12 +18,14 @@ from ..api.errors import (
     InputError,
     NotFoundError,
     OpenHandsError,
+    RunCapacityError,
 )
 from ..api.ids import later, parse_time
 from ..api.models import ConversationInfo, Event, events_from_v1
 from ..api.secrets import package_logger
 from ..api.text import money
-from ..api.transport import within
+from ..api.transport import backoff_delay, within
+from .clock import Clock
 from .commands import COMMANDS, REJECT, STOP, Args, Command, Under, allowed, refusal
 from .config import TrackerConfig
 from .state import Tracked
@@ -35,7 +38,14 @@ MAX_UNCHANGED_POLLS = 4
 COMMAND_PATIENCE = 30.0
 #: a command with no sign of it after this long (seconds, scaled) is checked, and sent again
 RESEND_AFTER = 0.3
-MAX_RESENDS = 5
+#: resends back off to this (seconds, scaled), and stop once the command is this old: an agent
+#: server finishes a run's wind-down (publishing its last events) within 30 s
+RESEND_CAP = 5.0
+RESEND_FOR = 45.0
+#: how long a patient command (stop) waits for the server's answer before it returns
+ANSWER_PATIENCE = 1.0
+#: how often a run refused for want of capacity is asked for (about 15 minutes in all)
+RUN_ATTEMPTS = 35
 
 
 def _ident(tracked: Tracked) -> str:
@@ -49,6 +59,7 @@ class Steering:
     if TYPE_CHECKING:
         config: TrackerConfig
         agent: AgentClient
+        clock: Clock
         entries: dict[int, Tracked]
         _background: set[asyncio.Task[None]]
 
@@ -123,20 +134,40 @@ class Steering:
         if command.echoes:
             tracked.expect_echo(text)
         self._publish(tracked)
-        try:
-            result = await command.call(backend, info, args)
-        except APIConnectionError as exc:
-            if not command.patient or getattr(exc, "not_sent", False):
+        answer: Any = command.call(backend, info, args)
+        late = False
+        if command.patient:
+            # an agent server may hold a patient command's answer while the run winds down
+            # (1.58's /interrupt waits up to 5 s): once sent, its evidence decides
+            answer = asyncio.ensure_future(answer)
+            try:
+                await asyncio.wait([answer], timeout=self.config.s(ANSWER_PATIENCE))
+            except BaseException:
+                answer.cancel()
                 self._abandon(tracked, under)
                 raise
-            # the server has the request but has not answered: its evidence decides
-            tracked.command_note = f"No answer from the server yet ({exc}); still {under.doing}"
-            result = None
-        except BaseException:
-            self._abandon(tracked, under)
-            raise
+            late = not answer.done()
+        result = None
+        if late:
+            self._spawn(self._late_answer(tracked, under, answer))
         else:
-            under.answered = True
+            try:
+                result = await answer
+            except APIConnectionError as exc:
+                if not command.patient or getattr(exc, "not_sent", False):
+                    self._abandon(tracked, under)
+                    raise
+                # the server has the request but has not answered: its evidence decides
+                tracked.command_note = f"No answer from the server yet ({exc}); still {under.doing}"
+            except RunCapacityError:
+                # kept there, with no room to run yet: the run is asked for until it starts
+                under.answered = True
+                self._spawn(self._run_when_free(tracked))
+            except BaseException:
+                self._abandon(tracked, under)
+                raise
+            else:
+                under.answered = True
         if tracked.command is not under:
             return result  # confirmed already (the socket can bring the evidence first)
         if command.runs_again:
@@ -166,9 +197,12 @@ class Steering:
         """Send ``under`` again while the server shows no sign of it and the actions it
         answers still wait (read from the agent server first: an answer never goes to an
         action that was not shown)."""
-        for attempt in range(MAX_RESENDS):
+        attempt = 0
+        while self._now() - under.since < self.config.s(RESEND_FOR):
+            delay = min(RESEND_AFTER * 2**attempt, RESEND_CAP)
+            attempt += 1
             try:
-                await within(under.done.wait(), self.config.s(RESEND_AFTER * 2**attempt))
+                await within(under.done.wait(), self.config.s(delay))
                 return
             except asyncio.TimeoutError:
                 pass
@@ -182,8 +216,10 @@ class Steering:
                     return  # its evidence was there
                 waiting = await self.agent.execution_status(endpoint) == "waiting_for_confirmation"
                 still = set(a.id for a in tracked.pending) == set(under.args.ids)
-                if not (waiting and still):
+                if not waiting:
                     return  # it moved on: what it shows comes with the next poll or push
+                if not still:
+                    break  # other actions wait now: this answer is not theirs
                 under.resent += 1
                 log.debug(
                     "%s shows no sign of %s; sending it again", _ident(tracked), under.command.name
@@ -192,6 +228,64 @@ class Steering:
             except OpenHandsError as exc:
                 log.debug("could not check or resend %s: %s", under.command.name, exc)
             self._publish(tracked)
+        if tracked.command is under:
+            self._give_up(tracked, under, tracked.status)
+
+    async def _run_when_free(self, tracked: Tracked) -> None:
+        """Ask for the run an agent server had no room for (429: its run capacity is full;
+        what was sent is kept there), backing off, until it starts or something else runs it."""
+        for attempt in range(RUN_ATTEMPTS):
+            delay = backoff_delay(attempt, base=self.config.s(2.0), cap=self.config.s(30.0))
+            tracked.command_note = (
+                "The agent server has no room to run it now (its run capacity is full): "
+                f"asking again at {time.strftime('%H:%M:%S', time.localtime(time.time() + delay))}."
+            )
+            self._publish(tracked)
+            await self.clock.sleep(delay)
+            endpoint = self._endpoint(tracked)
+            if endpoint is None:
+                break  # its agent server is gone: its status says what became of it
+            try:
+                await self.agent.run(endpoint)
+            except RunCapacityError:
+                continue
+            except ConflictError:
+                break  # running already (the agent server's own word, not a status shown)
+            except OpenHandsError as exc:
+                tracked.command_note = f"The run could not be started: {exc}"
+                self._publish(tracked)
+                return
+            break
+        else:
+            tracked.command_note = (
+                "The agent server had no room to run it for a long while: Resume to try again."
+            )
+            self._publish(tracked)
+            return
+        tracked.command_note = None
+        soon = self._now() + self.config.s(0.5)
+        tracked.next_due = min(tracked.next_due, soon)
+        self._start_task()
+        self._publish(tracked)
+
+    async def _late_answer(self, tracked: Tracked, under: Under, call: asyncio.Future[Any]) -> None:
+        """The answer to a command that returned before it came: a refusal ends the command
+        and is said on the card; a timeout leaves it to the server's evidence."""
+        try:
+            await call
+        except APIConnectionError as exc:
+            if tracked.command is under:
+                tracked.command_note = f"No answer from the server yet ({exc}); still {under.doing}"
+        except RunCapacityError:
+            under.answered = True
+            self._spawn(self._run_when_free(tracked))
+        except OpenHandsError as exc:
+            if tracked.command is under:
+                self._abandon(tracked, under)
+                tracked.command_note = f"{under.command.button or under.command.name} failed: {exc}"
+        else:
+            under.answered = True
+        self._publish(tracked)
 
     @staticmethod
     def _belonging(tracked: Tracked, raw: Any) -> list[Event]:
@@ -282,18 +376,24 @@ class Steering:
         under = tracked.command
         assert under is not None
         if status == under.baseline:
-            if poll:
+            # a command sent again while nothing shows it is given up by its resends
+            if poll and not under.command.resend:
                 under.polls += 1
                 if under.polls > MAX_UNCHANGED_POLLS:
-                    under.done.set()
-                    tracked.command = None
-                    tracked.command_note = (
-                        f"The server has not confirmed {under.command.name.replace('_', ' ')}: "
-                        f"it still says {status}."
-                    )
-                    self._publish(tracked)
+                    self._give_up(tracked, under, status)
             return
         self._finish(tracked, status)
+
+    def _give_up(self, tracked: Tracked, under: Under, status: str) -> None:
+        """The server still shows the state from before ``under``: it is no longer waited for."""
+        under.done.set()
+        if tracked.command is under:
+            tracked.command = None
+        tracked.command_note = (
+            f"The server has not confirmed {under.command.name.replace('_', ' ')}: "
+            f"it still says {status}."
+        )
+        self._publish(tracked)
 
     def _finish(self, tracked: Tracked, status: str | None) -> None:
         """The command under way is done: show the status the server's evidence gives."""

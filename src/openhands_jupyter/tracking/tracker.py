@@ -29,7 +29,7 @@ from ..api.errors import (
 from ..api.models import ConversationInfo, Event, StartTask
 from ..api.secrets import package_logger
 from ..api.transport import backoff_delay, within
-from . import changes
+from . import changes, store_check
 from .budget import RequestBudget
 from .commands import SEND, Args, Under
 from .config import TrackerConfig
@@ -555,6 +555,7 @@ class Tracker(Steering):
                 tracked.next_due if self._needs_status(tracked) else math.inf,
                 tracked.events_due if self._events_readable(tracked) else math.inf,
                 tracked.changes.next_due() if tracked.visible and tracked.info else math.inf,
+                tracked.store_due,
             )
         if self.queue:
             due = min(due, self._queue_next_try if self.config.max_concurrent is None else now + 1)
@@ -600,6 +601,12 @@ class Tracker(Steering):
         await self._poll_events(self._now())
         await self._check_quiet(self._now())
         await self._poll_changes(self._now())
+        await self._compare_stores(self._now())
+
+    async def _compare_stores(self, now: float) -> None:
+        for tracked in [t for t in self.entries.values() if t.store_due <= now]:
+            await store_check.compare(await self._get_backend(), tracked, now, self.config)
+            self._publish(tracked)
 
     async def _poll_changes(self, now: float) -> None:
         """Read what the agent changed, for conversations a widget shows it for: after an
@@ -900,6 +907,8 @@ class Tracker(Steering):
         else:
             tracked.final_left = 0
             tracked.events_due = math.inf
+        if tracked.conversation_id and self._endpoint(tracked) and tracked.watched:
+            store_check.schedule(tracked, self._now(), self.config)
 
     async def _poll_events(self, now: float) -> None:
         due = [t for t in self.entries.values() if t.events_due <= now and self._events_readable(t)]

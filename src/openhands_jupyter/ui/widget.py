@@ -176,6 +176,7 @@ class ConversationWidget(anywidget.AnyWidget):
             # the command under way until the server confirms it, and the buttons to draw
             "doing": snap.doing or "",
             "command_note": snap.command_note or "",
+            "store_note": snap.store_note or "",
             "buttons": list(snap.buttons),
             "activity": snap.activity,
             "activity_note": snap.activity_note or "",
