@@ -15,6 +15,7 @@ from openhands_jupyter.tracking import Snapshot
 
 from .conftest import fast_config
 from .test_tracker import SCENARIOS, max_in_window
+from .waiting import eventually
 
 SPEED = 40.0  # faster than the rest: these runs are long
 
@@ -157,7 +158,9 @@ def test_soak_thousand_conversations_bounded_memory() -> None:
             if len(shown) < feed_size:
                 assert len(ids) == len(shown)
             else:
-                assert len(ids) >= feed_size and shown[-1].id in ids
+                # its last events may come on the socket just after the status said finished
+                eventually(lambda: shown[-1].id in ids, 20)  # noqa: B023
+                assert len(ids) >= feed_size
             assert conv.result and conv.result.startswith("Done")
         assert sum(len(v) for v in delivered.values()) >= 7_900
         assert max(len(c.feed) for c in convs) == feed_size

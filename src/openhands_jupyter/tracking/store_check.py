@@ -15,8 +15,9 @@ from .state import Tracked
 #: seconds (scaled) after the end before the store is compared, and between comparisons
 SETTLE = 45.0
 AGAIN = 120.0
-#: comparisons at most, while it stays behind
+#: comparisons at most, while it stays behind; and in one tick of the loop, for all
 CHECKS = 3
+PER_TICK = 5
 
 
 def schedule(tracked: Tracked, now: float, config: TrackerConfig) -> None:

@@ -604,7 +604,11 @@ class Tracker(Steering):
         await self._compare_stores(self._now())
 
     async def _compare_stores(self, now: float) -> None:
-        for tracked in [t for t in self.entries.values() if t.store_due <= now]:
+        """A few comparisons a tick, once no event read is due: they come last."""
+        if any(t.events_due <= now and self._events_readable(t) for t in self.entries.values()):
+            return
+        due = [t for t in self.entries.values() if t.store_due <= now]
+        for tracked in due[: store_check.PER_TICK]:
             await store_check.compare(await self._get_backend(), tracked, now, self.config)
             self._publish(tracked)
 
@@ -907,7 +911,7 @@ class Tracker(Steering):
         else:
             tracked.final_left = 0
             tracked.events_due = math.inf
-        if tracked.conversation_id and self._endpoint(tracked) and tracked.watched:
+        if tracked.conversation_id and self._endpoint(tracked) and tracked.visible:
             store_check.schedule(tracked, self._now(), self.config)
 
     async def _poll_events(self, now: float) -> None:
