@@ -148,3 +148,28 @@ def test_nothing_answers_a_sent_message_until_the_server_shows_it() -> None:
     tracked.add_events([event("u2", "09", "MessageEvent", "Second question")])
     tracked.add_events([event("f2", "12", "ActionEvent", "Done: Second question")])
     assert tracked.result == "Done: Second question"
+
+
+@pytest.mark.parametrize("watched", [False, True])
+def test_the_end_after_the_answer_reaches_the_feed_a_batch_later(
+    sim_client: SimClient, watched: bool
+) -> None:
+    # the store gets the agent server's events in batches: this one ends with the answer and
+    # its figures, and the end of the run comes in the next batch, 20 s later
+    sim, oh = sim_client(config=STORE_ONLY, flush_delay=20.0)
+    probe = oh.start("Fix the flaky test")
+    probe.wait(timeout=60)
+    kinds = [e.type for e in sim.world.conversations[probe.id].events]
+    sim.world.batch_size = kinds.index("finish") + 2
+    conv = oh.start("Fix the flaky test")
+    seen: list[Snapshot] = []
+    if watched:
+        conv.subscribe(seen.append)
+    conv.wait(timeout=60)
+    assert conv.result == finish_message("Fix the flaky test")
+    # the status line the run ended with shows in the feed, once
+    ends = lambda: [e for e in conv.feed if e.type == "state" and e.text == "finished"]  # noqa: E731
+    eventually(ends, timeout=30)
+    assert len(ends()) == 1
+    if watched:
+        assert [e.text for s in seen for e in s.new_events if e.type == "state"][-1] == "finished"

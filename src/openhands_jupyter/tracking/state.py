@@ -350,8 +350,11 @@ class Tracked:
     def settled(self) -> bool:
         """Not working any more, the final event fetch (the answer) done, no command under way
         (``wait()`` after a command waits for its outcome), and when it waits for approval,
-        the action it waits for known."""
-        if self.status in st.ACTIVE or self.final_left > 0 or self.command is not None:
+        the action it waits for known. What comes after the answer (the run's last state)
+        is still read then, but not waited for."""
+        if self.status in st.ACTIVE or self.command is not None:
+            return False
+        if self.final_left > 0 and not (self.status != st.FINISHED or self.last_finish):
             return False
         return not (self.status == st.WAITING and self.events_supported and not self.pending)
 

@@ -50,6 +50,8 @@ LIVE_RETRY = 60.0
 SOCKET_GRACE = 2.0
 #: how long a busy conversation's socket may say nothing before one REST read checks it
 QUIET_AFTER = 15.0
+#: seconds (scaled) after the answer came live before the last read of what followed it
+AFTER_ANSWER = 1.0
 #: the start phase of a start whose request is on its way (``start(background=True)``)
 SENDING = "SENDING_REQUEST"
 T = TypeVar("T")
@@ -909,10 +911,20 @@ class Tracker(Steering):
             lag = 0.0 if self._endpoint(tracked) else self.config.event_lag_allowance
             tracked.events_due = self._now() + self.config.s(lag)
         else:
-            tracked.final_left = 0
-            tracked.events_due = math.inf
+            self._answered(tracked)
         if tracked.conversation_id and self._endpoint(tracked) and tracked.visible:
             store_check.schedule(tracked, self._now(), self.config)
+
+    def _answered(self, tracked: Tracked) -> None:
+        """It ended with its answer in. A live feed stays for one last read a moment later:
+        what the agent server sends right after the answer (the final state, the last cost
+        figures) would otherwise be cut off with the socket."""
+        if tracked.live is not None and not tracked.live.done:
+            tracked.final_left = 1
+            tracked.events_due = self._now() + self.config.s(AFTER_ANSWER)
+        else:
+            tracked.final_left = 0
+            tracked.events_due = math.inf
 
     async def _poll_events(self, now: float) -> None:
         due = [t for t in self.entries.values() if t.events_due <= now and self._events_readable(t)]
@@ -937,7 +949,7 @@ class Tracker(Steering):
                 tracked.events_due = math.inf
                 continue
             try:
-                events = await self._read_events(backend, tracked)
+                events, whole = await self._read_events(backend, tracked)
             except UnsupportedError:
                 # a definite answer: no events to read here, nor an answer to wait for
                 tracked.events_supported = False
@@ -960,6 +972,9 @@ class Tracker(Steering):
             if final:
                 tracked.final_left -= 1
                 answered = tracked.status != st.FINISHED or tracked.last_finish is not None
+                # a store fed by an agent server lags it by a batch: the answer is in once
+                # what followed it is
+                answered = answered and (whole or any(_ends(e) for e in events))
                 if answered or tracked.final_left <= 0:
                     tracked.final_left = 0
                     tracked.events_due = math.inf
@@ -997,22 +1012,24 @@ class Tracker(Steering):
         tracked.retry_at = time.time() + delay
         self._publish(tracked)
 
-    async def _read_events(self, backend: Backend, tracked: Tracked) -> list[Event]:
+    async def _read_events(self, backend: Backend, tracked: Tracked) -> tuple[list[Event], bool]:
         """New events: from the agent server when it can be reached (it has them at once),
-        else from the app server's store (which the agent server feeds in batches)."""
-        endpoint = self._endpoint(tracked) if self.config.live_events else None
-        if endpoint is not None and tracked.live_state != LIVE_FALLBACK:
+        else from the app server's store (which the agent server feeds in batches). Also
+        whether they are all there are: not so when an agent server runs it and the store was
+        read (it may lag the agent server by a batch)."""
+        endpoint = self._endpoint(tracked)
+        if endpoint is not None and self.config.live_events and tracked.live_state != LIVE_FALLBACK:
             try:
                 raw = await self.agent.events_since(endpoint, gap_since(tracked.server_time))
-                return self._belonging(tracked, raw)
+                return self._belonging(tracked, raw), True
             except OpenHandsError as exc:
                 log.debug("agent-server events failed (%s); reading the app server's", exc)
         assert tracked.info is not None
         if tracked.cursor.fresh:
             # the first read (a new conversation, or one attached to): its newest events, at
             # once, rather than its history a few pages per tick
-            return await backend.events_tail(tracked.info, tracked.cursor)
-        return await backend.events(tracked.info, tracked.cursor)
+            return await backend.events_tail(tracked.info, tracked.cursor), endpoint is None
+        return await backend.events(tracked.info, tracked.cursor), endpoint is None
 
     # -- the live feed ---------------------------------------------------------------------------
     def _endpoint(self, tracked: Tracked) -> AgentEndpoint | None:
@@ -1103,8 +1120,12 @@ class Tracker(Steering):
             self._wake_up()
         self._check_cost(tracked)
         if tracked.status in st.FINAL and tracked.final_left > 0 and tracked.last_finish:
-            tracked.final_left = 0
-            tracked.events_due = math.inf
+            if live and any(_ends(e) for e in events):
+                # the answer, then the end said on the socket: nothing more to wait for
+                tracked.final_left = 0
+                tracked.events_due = math.inf
+            elif tracked.final_left > 1:
+                self._answered(tracked)
         self._publish(tracked)
         if tracked.status in st.FINAL or tracked.status == st.PAUSED:
             self._sync_live(tracked)
@@ -1144,8 +1165,8 @@ class Tracker(Steering):
         if status != tracked.status:
             self._set_status(tracked, status)
             tracked.unconfirmed = True
-            if tracked.status in st.FINAL and tracked.last_finish:
-                tracked.final_left = 0
+            if tracked.status in st.FINAL and tracked.last_finish and tracked.final_left > 1:
+                self._answered(tracked)
             tracked.next_due = min(tracked.next_due, self._now() + self._interval(tracked))
 
     def live_changed(self, tracked: Tracked, state: str, note: str | None) -> None:
@@ -1278,3 +1299,8 @@ class Tracker(Steering):
                 loop.call_soon_threadsafe(cancel_all)
             except RuntimeError:
                 pass
+
+
+def _ends(event: Event) -> bool:
+    """A state event that says the run ended."""
+    return event.type == "state" and st.v1_status("RUNNING", event.text, True) in st.FINAL
