@@ -10,12 +10,13 @@ from openhands_jupyter.api import InputError
 from openhands_jupyter.api.ids import epoch_ms, normalize_id, parse_time
 from openhands_jupyter.api.models import (
     ConversationInfo,
+    Event,
     StartTask,
     event_from_v0,
     event_from_v1,
-    final_answer,
 )
 from openhands_jupyter.api.status import v0_status, v1_status
+from openhands_jupyter.tracking.state import Tracked
 
 
 def test_ids_are_normalised_to_lowercase_hex() -> None:
@@ -127,7 +128,7 @@ def test_start_task_keeps_unknown_status_and_detail() -> None:
     assert err.failed and err.detail == "500: boom"
 
 
-def test_v1_events_and_final_answer() -> None:
+def test_v1_events_and__answer() -> None:
     raw = [
         {
             "id": "1",
@@ -180,11 +181,11 @@ def test_v1_events_and_final_answer() -> None:
     events = [e for e in (event_from_v1(r) for r in raw) if e is not None]
     assert [e.type for e in events] == ["message", "command", "output", "edit", "finish", "state"]
     assert events[2].exit_code == 0 and events[3].text == "create x.py"
-    assert final_answer(events) == "All done"
-    assert final_answer(events[:1]) == "Looking"
+    assert _answer(events) == "All done"
+    assert _answer(events[:1]) == "Looking"
 
 
-def test_v0_events_and_final_answer() -> None:
+def test_v0_events_and__answer() -> None:
     raw = [
         {
             "id": 5,
@@ -197,4 +198,11 @@ def test_v0_events_and_final_answer() -> None:
     ]
     events = [e for e in (event_from_v0(r) for r in raw) if e is not None]
     assert [e.type for e in events] == ["state", "command", "finish"]
-    assert final_answer(events) == "All done!"
+    assert _answer(events) == "All done!"
+
+
+def _answer(events: list[Event]) -> str | None:
+    """The answer a conversation that ended with these events shows."""
+    tracked = Tracked(conversation_id="c1", status="finished")
+    tracked.add_events(events)
+    return tracked.result

@@ -34,8 +34,8 @@ from .constants import CLOUD_URL
 from .conversation import Conversation
 from .progress import ProgressPrinter
 from .tracking import Tracked, Tracker, TrackerConfig
+from .tracking.launching import SENDING
 from .tracking.loops import BackgroundLoop, running_loop
-from .tracking.tracker import SENDING
 
 T = TypeVar("T")
 

@@ -545,14 +545,3 @@ def event_from_v0(data: dict[str, Any]) -> Event | None:
             return Event(type="error", text=str(data.get("content") or ""), kind=kind, **base)
         return None
     return None
-
-
-def final_answer(events: list[Event]) -> str | None:
-    """The last finish message, else the last agent message (the SDK's rule)."""
-    for event in reversed(events):
-        if event.type == "finish" and event.text:
-            return event.text
-    for event in reversed(events):
-        if event.type == "message" and event.source == "agent" and event.text:
-            return event.text
-    return None

@@ -363,6 +363,10 @@ class World:
             value = conv.last_action_id
 
         wall = datetime.now(timezone.utc) - timedelta(seconds=max(0.0, self.now() - at))
+        if conv.events and wall < conv.events[-1].at:
+            # an agent server stamps its events as it makes them, one after another: never
+            # earlier than the one before (two clock reads here can disagree by microseconds)
+            wall = conv.events[-1].at
         event = SimEvent(
             seq=len(conv.events),
             id=str(uuid.uuid4()),

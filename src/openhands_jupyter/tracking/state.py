@@ -40,7 +40,8 @@ LIVE_FALLBACK = "delayed"
 
 @dataclass(eq=False)
 class Tracked:
-    """The live state of one conversation. Written only on the tracker's loop."""
+    """The live state of one conversation. Changed on the tracker's loop, except what the
+    tracker's register sets under its lock as it takes a conversation in or lets it go."""
 
     request: StartRequest | None = None
     start_task_id: str | None = None
@@ -347,6 +348,12 @@ class Tracked:
         self.last_finish = self.last_agent_message = None
 
     @property
+    def end_shown(self) -> bool:
+        """Whether the newest state in the feed says the run ended."""
+        last = next((e for e in reversed(self.feed) if e.type == "state"), None)
+        return last is not None and run_ended(last)
+
+    @property
     def settled(self) -> bool:
         """Not working any more, the final event fetch (the answer) done, no command under way
         (``wait()`` after a command waits for its outcome), and when it waits for approval,
@@ -445,3 +452,8 @@ def gist(text: str | None) -> str:
     """What identifies a message's text across sources: its first 200 characters, whitespace
     folded."""
     return " ".join((text or "").split())[:200]
+
+
+def run_ended(event: Event) -> bool:
+    """A state event that says the run ended."""
+    return event.type == "state" and st.v1_status("RUNNING", event.text, True) in st.FINAL

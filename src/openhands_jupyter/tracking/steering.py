@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..api import status as st
-from ..api.agent import AgentClient, AgentEndpoint
 from ..api.backend import Backend
 from ..api.errors import (
     APIConnectionError,
@@ -25,9 +23,8 @@ from ..api.models import ConversationInfo, Event, events_from_v1
 from ..api.secrets import package_logger
 from ..api.text import money
 from ..api.transport import backoff_delay, within
-from .clock import Clock
 from .commands import COMMANDS, REJECT, STOP, Args, Command, Under, allowed, refusal
-from .config import TrackerConfig
+from .core import TrackerCore
 from .state import Tracked
 
 log = package_logger("openhands_jupyter.tracking")
@@ -52,27 +49,9 @@ def _ident(tracked: Tracked) -> str:
     return (tracked.conversation_id or "")[:8] or "(not started)"
 
 
-class Steering:
+class Steering(TrackerCore):
     """Mixed into :class:`~openhands_jupyter.tracking.tracker.Tracker`: runs commands on its
     loop and reads the server's evidence for them."""
-
-    if TYPE_CHECKING:
-        config: TrackerConfig
-        agent: AgentClient
-        clock: Clock
-        entries: dict[int, Tracked]
-        _background: set[asyncio.Task[None]]
-
-        def _now(self) -> float: ...
-        async def _get_backend(self) -> Backend: ...
-        def _publish(self, tracked: Tracked, force: bool = False) -> None: ...
-        def _set_status(self, tracked: Tracked, status: str) -> None: ...
-        def _sync_live(self, tracked: Tracked) -> None: ...
-        def _start_task(self) -> None: ...
-        def _endpoint(self, tracked: Tracked) -> AgentEndpoint | None: ...
-        def _entries_changed(self) -> None: ...
-        def call_soon(self, fn: Callable[..., Any], *args: Any) -> None: ...
-        def cancel_queued(self, tracked: Tracked) -> bool: ...
 
     # -- sending ---------------------------------------------------------------------------------
     async def command(
