@@ -1,6 +1,6 @@
 """The Changes section: the simulator beside a real OpenHands 1.11.0 server, in one run.
 
-Run: ``.venv/bin/python bench/changes.py [--quick] [--only sim|real] [--no-browser]``.
+Run: ``.venv/bin/python -m bench.changes [--quick] [--only sim|real] [--no-browser]``.
 Prints a table and writes ``bench/results/changes.json``. Measured on this machine:
 
 - edit -> shown: from the moment the agent got its file edit (the simulator's script; the fake
@@ -19,22 +19,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.live import Server, log, pct
+from openhands_jupyter import AsyncOpenHands
+from openhands_jupyter.sim import EDITED_FILE, Simulator
+from openhands_jupyter.tracking import Snapshot
+from tests.support.real.launcher import RealServer
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from live import Server, log, pct  # noqa: E402
-
-from openhands_jupyter import AsyncOpenHands  # noqa: E402
-from openhands_jupyter.sim import EDITED_FILE, Simulator  # noqa: E402
-from openhands_jupyter.tracking import Snapshot  # noqa: E402
-from tests.real.launcher import RealServer  # noqa: E402
 
 OUT = ROOT / "bench" / "results"
 APP_KEY = "bench-app-key-5a4b3c2d1e"
@@ -171,7 +167,7 @@ def settled(page: Any) -> None:
 
 def browser(runs: int) -> dict[str, Any]:
     """The 5,003-line diff in JupyterLab: click -> first lines, Show all, reopen (draw only)."""
-    from tests.browser import (
+    from tests.support.browser import (
         JupyterServer,
         chromium_page,
         open_notebook,

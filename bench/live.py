@@ -2,7 +2,7 @@
 OpenHands 1.11.0 server, each with the live feed on (events from the agent server's socket)
 and off (events from the app server's store, as before).
 
-Run: ``.venv/bin/python bench/live.py [--quick]``. Prints a table and writes
+Run: ``.venv/bin/python -m bench.live [--quick]``. Prints a table and writes
 ``bench/results/live.json``. Measured on this machine, in real seconds:
 
 - command ran -> shown: from the moment the agent got its terminal command (the simulator's
@@ -24,14 +24,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from openhands_jupyter import AsyncOpenHands
+from openhands_jupyter.sim import SCRIPT_COMMAND, Simulator
+from openhands_jupyter.tracking import Snapshot, TrackerConfig
+from tests.support.real.fake_llm import COMMAND
+from tests.support.real.launcher import RealServer
 
-from openhands_jupyter import AsyncOpenHands  # noqa: E402
-from openhands_jupyter.sim import SCRIPT_COMMAND, Simulator  # noqa: E402
-from openhands_jupyter.tracking import Snapshot, TrackerConfig  # noqa: E402
-from tests.real.fake_llm import COMMAND  # noqa: E402
-from tests.real.launcher import RealServer  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 OUT = ROOT / "bench" / "results"
 

@@ -2,7 +2,7 @@
 the widget's pill, on the simulator and on a real OpenHands 1.11.0 server side by side; and
 from Python, how long ``stop()`` and ``approve()`` take to return and to be confirmed.
 
-Run: ``.venv/bin/python bench/steering.py [--quick] [--only sim|real]``. Prints a table and
+Run: ``.venv/bin/python -m bench.steering [--quick] [--only sim|real]``. Prints a table and
 writes ``bench/results/steering.json``. Real seconds, measured on this machine:
 
 - click -> paused shown: Playwright clicks the card's Stop button; the clock stops when the
@@ -23,14 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from openhands_jupyter import OpenHands
+from openhands_jupyter.sim import Simulator
+from openhands_jupyter.sim.scenarios import LONG_COMMAND
+from tests.support.real.launcher import RealServer
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from openhands_jupyter import OpenHands  # noqa: E402
-from openhands_jupyter.sim import Simulator  # noqa: E402
-from openhands_jupyter.sim.scenarios import LONG_COMMAND  # noqa: E402
-from tests.real.launcher import RealServer  # noqa: E402
-
 OUT = ROOT / "bench" / "results"
 REAL_LONG = "sleep 120 && echo slept-120"
 
@@ -80,7 +78,7 @@ def real_target(server: RealServer) -> Target:
 
 def clicks(target: Target, runs: int) -> list[float]:
     """Stop clicked in JupyterLab during the long command -> the pill says paused."""
-    from tests.browser import (
+    from tests.support.browser import (
         JupyterServer,
         chromium_page,
         open_notebook,

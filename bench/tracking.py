@@ -1,7 +1,7 @@
 """Tracking benchmark: requests/min and staleness of the tracker versus naive per-conversation
 pollers, at N running conversations, and the tracker's CPU use at N = 50.
 
-Run: ``.venv/bin/python bench/tracking.py [--quick]``. Prints a table and writes
+Run: ``.venv/bin/python -m bench.tracking [--quick]``. Prints a table and writes
 ``bench/results/tracking.json``. Time is sped up (the simulator and the tracker share one scale),
 so every figure is given in simulated seconds and minutes.
 """

@@ -1,7 +1,7 @@
 """UI benchmark: %load_ext import time, status-change-to-DOM latency in JupyterLab, and panel
 render time with 100 conversations.
 
-Run: ``.venv/bin/python bench/ui.py``. Prints the figures and writes ``bench/results/ui.json``.
+Run: ``.venv/bin/python -m bench.ui``. Prints the figures and writes ``bench/results/ui.json``.
 Needs /usr/bin/chromium.
 """
 
@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from tests.support.browser import (
+    JupyterServer,
+    chromium_page,
+    open_notebook,
+    run_cells,
+    write_notebook,
+)
 
-from tests.browser import JupyterServer, chromium_page, open_notebook, run_cells, write_notebook  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 OUT = Path(__file__).resolve().parent / "results"
 TIMED = "import time as _t\n_t0 = _t.perf_counter()\n{stmt}\nprint(_t.perf_counter() - _t0)"
@@ -29,7 +33,7 @@ FIRST_USE = "get_ipython().run_line_magic('load_ext', 'openhands_jupyter')\nimpo
 
 def import_times(runs: int = 7) -> dict[str, Any]:
     """Each sample in a fresh kernel, where (as in a notebook) IPython and asyncio are loaded."""
-    from tests.kernel import Kernel
+    from tests.support.kernel import Kernel
 
     def measure(stmt: str) -> float:
         k = Kernel()

@@ -2,7 +2,7 @@
 beside the new events only), and app-server requests per minute with N idle widgets on
 screen and after they are cleared, with the time a new conversation then takes to finish.
 
-Run: ``.venv/bin/python bench/widgets.py [--n 50] [--speed 10]``. Against the simulator (its
+Run: ``.venv/bin/python -m bench.widgets [--n 50] [--speed 10]``. Against the simulator (its
 clock sped up; figures are per simulated minute). Prints the figures and writes
 ``bench/results/widgets.json``.
 """
@@ -20,7 +20,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 # --src DIR measures another checkout's package (an earlier commit's, say) with this script
 SRC = sys.argv[sys.argv.index("--src") + 1] if "--src" in sys.argv else str(ROOT / "src")
-sys.path.insert(0, SRC)
+if "--src" in sys.argv:
+    sys.path.insert(0, SRC)
 
 from openhands_jupyter import OpenHands  # noqa: E402
 from openhands_jupyter.sim import Simulator  # noqa: E402

@@ -75,7 +75,7 @@ def client(sim: Simulator) -> Iterator[OpenHands]:
 
 
 # the real OpenHands server, started once for every test that asks for it
-from .real.fixtures import (  # noqa: E402, F401
+from .support.real.fixtures import (  # noqa: E402, F401
     agent_oh,
     agent_server,
     real_client,
@@ -113,8 +113,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
-    from .real.fixtures import AGENT_SERVERS, SERVERS, start_early
-    from .real.launcher import (
+    from .support.real.fixtures import AGENT_SERVERS, SERVERS, start_early
+    from .support.real.launcher import (
         NEW_AGENT_VERSION,
         V0_VERSION,
         V1_VERSION,
@@ -150,6 +150,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    from .real.fixtures import stop_early
+    from .support.real.fixtures import stop_early
 
     stop_early()

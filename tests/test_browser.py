@@ -10,7 +10,7 @@ import pytest
 
 from openhands_jupyter.sim import EDITED_FILE, SCRIPT_COMMAND, SCRIPT_OUTPUT, Simulator
 
-from .browser import (
+from .support.browser import (
     ARTIFACTS,
     BROWSER_MARKS,
     JupyterServer,

@@ -1,4 +1,4 @@
-"""The simulator held to the real server: the same questions to both (tests/real/survey.py),
+"""The simulator held to the real server: the same questions to both (tests/support/real/survey.py),
 compared by status code, JSON key sets and event kinds."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 
 from openhands_jupyter.sim import Simulator
 
-from .real.fixtures import APP_KEY
-from .real.launcher import RealServer
-from .real.survey import Survey
+from .support.real.fixtures import APP_KEY
+from .support.real.launcher import RealServer
+from .support.real.survey import Survey
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]
 

@@ -10,8 +10,8 @@ import pytest
 from openhands_jupyter import OpenHands
 
 from . import home
-from .kernel import Kernel
-from .real.launcher import RealServer
+from .support.kernel import Kernel
+from .support.real.launcher import RealServer
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -10,7 +10,7 @@ import pytest
 
 from openhands_jupyter.sim import HOSTILE, Simulator
 
-from .browser import (
+from .support.browser import (
     ARTIFACTS,
     BROWSER_MARKS,
     JupyterServer,

@@ -10,7 +10,7 @@ import pytest
 from openhands_jupyter.sim import Simulator
 
 from .conftest import SESSION_KEY
-from .kernel import Kernel
+from .support.kernel import Kernel
 from .waiting import eventually
 
 pytestmark = pytest.mark.kernel

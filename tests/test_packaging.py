@@ -138,3 +138,19 @@ def test_layers_import_only_what_is_below() -> None:
             if not ok:
                 wrong.append(f"{module} -> {target}")
     assert not wrong, wrong
+
+
+def test_the_ui_uses_only_the_handles_and_snapshots() -> None:
+    # the widgets reach a conversation through the client and conversation handles: what they
+    # draw comes from a Snapshot, what they do from the handles (and the command table)
+    import ast
+
+    allowed = {"Snapshot", "COMMANDS"}
+    wrong = []
+    for path in (PACKAGE / "ui").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and "tracking" in (node.module or ""):
+                wrong += [f"{path.name}: {a.name}" for a in node.names if a.name not in allowed]
+            if isinstance(node, ast.Attribute) and node.attr in ("tracker", "_tracked", "_host"):
+                wrong.append(f"{path.name}:{node.lineno}: .{node.attr}")
+    assert not wrong, wrong

@@ -18,8 +18,8 @@ from nbclient import NotebookClient
 from openhands_jupyter.cli import lab_command, pristine_notebook
 from openhands_jupyter.sim import finish_message
 
-from .browser import chromium_page, free_port
 from .pristine import quickstart, quickstart_text
+from .support.browser import chromium_page, free_port
 
 pytestmark = pytest.mark.kernel
 

@@ -1,4 +1,4 @@
-"""Against a real OpenHands 1.11.0 server on loopback (tests/real/launcher.py): the public API
+"""Against a real OpenHands 1.11.0 server on loopback (tests/support/real/launcher.py): the public API
 with the SDK's default event batching, where the app server's event store lags the agent."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from openhands_jupyter import AuthenticationError, NotFoundError, OpenHands
 from openhands_jupyter.tracking import Snapshot
 
-from .real.fake_llm import COMMAND, COMMAND_OUTPUT, TITLE, finish_message
-from .real.fixtures import APP_KEY
-from .real.launcher import RealServer
+from .support.real.fake_llm import COMMAND, COMMAND_OUTPUT, TITLE, finish_message
+from .support.real.fixtures import APP_KEY
+from .support.real.launcher import RealServer
 from .waiting import eventually
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(600)]

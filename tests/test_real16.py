@@ -10,9 +10,9 @@ import pytest
 from openhands_jupyter import ConflictError, NotFoundError, OpenHands
 from openhands_jupyter.tracking import Snapshot, TrackerConfig
 
-from .real.fake_llm import COMMAND, finish_message
-from .real.fixtures import serve
-from .real.launcher import RealServer
+from .support.real.fake_llm import COMMAND, finish_message
+from .support.real.fixtures import serve
+from .support.real.launcher import RealServer
 from .waiting import eventually
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]

@@ -12,9 +12,9 @@ import pytest
 from openhands_jupyter import ConflictError, OpenHands
 from openhands_jupyter.tracking import Snapshot
 
-from .real.fake_llm import finish_message
-from .real.fixtures import APP_KEY
-from .real.launcher import RealServer, tagged_pids
+from .support.real.fake_llm import finish_message
+from .support.real.fixtures import APP_KEY
+from .support.real.launcher import RealServer, tagged_pids
 from .waiting import eventually
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .browser import (
+from .support.browser import (
     ARTIFACTS,
     BROWSER_MARKS,
     JupyterServer,
@@ -18,10 +18,10 @@ from .browser import (
     run_cells,
     write_notebook,
 )
-from .kernel import Kernel
-from .real.fake_llm import COMMAND, finish_message
-from .real.fixtures import APP_KEY
-from .real.launcher import RealServer
+from .support.kernel import Kernel
+from .support.real.fake_llm import COMMAND, finish_message
+from .support.real.fixtures import APP_KEY
+from .support.real.launcher import RealServer
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(600)]
 

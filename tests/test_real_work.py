@@ -8,7 +8,7 @@ import pytest
 from openhands_jupyter import NotFoundError, OpenHands
 from openhands_jupyter.ui.widget import ConversationWidget
 
-from .real.fake_llm import (
+from .support.real.fake_llm import (
     COMMAND,
     COMMAND_OUTPUT,
     GIT_CHANGES,
@@ -16,7 +16,7 @@ from .real.fake_llm import (
     USAGE,
     finish_message,
 )
-from .real.launcher import RealServer
+from .support.real.launcher import RealServer
 from .waiting import eventually
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(600)]

@@ -6,7 +6,7 @@ import pytest
 
 from openhands_jupyter.sim import Simulator
 
-from .kernel import Kernel
+from .support.kernel import Kernel
 
 pytestmark = pytest.mark.kernel
 SPEED = 5.0

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from openhands_jupyter.sim import Simulator
 
-from .browser import (
+from .pristine import quickstart
+from .support.browser import (
     ARTIFACTS,
     BROWSER_MARKS,
     JupyterServer,
@@ -17,7 +18,6 @@ from .browser import (
     open_notebook,
     run_cells,
 )
-from .pristine import quickstart
 
 pytestmark = BROWSER_MARKS
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from openhands_jupyter.sim import Simulator
 
-from .browser import (
+from .support.browser import (
     ARTIFACTS,
     BROWSER_MARKS,
     JupyterServer,

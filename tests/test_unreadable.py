@@ -132,7 +132,7 @@ def test_text_the_comm_cannot_carry_is_cleaned_at_the_boundary(
     event = Event(id="bad-1", type="message", source="agent", text=LONE)
     snap = dataclasses.replace(conv.snapshot(), title=LONE, result=LONE, new_events=(event,))
     widget._on_snapshot(snap)
-    panel._on_snapshot(conv._tracked, snap)
+    panel._on_snapshot(conv, snap)
     panel._flush()
     for state in (widget.get_state(), panel.get_state()):
         json_packer(state)  # what the kernel sends: raises on a lone surrogate

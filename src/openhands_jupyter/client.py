@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import concurrent.futures
 import contextlib
 import os
 import threading
 import warnings
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 import httpx
@@ -36,6 +37,8 @@ from .progress import ProgressPrinter
 from .tracking import Tracked, Tracker, TrackerConfig
 from .tracking.launching import SENDING
 from .tracking.loops import BackgroundLoop, running_loop
+
+__all__ = ["AsyncOpenHands", "OpenHands", "TrackerConfig"]
 
 T = TypeVar("T")
 
@@ -299,6 +302,56 @@ class AsyncOpenHands:
         """Handles for every conversation the tracker follows (including queued ones)."""
         return [Conversation(self, t) for t in list(self.tracker.entries.values())]
 
+    # -- for what shows the conversations (the widgets): the client's loop --------------------
+    def on_tracked_changed(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """Call ``fn()`` on the client's loop whenever a conversation is followed or let go
+        (and once soon); returns a function that stops it."""
+        self.tracker.watchers.append(fn)
+        self.tracker.call_soon(fn)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self.tracker.watchers.remove(fn)
+
+        return remove
+
+    def in_background(
+        self,
+        coro: Coroutine[Any, Any, T],
+        then: Callable[[concurrent.futures.Future[T]], None] | None = None,
+    ) -> concurrent.futures.Future[T]:
+        """Run ``coro`` on the client's loop without waiting for it; ``then(future)`` runs on
+        that loop once it is done (its result or its error)."""
+        future = self.tracker.submit(coro)
+        if then is not None:
+            tracker = self.tracker
+            future.add_done_callback(lambda f: tracker.call_soon(then, f))
+        return future
+
+    def later(self, seconds: float, fn: Callable[[], Any]) -> None:
+        """Call ``fn()`` on the client's loop after ``seconds`` (wall-clock seconds)."""
+        self.tracker.call_later(seconds, fn)
+
+    @property
+    def settings(self) -> TrackerConfig:
+        """How this client follows conversations: cadence, budget, concurrency."""
+        return self.tracker.config
+
+    def reconfigure(self, settings: TrackerConfig) -> None:
+        """Follow with new settings: what it follows, its sockets and its budget stay."""
+        if settings != self.tracker.config:
+            self.tracker.reconfigure(settings)
+
+    @property
+    def closed(self) -> bool:
+        return self.tracker.closed
+
+    def untrack_all(self) -> None:
+        """Stop following every conversation, and return once their widgets have been told."""
+        for conv in self.tracked:
+            conv.untrack()
+        self.tracker.on_loop_sync(lambda: None)
+
     async def _close_connections(self) -> None:
         await self.transport.aclose()
         await self.agent.aclose()
@@ -363,6 +416,20 @@ class OpenHands:
     @property
     def tracked(self) -> list[Conversation]:
         return self.aio.tracked
+
+    @property
+    def settings(self) -> TrackerConfig:
+        return self.aio.settings
+
+    def reconfigure(self, settings: TrackerConfig) -> None:
+        self.aio.reconfigure(settings)
+
+    @property
+    def closed(self) -> bool:
+        return self.aio.closed
+
+    def untrack_all(self) -> None:
+        self.aio.untrack_all()
 
     def start(
         self,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,7 +14,7 @@ from .api import status as st
 from .api.actions import PendingAction
 from .api.backend import EventCursor
 from .api.errors import ConflictError, InputError, NotFoundError, OpenHandsError
-from .api.models import HIDDEN_TYPES, ConversationInfo, Event, events_from_v1
+from .api.models import HIDDEN_TYPES, ConversationInfo, Event
 from .api.text import shorten, visible
 from .files import Host, WorkspaceMixin
 from .tracking import Snapshot, Tracked, Tracker
@@ -199,8 +200,7 @@ class Conversation(WorkspaceMixin):
         endpoint = backend.endpoint(info) if backend.version == "v1" else None
         if endpoint is not None and (info.sandbox_status or "").upper() == "RUNNING":
             try:
-                raw = await backend.agent.all_events(endpoint)
-                return events_from_v1(raw, cid)[0]
+                return await backend.agent.all_events(endpoint)
             except OpenHandsError:
                 pass  # the app server's store has them too (perhaps a little behind)
         return await backend.events(info, EventCursor(), max_pages=0)  # every page
@@ -349,6 +349,24 @@ class Conversation(WorkspaceMixin):
     @property
     def _tracker(self) -> Tracker:
         return self._host.tracker
+
+    @property
+    def key(self) -> int:
+        """This conversation's number within its client (the same for every handle to it)."""
+        return self._tracked.key
+
+    def in_background(
+        self,
+        coro: Coroutine[Any, Any, T],
+        then: Callable[[concurrent.futures.Future[T]], None] | None = None,
+    ) -> concurrent.futures.Future[T]:
+        """Run ``coro`` (one of this handle's ``*_async`` calls) on the client's loop without
+        waiting for it; ``then(future)`` runs on that loop once it is done."""
+        return self._host.in_background(coro, then)
+
+    def later(self, seconds: float, fn: Callable[[], Any]) -> None:
+        """Call ``fn()`` on the client's loop after ``seconds`` (wall-clock seconds)."""
+        self._host.later(seconds, fn)
 
     # -- tracking -------------------------------------------------------------------------------
     def track(self) -> Conversation:

@@ -3,8 +3,9 @@ a file's text read into the notebook or saved to disk."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import warnings
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, TypeVar
 
@@ -37,6 +38,14 @@ class Host(Protocol):
     def run_sync(self, coro: Coroutine[Any, Any, T]) -> T: ...
 
     def web_url(self, tracked: Tracked) -> str | None: ...
+
+    def in_background(
+        self,
+        coro: Coroutine[Any, Any, T],
+        then: Callable[[concurrent.futures.Future[T]], None] | None = None,
+    ) -> concurrent.futures.Future[T]: ...
+
+    def later(self, seconds: float, fn: Callable[[], Any]) -> None: ...
 
 
 def _checked(path: Any) -> str:

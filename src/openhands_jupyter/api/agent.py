@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -20,6 +21,7 @@ from .errors import (
     UnsupportedError,
     absent_route,
 )
+from .models import Event, events_from_v1
 from .secrets import Secret, SecretHeaders
 from .transport import Transport
 from .validate import is_loopback
@@ -187,11 +189,9 @@ class AgentClient:
         page = data.get("next_page_id")
         return items, page if isinstance(page, str) and page else None
 
-    async def events_since(
-        self, endpoint: AgentEndpoint, since: str | None, max_pages: int = 20
+    async def _raw_since(
+        self, endpoint: AgentEndpoint, since: str | None, max_pages: int
     ) -> list[dict[str, Any]]:
-        """Raw events with ``timestamp >= since`` (the server's own clock), oldest first; the
-        newest page only when ``since`` is ``None``."""
         if since is None:
             items, _ = await self.events_page(
                 endpoint, {"limit": EVENT_PAGE, "sort_order": "TIMESTAMP_DESC"}
@@ -210,11 +210,25 @@ class AgentClient:
                 return out
             params = {**params, "page_id": page}
         # far behind: what matters now is the newest page
-        newest = await self.events_since(endpoint, None)
-        return out + newest
+        return out + await self._raw_since(endpoint, None, max_pages)
 
-    async def all_events(self, endpoint: AgentEndpoint) -> list[dict[str, Any]]:
-        """Every event, oldest first, page by page to the end."""
+    async def events_since(
+        self,
+        endpoint: AgentEndpoint,
+        since: str | None,
+        max_pages: int = 20,
+        on_drop: Callable[[str], None] | None = None,
+    ) -> list[Event]:
+        """This conversation's events with ``timestamp >= since`` (the server's own clock),
+        oldest first; the newest page only when ``since`` is ``None``. ``on_drop`` is told why
+        each item that is not one of its events was left out."""
+        raw = await self._raw_since(endpoint, since, max_pages)
+        return _mine(raw, endpoint, on_drop)
+
+    async def all_events(
+        self, endpoint: AgentEndpoint, on_drop: Callable[[str], None] | None = None
+    ) -> list[Event]:
+        """Every event of this conversation, oldest first, page by page to the end."""
         params: dict[str, Any] = {"limit": EVENT_PAGE, "sort_order": "TIMESTAMP"}
         out: list[dict[str, Any]] = []
         while True:
@@ -223,7 +237,7 @@ class AgentClient:
             if not page:
                 break
             params = {**params, "page_id": page}
-        return out
+        return _mine(out, endpoint, on_drop)
 
     async def execution_status(self, endpoint: AgentEndpoint) -> str | None:
         """The agent's own ``execution_status`` now."""
@@ -301,3 +315,13 @@ class AgentClient:
 
     async def set_title(self, endpoint: AgentEndpoint, title: str) -> None:
         await self.call(endpoint, "PATCH", "", json_body={"title": title}, idempotent=True)
+
+
+def _mine(
+    raw: list[dict[str, Any]], endpoint: AgentEndpoint, on_drop: Callable[[str], None] | None
+) -> list[Event]:
+    events, dropped = events_from_v1(raw, endpoint.conversation_id)
+    if on_drop is not None:
+        for why in dropped:
+            on_drop(why)
+    return events

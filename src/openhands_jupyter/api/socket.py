@@ -25,6 +25,7 @@ from .errors import (
     OpenHandsError,
     UnsupportedError,
 )
+from .models import Event, events_from_v1
 from .secrets import package_logger
 
 #: close codes the agent server uses
@@ -41,9 +42,9 @@ _frames_log = package_logger("openhands_jupyter.api.socket")
 
 
 class EventSocket:
-    """An open, authenticated event socket. Iterate :meth:`frames` for event dicts; what is
-    not one (a binary frame, text that is not a JSON object, JSON nested too deep to read) is
-    left out and counted in :attr:`dropped`, by why."""
+    """An open, authenticated event socket. Iterate :meth:`events`; what is not one of this
+    conversation's events (a binary frame, text that is not a JSON object, JSON nested too
+    deep to read, another conversation's) is left out and counted in :attr:`dropped`, by why."""
 
     def __init__(self, ws: ClientConnection, endpoint: AgentEndpoint) -> None:
         self._ws = ws
@@ -57,8 +58,19 @@ class EventSocket:
         if self.on_drop is not None:
             self.on_drop(why)
 
+    async def events(self) -> AsyncIterator[Event]:
+        """Each of this conversation's events as it arrives; ends when the server closes
+        normally, raises otherwise. A frame of another conversation, or of no kind, is left
+        out (and counted); one of a kind this client does not show is passed over."""
+        async for frame in self.frames():
+            found, dropped = events_from_v1([frame], self.endpoint.conversation_id)
+            for why in dropped:
+                self._drop(why)
+            for event in found:
+                yield event
+
     async def frames(self) -> AsyncIterator[dict[str, Any]]:
-        """Each event as it arrives; ends when the server closes normally, raises otherwise."""
+        """Each frame as it arrives; ends when the server closes normally, raises otherwise."""
         try:
             async for message in self._ws:
                 if not isinstance(message, str):

@@ -8,10 +8,11 @@ import contextlib
 import math
 import time
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..api.agent import AgentClient, AgentEndpoint
 from ..api.errors import AuthenticationError, NotFoundError, OpenHandsError, UnsupportedError
+from ..api.models import Event
 from ..api.secrets import package_logger
 from ..api.socket import MAX_FRAME, EventSocket, open_event_socket
 from ..api.transport import backoff_delay, request_gate
@@ -39,11 +40,9 @@ class LiveHost(Protocol):
 
     def live_endpoint(self, tracked: Tracked) -> AgentEndpoint | None: ...
 
-    def live_events(
-        self, tracked: Tracked, frames: list[dict[str, Any]], *, live: bool
-    ) -> None: ...
+    def live_events(self, tracked: Tracked, events: list[Event], *, live: bool) -> None: ...
 
-    def live_status(self, tracked: Tracked, frames: list[dict[str, Any]]) -> None: ...
+    def live_status(self, tracked: Tracked, events: list[Event]) -> None: ...
 
     def live_changed(self, tracked: Tracked, state: str, note: str | None) -> None: ...
 
@@ -148,13 +147,13 @@ class LiveFeed:
         async with open_event_socket(endpoint, open_timeout=self.open_timeout) as sock:
             sock.on_drop = self._dropped
             self.socket = sock
-            frames = sock.frames().__aiter__()
-            early: list[dict[str, Any]] = []
+            frames = sock.events().__aiter__()
+            early: list[Event] = []
             # The server pushes the current state the moment it has subscribed this socket:
             # from then on nothing can slip between the REST read below and the socket.
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.open_timeout
-            pending: asyncio.Future[dict[str, Any]] | None = None
+            pending: asyncio.Future[Event] | None = None
             try:
                 while loop.time() < deadline:
                     pending = pending or asyncio.ensure_future(frames.__anext__())
@@ -163,12 +162,14 @@ class LiveFeed:
                         break  # no state pushed yet: carry on, the next frame still counts
                     frame, pending = pending.result(), None
                     early.append(frame)
-                    if frame.get("kind") == "ConversationStateUpdateEvent":
+                    if frame.type in ("state", "stats"):
                         break
                 # the status as of the subscription first (the history read after it is
                 # newer and must not colour it), then the history, then what came since
                 host.live_status(tracked, early)
-                history = await host.agent.events_since(endpoint, gap_since(tracked.server_time))
+                history = await host.agent.events_since(
+                    endpoint, gap_since(tracked.server_time), on_drop=tracked.drop
+                )
                 self.connected = True
                 self.connected_at = host.clock.now()
                 self.connects += 1
@@ -194,7 +195,7 @@ class LiveFeed:
         self.tracked.drop(why)
         self.host.live_events(self.tracked, [], live=True)
 
-    def _frame(self, frame: dict[str, Any]) -> None:
+    def _frame(self, frame: Event) -> None:
         host, tracked = self.host, self.tracked
         tracked.live_frame_at = host.clock.now()
         if self.failures:

@@ -4,7 +4,6 @@ or closed, what its frames change, and the check that it has not gone quiet."""
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from ..api import status as st
 from ..api.agent import AgentEndpoint
@@ -98,10 +97,9 @@ class LiveHosting(TrackerCore):
     def live_endpoint(self, tracked: Tracked) -> AgentEndpoint | None:
         return self._endpoint(tracked)
 
-    def live_events(self, tracked: Tracked, frames: list[dict[str, Any]], *, live: bool) -> None:
+    def live_events(self, tracked: Tracked, events: list[Event], *, live: bool) -> None:
         """Frames from the agent server. Events are de-duplicated by id; the status follows
         the socket's state updates at once (history read over REST never moves it)."""
-        events = self._belonging(tracked, frames)
         # in the order the server sent them: a command's evidence, then the states after it
         for event in events:
             # the state pushed on subscribe is a status, not an event of the run
@@ -123,9 +121,9 @@ class LiveHosting(TrackerCore):
         if tracked.status in st.FINAL or tracked.status == st.PAUSED:
             self._sync_live(tracked)
 
-    def live_status(self, tracked: Tracked, frames: list[dict[str, Any]]) -> None:
+    def live_status(self, tracked: Tracked, events: list[Event]) -> None:
         """The status from state frames only (the ones a socket got as it subscribed)."""
-        for event in self._belonging(tracked, frames):
+        for event in events:
             if event.type == "state":
                 self._live_state(tracked, event)
         self._publish(tracked)
@@ -216,11 +214,13 @@ class LiveHosting(TrackerCore):
                 continue
             tracked.live_checked_at = now
             try:
-                raw = await self.agent.events_since(endpoint, gap_since(tracked.server_time))
+                found = await self.agent.events_since(
+                    endpoint, gap_since(tracked.server_time), on_drop=tracked.drop
+                )
             except OpenHandsError as exc:
                 log.debug("quiet check of %s failed: %s", tracked.conversation_id, exc)
                 continue
-            missed = tracked.add_events(self._belonging(tracked, raw))
+            missed = tracked.add_events(found)
             if missed:
                 self._evidence(tracked, missed)
                 self._quiet(tracked, f"{len(missed)} events came that it did not bring")

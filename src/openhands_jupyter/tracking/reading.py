@@ -120,8 +120,8 @@ class Reading(TrackerCore):
         endpoint = self._endpoint(tracked)
         if endpoint is not None and self.config.live_events and tracked.live_state != LIVE_FALLBACK:
             try:
-                raw = await self.agent.events_since(endpoint, gap_since(tracked.server_time))
-                return self._belonging(tracked, raw), True
+                since = gap_since(tracked.server_time)
+                return await self.agent.events_since(endpoint, since, on_drop=tracked.drop), True
             except OpenHandsError as exc:
                 log.debug("agent-server events failed (%s); reading the app server's", exc)
         assert tracked.info is not None

@@ -19,7 +19,7 @@ from ..api.errors import (
     RunCapacityError,
 )
 from ..api.ids import later, parse_time
-from ..api.models import ConversationInfo, Event, events_from_v1
+from ..api.models import ConversationInfo, Event
 from ..api.secrets import package_logger
 from ..api.text import money
 from ..api.transport import backoff_delay, within
@@ -189,8 +189,8 @@ class Steering(TrackerCore):
             if tracked.command is not under or endpoint is None:
                 return
             try:
-                raw = await self.agent.events_since(endpoint, None)
-                self._evidence(tracked, tracked.add_events(self._belonging(tracked, raw)))
+                found = await self.agent.events_since(endpoint, None, on_drop=tracked.drop)
+                self._evidence(tracked, tracked.add_events(found))
                 if tracked.command is not under:
                     return  # its evidence was there
                 waiting = await self.agent.execution_status(endpoint) == "waiting_for_confirmation"
@@ -266,15 +266,6 @@ class Steering(TrackerCore):
             under.answered = True
         self._publish(tracked)
 
-    @staticmethod
-    def _belonging(tracked: Tracked, raw: Any) -> list[Event]:
-        """The events of a list an agent server sent that are this conversation's; the rest
-        are counted (and said once in the feed)."""
-        events, dropped = events_from_v1(raw, tracked.conversation_id)
-        for why in dropped:
-            tracked.drop(why)
-        return events
-
     def _abandon(self, tracked: Tracked, under: Under) -> None:
         under.done.set()
         if tracked.command is under:
@@ -305,8 +296,8 @@ class Steering(TrackerCore):
             raise ConflictError(f"Conversation {_ident(tracked)}: nothing waits for approval.")
         endpoint = self._endpoint(tracked)
         if endpoint is not None:
-            raw = await self.agent.events_since(endpoint, None)
-            tracked.add_events(self._belonging(tracked, raw))
+            found = await self.agent.events_since(endpoint, None, on_drop=tracked.drop)
+            tracked.add_events(found)
         now = tuple(a.id for a in tracked.pending)
         if set(shown) != set(now):
             self._publish(tracked)

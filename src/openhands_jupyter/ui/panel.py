@@ -16,7 +16,7 @@ from ..api.ids import epoch_ms
 from ..api.text import comm_safe, shorten, visible
 from ..client import AsyncOpenHands, OpenHands
 from ..conversation import Conversation
-from ..tracking import Snapshot, Tracked
+from ..tracking import Snapshot
 from ..tracking.commands import COMMANDS
 from .assets import asset
 from .shared import shared_client
@@ -43,41 +43,34 @@ class Panel(anywidget.AnyWidget):
         if client is None:
             client = shared_client()
         self.client: AsyncOpenHands = client.aio if isinstance(client, OpenHands) else client
-        self.tracker = self.client.tracker
         self._rows: dict[int, dict[str, Any]] = {}
         self._subs: dict[int, Any] = {}
         self._started: dict[int, float] = {}
         self._ended: dict[int, float] = {}
         self._flush_pending = False
         self.on_msg(self._handle_custom)
-        self.tracker.watchers.append(self._sync_entries)
-        self.tracker.call_soon(self._sync_entries)
+        self._unwatch = self.client.on_tracked_changed(self._sync_entries)
 
     # -- rows -----------------------------------------------------------------------------------
     def _sync_entries(self) -> None:
-        entries = dict(self.tracker.entries)
+        entries = {conv.key: conv for conv in self.client.tracked}
         for key in list(self._subs):
             if key not in entries:
                 self._subs.pop(key)()
                 self._rows.pop(key, None)
-        for key, tracked in entries.items():
+        for key, conv in entries.items():
             if key not in self._subs:
-                self._subs[key] = self.tracker.subscribe(
-                    tracked, functools.partial(self._on_snapshot, tracked), visible=False
+                self._subs[key] = conv.subscribe(
+                    functools.partial(self._on_snapshot, conv), visible=False
                 )
         self._schedule_flush()
 
-    def _on_snapshot(self, tracked: Tracked, snap: Snapshot) -> None:
-        key = tracked.key
-        if key not in self.tracker.entries:
+    def _on_snapshot(self, conv: Conversation, snap: Snapshot) -> None:
+        key = conv.key
+        if not conv.tracked:
             return
-        info = tracked.info
         started = self._started.setdefault(
-            key,
-            min(
-                (epoch_ms(info.created_at) if info else None) or time.time() * 1000,
-                time.time() * 1000,
-            ),
+            key, min(epoch_ms(conv.created_at) or time.time() * 1000, time.time() * 1000)
         )
         if snap.status in st.ACTIVE or snap.status in (st.WAITING,):
             self._ended.pop(key, None)
@@ -91,7 +84,7 @@ class Panel(anywidget.AnyWidget):
                 "status": snap.status,
                 "rules": st.rules(snap.status).state(),
                 "title": snap.title or "",
-                "task": " ".join((tracked.request.task if tracked.request else "").split())[:200],
+                "task": " ".join((conv.task or "").split())[:200],
                 "repository": snap.repository or "",
                 "branch": snap.branch or "",
                 "cost": snap.cost,
@@ -112,11 +105,7 @@ class Panel(anywidget.AnyWidget):
         if self._flush_pending:
             return
         self._flush_pending = True
-        loop = self.tracker.loop
-        if loop is None:
-            self._flush()
-        else:
-            loop.call_later(FLUSH_SECONDS, self._flush)
+        self.client.later(FLUSH_SECONDS, self._flush)
 
     def _flush(self) -> None:
         self._flush_pending = False
@@ -124,8 +113,8 @@ class Panel(anywidget.AnyWidget):
 
     # -- actions --------------------------------------------------------------------------------
     def _conversation(self, key: Any) -> Conversation | None:
-        tracked = self.tracker.entries.get(int(key)) if str(key).isdigit() else None
-        return Conversation(self.client, tracked) if tracked is not None else None
+        wanted = int(key) if str(key).isdigit() else None
+        return next((c for c in self.client.tracked if c.key == wanted), None)
 
     def _handle_custom(self, _widget: Any, content: Any, _buffers: Any) -> None:
         if not isinstance(content, dict):
@@ -150,8 +139,7 @@ class Panel(anywidget.AnyWidget):
             if action not in COMMANDS:
                 return
             coro = conv.command_async(str(action))
-        future = self.tracker.submit(coro)
-        future.add_done_callback(lambda f: self.tracker.call_soon(self._done, f))
+        self.client.in_background(coro, self._done)
 
     def _done(self, future: Any) -> None:
         self.busy = False
@@ -163,7 +151,8 @@ class Panel(anywidget.AnyWidget):
     def text_table(self) -> str:
         """What the panel shows, as text (a terminal, a saved notebook): a line per tracked
         conversation, read from the tracker itself (the rows reach the widget a moment later)."""
-        snaps = [t.snapshot() for t in list(self.tracker.entries.values())]
+        convs = {c.key: c for c in self.client.tracked}
+        snaps = [c.snapshot() for c in convs.values()]
         snaps.sort(key=lambda s: s.key, reverse=True)
         counts: dict[str, int] = {}
         for snap in snaps:
@@ -176,16 +165,13 @@ class Panel(anywidget.AnyWidget):
         lines = [head]
         for snap in snaps:
             ident = (snap.conversation_id or "")[:8] or "-"
-            label = shorten(visible(snap.title or self._task(snap.key)), 50)
+            conv = convs.get(snap.key)
+            label = shorten(visible(snap.title or (conv.task if conv else "") or ""), 50)
             line = f"  {ident:<8}  {st.rules(snap.status).label:<9}  {label}"
             if snap.pending:
                 line += f"  [waits for approval: {snap.pending[0].line()}]"
             lines.append(visible(line))
         return "\n".join(lines)
-
-    def _task(self, key: int) -> str:
-        tracked = self.tracker.entries.get(key)
-        return tracked.request.task if tracked and tracked.request else ""
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = super()._repr_mimebundle_(**kwargs)
@@ -195,8 +181,7 @@ class Panel(anywidget.AnyWidget):
         return bundle
 
     def close(self) -> None:
-        if self._sync_entries in self.tracker.watchers:
-            self.tracker.watchers.remove(self._sync_entries)
+        self._unwatch()
         for unsubscribe in self._subs.values():
             unsubscribe()
         self._subs.clear()

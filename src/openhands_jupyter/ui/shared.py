@@ -63,8 +63,7 @@ class Shared:
         self.client, self.pinned, self._built_for = client, client is not None, None
 
     def get(self) -> OpenHands:
-        from ..client import OpenHands
-        from ..tracking import TrackerConfig
+        from ..client import OpenHands, TrackerConfig
 
         values = {k: v for k, (v, _) in effective(self.configured).items()}
         config = TrackerConfig(
@@ -75,17 +74,13 @@ class Shared:
         )
         server = (values["base_url"], values["api_version"], self.typed_key)
         client = self.client
-        if client is not None and not client.tracker.closed:
+        if client is not None and not client.closed:
             if self.pinned:
                 return client
             if server == self._built_for:
-                if client.tracker.config != config:
-                    client.tracker.reconfigure(config)
+                client.reconfigure(config)
                 return client
-            tracker = client.tracker
-            for conv in client.tracked:
-                conv.untrack()  # its widget says it is no longer followed
-            tracker.on_loop_sync(lambda: None)  # after those updates have gone out
+            client.untrack_all()  # each widget says it is no longer followed
             client.close()
         self.client = OpenHands(
             self.typed_key,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import threading
 import time
@@ -106,7 +107,7 @@ class ConversationWidget(anywidget.AnyWidget):
         self._visible = True
         self._unsubscribe = conversation.subscribe(self._on_snapshot, visible=True)
         conversation.watch_changes(True)
-        conversation.tracker.call_later(VIEW_GRACE, self._no_view_yet)
+        conversation.later(VIEW_GRACE, self._no_view_yet)
 
     @property
     def feed(self) -> list[dict[str, Any]]:
@@ -279,9 +280,7 @@ class ConversationWidget(anywidget.AnyWidget):
             shown = tuple(str(i) for i in ids) if isinstance(ids, list) else None
             text = str(content.get("text") or content.get("reason") or "")
             coro = conv.command_async(action, text, shown)
-        tracker = conv.tracker
-        future = tracker.submit(coro)
-        future.add_done_callback(lambda f: tracker.call_soon(self._done, action, f))
+        conv.in_background(coro, functools.partial(self._done, action))
 
     def _send_diff(self, path: str, everything: bool, seq: Any = None) -> None:
         """Answer the browser's request for a file's diff: the one the tracker read last, else
@@ -291,7 +290,6 @@ class ConversationWidget(anywidget.AnyWidget):
         if cached is not None:
             self.send(diff_message(path, cached, everything, seq))
             return
-        future = conv.tracker.submit(conv.diff_async(path))
 
         def done(f: Any) -> None:
             exc = None if f.cancelled() else f.exception()
@@ -301,7 +299,7 @@ class ConversationWidget(anywidget.AnyWidget):
             else:
                 self.send(diff_message(path, f.result(), everything, seq))
 
-        future.add_done_callback(lambda f: conv.tracker.call_soon(done, f))
+        conv.in_background(conv.diff_async(path), done)
 
     def _done(self, action: str, future: Any) -> None:
         error = ""

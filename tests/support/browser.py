@@ -27,7 +27,7 @@ BROWSER_MARKS = [
     pytest.mark.browser,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium"),
 ]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -195,15 +195,29 @@ def run_cells(page: Any, indices: list[int], timeout: float = 30000) -> None:
             }""",
             index,
         )
-        page.wait_for_function(
-            """(i) => {
-              const cell = window.jupyterapp.shell.currentWidget.content.widgets[i];
-              const p = cell.model.executionCount;
-              return p !== null && p !== undefined;
-            }""",
-            arg=index,
-            timeout=timeout,
-        )
+        try:
+            page.wait_for_function(
+                """(i) => {
+                  const cell = window.jupyterapp.shell.currentWidget.content.widgets[i];
+                  const p = cell.model.executionCount;
+                  return p !== null && p !== undefined;
+                }""",
+                arg=index,
+                timeout=timeout,
+            )
+        except Exception as exc:
+            # which cell did not finish, and what it had printed by then
+            shown = page.evaluate(
+                """(i) => {
+                  const cell = window.jupyterapp.shell.currentWidget.content.widgets[i];
+                  return [cell.model.sharedModel.getSource(), cell.node.innerText];
+                }""",
+                index,
+            )
+            raise AssertionError(
+                f"cell {index} did not finish within {timeout / 1000:g} s: {shown[0][:200]!r}; "
+                f"it shows: {shown[1][-1500:]!r}"
+            ) from exc
 
 
 _browser_home: Path | None = None

@@ -3,7 +3,7 @@
 The server is installed once into a cached venv (``$OHJ_REAL_CACHE``, default
 ``~/.cache/openhands-jupyter/real``), keyed by version, with Python 3.12 or 3.13. It runs with
 the process sandbox (no Docker), the SDK's default webhook batching unless told otherwise, and
-a scripted fake LLM (:mod:`tests.real.fake_llm`). Every process it starts carries a tag in its
+a scripted fake LLM (:mod:`tests.support.real.fake_llm`). Every process it starts carries a tag in its
 environment; :meth:`RealServer.stop` stops exactly the tagged processes, by PID.
 
 ``agent_server="1.58.2"`` runs a newer agent server than the app pins: it is installed alone
