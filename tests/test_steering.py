@@ -234,3 +234,15 @@ def test_an_approval_the_server_drops_is_sent_again(sim_client: SimClient) -> No
     conv.wait(timeout=30)
     assert conv.status == "finished" and conv.result == finish_message("Right away")
     assert sim.stats.agent_counts["agent.respond"] >= approvals + 1
+
+
+def test_each_steering_call_has_a_blocking_twin_with_its_arguments_and_help() -> None:
+    import inspect
+
+    from openhands_jupyter.conversation import Conversation
+
+    for name in ("command", "send", "approve", "reject", "stop", "resume", "pause_sandbox"):
+        sync, aio = getattr(Conversation, name), getattr(Conversation, f"{name}_async")
+        assert inspect.signature(sync).parameters == inspect.signature(aio).parameters, name
+        assert sync.__doc__ and sync.__doc__ == aio.__doc__, name
+        assert sync.__name__ == name

@@ -281,4 +281,4 @@ def test_the_loop_never_spins(sim_client: SimClient) -> None:
     conv.wait(timeout=60)
     elapsed = time.monotonic() - started
     assert conv.status == "finished"
-    assert oh.tracker.loops / elapsed < 40, (oh.tracker.loops, elapsed)
+    assert oh.tracker.turns / elapsed < 40, (oh.tracker.turns, elapsed)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .api import status as st
 from .api.actions import PendingAction
@@ -23,6 +24,24 @@ from .tracking.loops import running_loop
 
 T = TypeVar("T")
 C = TypeVar("C", bound="Conversation")
+P = ParamSpec("P")
+
+
+def blocking(
+    method: Callable[Concatenate[C, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[C, P], T]:
+    """The blocking twin of a conversation's ``*_async`` steering method: the same arguments
+    and text, run to its end (in a notebook the kernel's loop keeps running meanwhile)."""
+
+    def twin(self: C, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._steered(method(self, *args, **kwargs))
+
+    name = method.__name__.removesuffix("_async")
+    twin.__name__, twin.__qualname__ = name, f"Conversation.{name}"
+    twin.__doc__ = method.__doc__
+    # help() and ``conv.stop?`` show the real arguments, not *args, **kwargs
+    setattr(twin, "__signature__", inspect.signature(method))  # noqa: B010
+    return twin
 
 
 class Conversation(WorkspaceMixin):
@@ -234,14 +253,11 @@ class Conversation(WorkspaceMixin):
             return await coro
         return await asyncio.wrap_future(tracker.submit(coro))
 
-    def command(
-        self, name: str, text: str = "", ids: tuple[str, ...] | list[str] | None = None
-    ) -> Any:
-        """:meth:`command_async` from blocking code (in a notebook the kernel's loop keeps
-        running meanwhile)."""
+    def _steered(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run one of the steering coroutines to its end from blocking code, on the tracker's
+        loop (in a notebook the kernel's loop keeps running meanwhile)."""
         tracker = self._tracker
         loop = tracker.ensure_loop()
-        coro = tracker.command(self._tracked, name, text=text, ids=ids)
         if running_loop() is loop:
             return _reenter_result(loop, coro)
         return tracker.submit(coro).result()
@@ -250,32 +266,19 @@ class Conversation(WorkspaceMixin):
         """Send a follow-up message; the agent runs again."""
         await self.command_async("send", _message(text))
 
-    def send(self, text: str) -> None:
-        self.command("send", _message(text))
-
     async def approve_async(self, ids: list[str] | tuple[str, ...] | None = None) -> None:
-        """See :meth:`approve`."""
-        await self.command_async("approve", ids=_ids(ids))
-
-    def approve(self, ids: list[str] | tuple[str, ...] | None = None) -> None:
         """Run the actions waiting for approval that you saw: those in :attr:`pending` now (or
         ``ids``). If the server has other actions waiting by then, nothing is approved and
         ``ConflictError`` says what waits instead. The agent goes on; :meth:`wait` returns at
         its next stop point (the next action to approve, or the end)."""
-        self.command("approve", ids=_ids(ids))
+        await self.command_async("approve", ids=_ids(ids))
 
     async def reject_async(
         self, reason: str | None = None, ids: list[str] | tuple[str, ...] | None = None
     ) -> None:
-        """See :meth:`reject`."""
-        await self.command_async("reject", _reason(reason), _ids(ids))
-
-    def reject(
-        self, reason: str | None = None, ids: list[str] | tuple[str, ...] | None = None
-    ) -> None:
         """Refuse the actions waiting for approval that you saw (as :meth:`approve`); the agent
         stops (idle) and is told ``reason``. A follow-up message sets it going again."""
-        self.command("reject", _reason(reason), _ids(ids))
+        await self.command_async("reject", _reason(reason), _ids(ids))
 
     @property
     def pending(self) -> list[PendingAction]:
@@ -297,30 +300,28 @@ class Conversation(WorkspaceMixin):
         there is nothing running to stop: :meth:`reject` stops the agent."""
         await self.command_async(STOP.name)
 
-    def stop(self) -> None:
-        self.command(STOP.name)
-
     async def resume_async(self) -> None:
         """Run a stopped conversation again (resuming its sandbox if that was paused)."""
         await self.command_async("resume")
-
-    def resume(self) -> None:
-        self.command("resume")
 
     async def pause_sandbox_async(self) -> list[str]:
         """Pause the whole sandbox this conversation runs in, to free its resources. Every
         conversation in that sandbox stops; returns their ids."""
         return list(await self.command_async("pause_sandbox"))
 
-    def pause_sandbox(self) -> list[str]:
-        return list(self.command("pause_sandbox"))
-
     async def delete_async(self) -> None:
         """Delete the conversation on the server and stop tracking it."""
         await self.command_async("delete")
 
-    def delete(self) -> None:
-        self.command("delete")
+    # the blocking twins of the steering calls: the same arguments and text, run to the end
+    command = blocking(command_async)
+    send = blocking(send_async)
+    approve = blocking(approve_async)
+    reject = blocking(reject_async)
+    stop = blocking(stop_async)
+    resume = blocking(resume_async)
+    pause_sandbox = blocking(pause_sandbox_async)
+    delete = blocking(delete_async)
 
     async def download_async(self) -> bytes:
         backend = await self._host.backend()

@@ -118,7 +118,7 @@ class TrackerCore:
         self._background: set[asyncio.Task[None]] = set()
         self.requests = 0
         #: turns of the loop (each a tick and a sleep): a test's check that it never spins
-        self.loops = 0
+        self.turns = 0
 
     def __repr__(self) -> str:
         where = "private thread" if self._own_loop else "caller's loop" if self.loop else "idle"

@@ -36,7 +36,7 @@ class Tracker(Registry, Launching, Reconcile, Reading, LiveHosting, Policies, St
         assert wake is not None
         while not self.closed:
             wake.clear()
-            self.loops += 1
+            self.turns += 1
             sent = self.requests
             now = self._now()
             if now >= self._blocked_until:
