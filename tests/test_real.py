@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from openhands_jupyter import AuthenticationError, NotFoundError, OpenHands
+from openhands_jupyter import AuthenticationError, Conversation, NotFoundError, OpenHands
 from openhands_jupyter.tracking import Snapshot
 
 from .support.real.fake_llm import COMMAND, COMMAND_OUTPUT, TITLE, finish_message
@@ -32,12 +32,8 @@ def test_start_to_finished_with_the_agents_answer(oh: OpenHands) -> None:
 
 
 def test_command_and_exit_code_while_the_agent_still_works(agent_oh: OpenHands) -> None:
-    oh = agent_oh
-    conv = oh.start("Show the greeting [llm:command] [llm:slow=4]")
-    snaps: list[Snapshot] = []
-    conv.subscribe(snaps.append, visible=True)  # a widget on screen: the live feed
     # the command and its output are on screen while the agent is still working
-    eventually(lambda: any(e.type == "output" for s in snaps for e in s.new_events), 180)
+    conv, snaps = _watched_until(agent_oh, "Show the greeting [llm:command] [llm:slow=4]", "output")
     assert conv.status == "running"
     feed = [e for s in snaps for e in s.new_events]
     assert [e.text for e in feed if e.type == "command"] == [COMMAND]
@@ -161,11 +157,7 @@ def test_resume_right_after_stop(oh: OpenHands) -> None:
 
 
 def test_a_dropped_socket_reconnects_and_reads_the_gap(agent_oh: OpenHands) -> None:
-    oh = agent_oh
-    conv = oh.start("Count on [llm:many=8] [llm:slow=1]")
-    snaps: list[Snapshot] = []
-    conv.subscribe(snaps.append, visible=True)  # a widget on screen: the live feed
-    eventually(lambda: any(e.type == "command" for s in snaps for e in s.new_events), 180)
+    conv, snaps = _watched_until(agent_oh, "Count on [llm:many=8] [llm:slow=1]", "command")
     tracker = conv.tracker
     [feed] = tracker.live_feeds()
     eventually(lambda: feed.socket is not None, 30)
@@ -181,3 +173,13 @@ def test_a_dropped_socket_reconnects_and_reads_the_gap(agent_oh: OpenHands) -> N
     assert shown == [f"echo step-{i}" for i in range(8)]  # each once, none missing
     outputs = [e.text.strip() for s in snaps for e in s.new_events if e.type == "output"]
     assert outputs == [f"step-{i}" for i in range(8)]
+
+
+def _watched_until(oh: OpenHands, task: str, kind: str) -> tuple[Conversation, list[Snapshot]]:
+    """Start ``task`` with a widget on screen (the live feed), and return once an event of
+    ``kind`` has come: the conversation and every snapshot it got."""
+    conv = oh.start(task)
+    snaps: list[Snapshot] = []
+    conv.subscribe(snaps.append, visible=True)
+    eventually(lambda: any(e.type == kind for s in snaps for e in s.new_events), 180)
+    return conv, snaps
