@@ -21,7 +21,7 @@ from .errors import (
     UnsupportedError,
     absent_route,
 )
-from .models import Event, events_from_v1
+from .models import Event, events_of
 from .secrets import Secret, SecretHeaders
 from .transport import Transport
 from .validate import is_loopback
@@ -223,7 +223,7 @@ class AgentClient:
         oldest first; the newest page only when ``since`` is ``None``. ``on_drop`` is told why
         each item that is not one of its events was left out."""
         raw = await self._raw_since(endpoint, since, max_pages)
-        return _mine(raw, endpoint, on_drop)
+        return events_of(raw, endpoint.conversation_id, on_drop)
 
     async def all_events(
         self, endpoint: AgentEndpoint, on_drop: Callable[[str], None] | None = None
@@ -237,7 +237,7 @@ class AgentClient:
             if not page:
                 break
             params = {**params, "page_id": page}
-        return _mine(out, endpoint, on_drop)
+        return events_of(out, endpoint.conversation_id, on_drop)
 
     async def execution_status(self, endpoint: AgentEndpoint) -> str | None:
         """The agent's own ``execution_status`` now."""
@@ -315,13 +315,3 @@ class AgentClient:
 
     async def set_title(self, endpoint: AgentEndpoint, title: str) -> None:
         await self.call(endpoint, "PATCH", "", json_body={"title": title}, idempotent=True)
-
-
-def _mine(
-    raw: list[dict[str, Any]], endpoint: AgentEndpoint, on_drop: Callable[[str], None] | None
-) -> list[Event]:
-    events, dropped = events_from_v1(raw, endpoint.conversation_id)
-    if on_drop is not None:
-        for why in dropped:
-            on_drop(why)
-    return events

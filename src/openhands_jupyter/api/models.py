@@ -80,6 +80,17 @@ def events_from_v1(raw: Any, conversation_id: str | None) -> tuple[list[Event], 
     return events, dropped
 
 
+def events_of(
+    raw: Any, conversation_id: str | None, on_drop: Callable[[str], None] | None = None
+) -> list[Event]:
+    """:func:`events_from_v1`, telling ``on_drop`` why each item left out was."""
+    events, dropped = events_from_v1(raw, conversation_id)
+    if on_drop is not None:
+        for why in dropped:
+            on_drop(why)
+    return events
+
+
 def foreign(frame: Any, conversation_id: str | None) -> str | None:
     """Why an event from an agent server does not belong in this conversation's feed (not an
     object, no kind, or another conversation's), else ``None``."""

@@ -25,7 +25,7 @@ from .errors import (
     OpenHandsError,
     UnsupportedError,
 )
-from .models import Event, events_from_v1
+from .models import Event, events_of
 from .secrets import package_logger
 
 #: close codes the agent server uses
@@ -63,10 +63,7 @@ class EventSocket:
         normally, raises otherwise. A frame of another conversation, or of no kind, is left
         out (and counted); one of a kind this client does not show is passed over."""
         async for frame in self.frames():
-            found, dropped = events_from_v1([frame], self.endpoint.conversation_id)
-            for why in dropped:
-                self._drop(why)
-            for event in found:
+            for event in events_of([frame], self.endpoint.conversation_id, self._drop):
                 yield event
 
     async def frames(self) -> AsyncIterator[dict[str, Any]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import time
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -16,7 +15,7 @@ from ..api.models import Event
 from ..api.secrets import package_logger
 from ..api.socket import MAX_FRAME, EventSocket, open_event_socket
 from ..api.transport import backoff_delay, request_gate
-from .clock import Clock
+from .clock import Clock, wall_clock_in
 from .state import LIVE_CONNECTING, LIVE_FALLBACK, LIVE_ON, LIVE_RETRYING, Tracked
 
 log = package_logger("openhands_jupyter.tracking")
@@ -138,7 +137,7 @@ class LiveFeed:
             delay = backoff_delay(self.failures - 1, base=host.scaled(1.0), cap=host.scaled(30.0))
             if self.failures >= FALLBACK_AFTER:
                 host.live_changed(
-                    tracked, LIVE_FALLBACK, f"{note}; reconnecting at {_clock(delay)}"
+                    tracked, LIVE_FALLBACK, f"{note}; reconnecting at {wall_clock_in(delay)}"
                 )
             await self.host.clock.sleep(delay)
 
@@ -215,10 +214,6 @@ class LiveFeed:
                 connects.append(now)
                 return
             await host.clock.sleep(recent[0] + window - now)
-
-
-def _clock(delay: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(time.time() + delay))
 
 
 async def stop_all(feeds: list[LiveFeed]) -> None:

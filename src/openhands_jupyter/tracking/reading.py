@@ -71,10 +71,9 @@ class Reading(TrackerCore):
             self._check_cost(tracked)
             if final:
                 tracked.final_left -= 1
-                answered = tracked.status != st.FINISHED or tracked.last_finish is not None
                 # a store fed by an agent server lags it by a batch: the answer is in once
                 # what followed it is
-                answered = answered and (whole or tracked.end_shown)
+                answered = tracked.answer_in and (whole or tracked.end_shown)
                 if answered or tracked.final_left <= 0:
                     tracked.final_left = 0
                     tracked.events_due = math.inf

@@ -175,8 +175,7 @@ class Reconcile(TrackerCore):
     def _became_final(self, tracked: Tracked) -> None:
         self._slot_freed = True
         tracked.changes.everything_stale()
-        answered = tracked.status != st.FINISHED or tracked.last_finish is not None
-        if tracked.conversation_id and tracked.events_supported and not answered:
+        if tracked.conversation_id and tracked.events_supported and not tracked.answer_in:
             tracked.final_left = self.config.final_fetches
             lag = 0.0 if self._endpoint(tracked) else self.config.event_lag_allowance
             tracked.events_due = self._now() + self.config.s(lag)

@@ -348,6 +348,11 @@ class Tracked:
         self.last_finish = self.last_agent_message = None
 
     @property
+    def answer_in(self) -> bool:
+        """It ended, and its answer is known (a run that did not finish has none to wait for)."""
+        return self.status != st.FINISHED or self.last_finish is not None
+
+    @property
     def end_shown(self) -> bool:
         """Whether the newest state in the feed says the run ended."""
         last = next((e for e in reversed(self.feed) if e.type == "state"), None)
@@ -361,7 +366,7 @@ class Tracked:
         is still read then, but not waited for."""
         if self.status in st.ACTIVE or self.command is not None:
             return False
-        if self.final_left > 0 and not (self.status != st.FINISHED or self.last_finish):
+        if self.final_left > 0 and not self.answer_in:
             return False
         return not (self.status == st.WAITING and self.events_supported and not self.pending)
 

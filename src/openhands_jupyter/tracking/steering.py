@@ -5,7 +5,6 @@ server shows that is still the one from before the command never counts as its o
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from ..api import status as st
@@ -23,6 +22,7 @@ from ..api.models import ConversationInfo, Event
 from ..api.secrets import package_logger
 from ..api.text import money
 from ..api.transport import backoff_delay, within
+from .clock import wall_clock_in
 from .commands import COMMANDS, REJECT, STOP, Args, Command, Under, allowed, refusal
 from .core import TrackerCore
 from .state import Tracked
@@ -217,7 +217,7 @@ class Steering(TrackerCore):
             delay = backoff_delay(attempt, base=self.config.s(2.0), cap=self.config.s(30.0))
             tracked.command_note = (
                 "The agent server has no room to run it now (its run capacity is full): "
-                f"asking again at {time.strftime('%H:%M:%S', time.localtime(time.time() + delay))}."
+                f"asking again at {wall_clock_in(delay)}."
             )
             self._publish(tracked)
             await self.clock.sleep(delay)
