@@ -430,10 +430,13 @@ def test_the_cap_counts_a_condensers_spend(sim_client: SimClient) -> None:
     sim, oh = sim_client(condenser_cost=0.05)
     conv = oh.start("Keep going [sim:long]", max_cost=0.1)
     eventually(lambda: conv.status == "paused", 30)
-    assert conv.cost is not None and conv.cost > 0.1
     world = sim.world.conversations[conv.id]  # type: ignore[index]
     assert world.cost < 0.05, world.cost  # stopped long before the agent's share got there
-    assert conv.cost == pytest.approx(world.cost + world.condenser_cost)
+    # the status can come before the last step's figures (a busy machine lets one more step
+    # end before the stop lands): the card's cost then catches up with what the server spent
+    spent = world.cost + world.condenser_cost
+    eventually(lambda: conv.cost == pytest.approx(spent), 15)
+    assert spent > 0.1
 
 
 # -- 11. a reject reason has a length cap ------------------------------------------------------
