@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -92,13 +93,21 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def home_untouched() -> Iterator[None]:
     """The user's home is as the suite found it: no git config, shell history, IPython or
-    agent-server folder written there by anything the tests started."""
-    before = home.fingerprint()
+    agent-server folder written there by anything the tests started; nor are the servers'
+    and their agents' folders left in the temporary folder."""
+    before, tmp_before = home.fingerprint(), home.litter()
     yield
     changed = home.changes(before, home.fingerprint())
     if changed:
         pytest.fail(
             "The test run changed the user's home:\n" + "\n".join(changed[:40]), pytrace=False
+        )
+    left = sorted(home.litter() - tmp_before)
+    if left:
+        pytest.fail(
+            f"The test run left {len(left)} folders in {tempfile.gettempdir()}: "
+            + ", ".join(left[:10]),
+            pytrace=False,
         )
 
 

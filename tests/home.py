@@ -49,6 +49,20 @@ def fingerprint(home: Path | None = None) -> dict[str, str]:
     return out
 
 
+#: what the agents' tools leave in the temporary folder when nothing says where (the file
+#: editor's history, the browser's downloads), and the real servers' own folders
+LITTER = ("oh_editor_history_", "browser-use-downloads-", "ohj-real-")
+
+
+def litter() -> set[str]:
+    """The temporary folder's entries that the suite's servers and their agents make."""
+    try:
+        names = os.listdir(tempfile.gettempdir())
+    except OSError:
+        return set()
+    return {name for name in names if name.startswith(LITTER)}
+
+
 def changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
     """What differs, one line each: ``+ new``, ``- gone``, ``~ changed``."""
     lines = [f"+ ~/{k}" for k in sorted(after.keys() - before.keys())]

@@ -4,6 +4,8 @@ feed as what is new, not the whole feed on every update."""
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 from typing import Any
 
@@ -183,3 +185,35 @@ def test_the_panels_text_counts_what_it_shows(sim_client: SimClient) -> None:
     assert lines[2].split()[:2] == [idle.id[:8], "idle"]  # type: ignore[index]
     assert "Idle one" in lines[2]  # its title, or its task while the server has given none
     panel.close()
+
+
+def test_a_panel_closed_before_its_first_rows_never_touches_a_closed_client(
+    sim_client: SimClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The panel's first look at the conversations is scheduled on the client's loop: closed
+    (or its client closed) before that comes, it never runs, and nothing is logged."""
+    from openhands_jupyter.ui.panel import Panel
+
+    _sim, oh = sim_client()
+    oh.start("Idle one [sim:idle]").wait(timeout=30)
+    tracker = oh.aio.tracker
+    looked: list[str] = []
+    panels = []
+    for close_client in (False, True):
+        held = threading.Event()
+        tracker.call_soon(held.wait, 5)  # the loop is busy while the panel is made and closed
+        panel = Panel(oh)
+        panels.append(panel)
+        stop = oh.aio.on_tracked_changed(lambda: looked.append("watcher"))
+        if close_client:
+            threading.Timer(0.3, held.set).start()
+            oh.close()  # waits for the loop, which then runs what was scheduled
+        else:
+            panel.close()
+            stop()
+            held.set()
+        time.sleep(0.3)
+    assert looked == []
+    assert [len(p._subs) for p in panels] == [0, 0]  # no conversation was followed
+    problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert problems == []

@@ -306,8 +306,10 @@ class AsyncOpenHands:
     def on_tracked_changed(self, fn: Callable[[], None]) -> Callable[[], None]:
         """Call ``fn()`` on the client's loop whenever a conversation is followed or let go
         (and once soon); returns a function that stops it."""
-        self.tracker.watchers.append(fn)
-        self.tracker.call_soon(fn)
+        tracker = self.tracker
+        tracker.watchers.append(fn)
+        # once soon, unless it was stopped (or the client closed) by then
+        tracker.call_soon(lambda: fn() if fn in tracker.watchers else None)
 
         def remove() -> None:
             with contextlib.suppress(ValueError):

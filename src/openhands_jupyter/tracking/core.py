@@ -301,6 +301,7 @@ class TrackerCore:
         if self.closed:
             return
         self.closed = True
+        self.watchers.clear()
         loop, own = self.loop, self._own_loop
         if loop is None or loop.is_closed():
             return

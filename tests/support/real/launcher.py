@@ -94,10 +94,32 @@ except ImportError:
 '''
 
 _AGENT_MODULE = '''
-"""The agent server, bound to loopback."""
+"""The agent server, bound to loopback, its browser's downloads folder in its TMPDIR."""
+import pathlib
 import runpy
 import sys
+import tempfile
 
+
+def _downloads_in_tmpdir():
+    """browser-use makes a downloads folder in /tmp (whatever TMPDIR says) as it is imported,
+    and leaves it: made in TMPDIR instead, it goes with the server's folder."""
+    try:
+        from browser_use.browser import profile
+    except Exception:
+        return
+    prefix = "/tmp/browser-use-downloads-"
+
+    class _Path(type(pathlib.Path())):
+        def __new__(cls, *args):
+            if args and isinstance(args[0], str) and args[0].startswith(prefix):
+                return pathlib.Path(tempfile.gettempdir(), args[0][len("/tmp/"):])
+            return pathlib.Path(*args)
+
+    profile.Path = _Path
+
+
+_downloads_in_tmpdir()
 sys.argv = [sys.argv[0], *sys.argv[1:], "--host", "127.0.0.1"]
 runpy.run_module("openhands.agent_server", run_name="__main__", alter_sys=True)
 '''
@@ -322,7 +344,7 @@ class RealServer:
         mods.mkdir()
         (mods / "ohj_real_app.py").write_text(textwrap.dedent(_APP_MODULE))
         (mods / "ohj_agent_server.py").write_text(textwrap.dedent(_AGENT_MODULE))
-        for name in ("persist", "sandboxes", "files", "workspace"):
+        for name in ("persist", "sandboxes", "files", "workspace", "tmp"):
             (self.dir / name).mkdir()
         self.port = free_port()
         env = {
@@ -350,6 +372,9 @@ class RealServer:
                 "OH_APP_CONVERSATION_MAX_NUM_CONVERSATIONS_PER_SANDBOX": "10000",
                 "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}",
                 **own_home(self.dir / "home"),
+                # the agents' tools make temporary folders of their own (the file editor's
+                # history, the browser's downloads) and leave them: they go with this folder
+                "TMPDIR": str(self.dir / "tmp"),
             }
         )
         if self.legacy:
