@@ -108,3 +108,43 @@ def test_blocking_wait_keeps_widgets_live(kernel_sim: tuple[Kernel, Simulator]) 
     assert "done finished" in out["stdout"]
     seen = _statuses(k)
     assert "running" in seen and "finished" in seen, seen
+
+
+REENTER_IN_A_BUSY_TURN = """
+import asyncio
+from openhands_jupyter.api.loops import reenter
+
+loop = asyncio.new_event_loop()
+ran = []
+
+
+def cell():  # a cell that waits (conv.wait()): the first to make the loop re-entrant
+    reenter(loop, asyncio.sleep(0.01))
+    ran.append("cell")
+
+
+loop.call_soon(cell)
+for n in range(3):  # ready in the same turn (widget messages, say)
+    loop.call_soon(ran.append, str(n))
+loop.call_later(0.2, loop.stop)
+loop.run_forever()
+print(sorted(ran))
+"""
+
+
+def test_the_first_wait_in_a_busy_turn_of_the_kernels_loop_keeps_the_loop_alive() -> None:
+    """The first blocking wait in a kernel makes its loop re-entrant from inside one of its
+    turns, while other callbacks are ready in that turn. Running them in the wait must not
+    leave that turn popping an empty queue (the kernel's loop died: "The kernel appears to
+    have died"). In a fresh interpreter: the loop is not yet re-entrant there."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", REENTER_IN_A_BUSY_TURN],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "['0', '1', '2', 'cell']"

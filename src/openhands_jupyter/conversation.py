@@ -20,7 +20,7 @@ from .api.text import shorten, visible
 from .files import Host, WorkspaceMixin
 from .tracking import Snapshot, Tracked, Tracker
 from .tracking.commands import STOP
-from .tracking.loops import running_loop
+from .tracking.loops import reenter, running_loop
 
 T = TypeVar("T")
 C = TypeVar("C", bound="Conversation")
@@ -259,7 +259,7 @@ class Conversation(WorkspaceMixin):
         tracker = self._tracker
         loop = tracker.ensure_loop()
         if running_loop() is loop:
-            return _reenter_result(loop, coro)
+            return reenter(loop, coro)
         return tracker.submit(coro).result()
 
     async def send_async(self, text: str) -> None:
@@ -422,7 +422,7 @@ class Conversation(WorkspaceMixin):
             self.track()
         try:
             if running_loop() is loop:
-                _reenter(loop, self.wait_async(timeout))
+                reenter(loop, self.wait_async(timeout))
             else:
                 future = tracker.submit(tracker.wait(self._tracked, timeout))
                 try:
@@ -501,7 +501,7 @@ class Conversation(WorkspaceMixin):
                 step = asyncio.wait_for(agen.__anext__(), timeout)
                 try:
                     if running_loop() is loop:
-                        event = _reenter_result(loop, step)
+                        event = reenter(loop, step)
                     else:
                         event = tracker.submit(_call(step)).result()
                 except StopAsyncIteration:
@@ -514,7 +514,7 @@ class Conversation(WorkspaceMixin):
         finally:
             closer = agen.aclose()
             if running_loop() is loop:
-                _reenter(loop, closer)
+                reenter(loop, closer)
             else:
                 with contextlib.suppress(Exception):
                     tracker.submit(closer).result(5)
@@ -542,31 +542,3 @@ def _reason(reason: str | None) -> str:
 
 async def _call(awaitable: Awaitable[T]) -> T:
     return await awaitable
-
-
-def _reenter_result(loop: asyncio.AbstractEventLoop, coro: Awaitable[T]) -> T:
-    """Like :func:`_reenter`, returning the result."""
-    import nest_asyncio2
-
-    if not getattr(loop, "_nest_patched", False):
-        nest_asyncio2.apply(loop)
-    task = asyncio.ensure_future(coro, loop=loop)
-    try:
-        return loop.run_until_complete(task)
-    except BaseException:
-        task.cancel()
-        raise
-
-
-def _reenter(loop: asyncio.AbstractEventLoop, coro: Any) -> None:
-    """Run ``coro`` to completion on the already-running ``loop`` (a kernel's), re-entrantly."""
-    import nest_asyncio2
-
-    if not getattr(loop, "_nest_patched", False):
-        nest_asyncio2.apply(loop)
-    task = asyncio.ensure_future(coro, loop=loop)
-    try:
-        loop.run_until_complete(task)
-    except BaseException:
-        task.cancel()
-        raise

@@ -183,41 +183,68 @@ def open_notebook(page: Any, server: JupyterServer, name: str) -> None:
     page.wait_for_function(KERNEL_READY, timeout=60000)
 
 
+_RUN_CELL = """async (i) => {
+  const app = window.jupyterapp;
+  const nb = app.shell.currentWidget.content;
+  nb.deselectAll();
+  nb.activeCellIndex = i;
+  await app.commands.execute('notebook:run-cell');
+}"""
+
+#: the cell has run (its count is shown), or the kernel died meanwhile (JupyterLab says so)
+_FINISHED = """(i) => {
+  const cell = window.jupyterapp.shell.currentWidget.content.widgets[i];
+  const p = cell.model.executionCount;
+  if (p !== null && p !== undefined) return 'finished';
+  const died = [...document.querySelectorAll('.jp-Dialog')].some(
+    d => d.innerText.includes('appears to have died'));
+  return died ? 'died' : false;
+}"""
+
+#: what the page shows of a cell and of the notebook, said when a cell does not finish
+_STATE = """(i) => {
+  const w = window.jupyterapp.shell.currentWidget;
+  const nb = w.content;
+  const cell = nb.widgets[i];
+  const k = w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  const dialogs = [...document.querySelectorAll('.jp-Dialog')].map(d => d.innerText);
+  return {
+    source: cell.model.sharedModel.getSource(),
+    shown: cell.node.innerText,
+    active: nb.activeCellIndex,
+    selected: nb.widgets.map((c, n) => nb.isSelectedOrActive(c) ? n : -1).filter(n => n >= 0),
+    counts: nb.widgets.map(c => c.model.executionCount ?? null),
+    kernel: k ? `${k.status}/${k.connectionStatus}` : 'none',
+    pending: !!(w.sessionContext && w.sessionContext.pendingInput),
+    dialogs,
+  };
+}"""
+
+
 def run_cells(page: Any, indices: list[int], timeout: float = 30000) -> None:
-    """Run the given cells (in order) through the app's own commands."""
+    """Run the given cells (in order) through the app's own commands; fail at once, saying
+    so, if the kernel dies."""
     for index in indices:
-        page.evaluate(
-            """async (i) => {
-              const app = window.jupyterapp;
-              const nb = app.shell.currentWidget.content;
-              nb.activeCellIndex = i;
-              await app.commands.execute('notebook:run-cell');
-            }""",
-            index,
-        )
+        page.evaluate(_RUN_CELL, index)
         try:
-            page.wait_for_function(
-                """(i) => {
-                  const cell = window.jupyterapp.shell.currentWidget.content.widgets[i];
-                  const p = cell.model.executionCount;
-                  return p !== null && p !== undefined;
-                }""",
-                arg=index,
-                timeout=timeout,
-            )
+            outcome = page.wait_for_function(_FINISHED, arg=index, timeout=timeout).json_value()
         except Exception as exc:
-            # which cell did not finish, and what it had printed by then
-            shown = page.evaluate(
-                """(i) => {
-                  const cell = window.jupyterapp.shell.currentWidget.content.widgets[i];
-                  return [cell.model.sharedModel.getSource(), cell.node.innerText];
-                }""",
-                index,
+            outcome, error = "unfinished", exc
+        else:
+            error = None
+        if outcome != "finished":
+            # which cell did not finish, what it had printed by then, and the notebook's state
+            state = page.evaluate(_STATE, index)
+            shown = state.pop("shown")
+            said = (
+                "the kernel died"
+                if outcome == "died"
+                else f"it did not finish within {timeout / 1000:g} s"
             )
             raise AssertionError(
-                f"cell {index} did not finish within {timeout / 1000:g} s: {shown[0][:200]!r}; "
-                f"it shows: {shown[1][-1500:]!r}"
-            ) from exc
+                f"cell {index}: {said}: {state.pop('source')[:200]!r}; "
+                f"it shows: {shown[-1500:]!r}; {state}"
+            ) from error
 
 
 _browser_home: Path | None = None

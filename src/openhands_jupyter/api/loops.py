@@ -8,7 +8,7 @@ import atexit
 import concurrent.futures
 import threading
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -82,3 +82,33 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def reenter(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[T]) -> T:
+    """Run ``awaitable`` to completion on ``loop``, which is running (a kernel's), re-entrantly
+    with nest-asyncio2; return its result.
+
+    The loop's turn that runs this call may have begun before the loop was made re-entrant:
+    that turn counted the callbacks ready then and pops that many once this call returns. The
+    ones this call ran meanwhile are made up for with callbacks that do nothing, or that turn
+    would pop an empty queue and stop the kernel's loop for good."""
+    import nest_asyncio2
+
+    if not getattr(loop, "_nest_patched", False):
+        nest_asyncio2.apply(loop)
+    ready: Any = getattr(loop, "_ready", None)
+    waiting = len(ready) if ready is not None else 0
+    task = asyncio.ensure_future(awaitable, loop=loop)
+    try:
+        return loop.run_until_complete(task)
+    except BaseException:
+        task.cancel()
+        raise
+    finally:
+        if ready is not None:
+            for _ in range(waiting - len(ready)):
+                loop.call_soon(_nothing)
+
+
+def _nothing() -> None:
+    """A callback that does nothing (see :func:`reenter`)."""
