@@ -199,6 +199,7 @@ def test_config_precedence(
     (tmp_path / "pyproject.toml").write_text(
         '[tool.openhands-jupyter]\npoll_interval = 2.5\ndefault_repository = "octo/app"\n'
         'base_url = "http://127.0.0.1:9"\napi_key = "never-read"\nbogus = 1\n'
+        "budget_per_minute = 0\n"  # outside its limits: left out, with a warning
     )
     values = sh.magics.effective()
     assert values["poll_interval"] == (2.5, str(tmp_path / "pyproject.toml"))

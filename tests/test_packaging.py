@@ -52,6 +52,7 @@ PACKAGE = ROOT / "src" / "openhands_jupyter"
 #: circles); ``sim`` stands beside them: it uses ``api`` only, and only entry points start it
 LAYERS = {
     "constants": 0,
+    "settings": 0,
     "api": 0,
     "tracking": 1,
     "client": 2,

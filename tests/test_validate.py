@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
 from openhands_jupyter import InputError, OpenHands
@@ -70,8 +73,10 @@ def test_bad_ids_and_versions_send_nothing() -> None:
             OpenHands(API_KEY, sim.url, api_version="v2")
         with pytest.raises(InputError, match="poll_interval must be greater than 0"):
             fast_config(poll_interval=-1)
-        with pytest.raises(InputError, match="budget_per_minute must be at least 1"):
-            fast_config(budget_per_minute=0)
+        # the same limits as %config's (one definition of each setting)
+        for budget in (0, 601):
+            with pytest.raises(InputError, match="budget_per_minute must be between 1 and 600"):
+                fast_config(budget_per_minute=budget)
         assert sim.stats.total == 0
         oh.close()
 
@@ -99,3 +104,33 @@ def test_cloud_without_a_key_says_how_to_set_one(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(AuthenticationError, match="OPENHANDS_API_KEY"):
         oh.list()
     oh.close()
+
+
+def test_each_setting_has_one_set_of_limits_everywhere(tmp_path: Path) -> None:
+    """%config, pyproject.toml and the tracker's config refuse the same values of a setting,
+    with the same words (each setting is defined once, in ``settings.py``)."""
+    from traitlets import TraitError
+
+    from openhands_jupyter import settings
+    from openhands_jupyter.tracking import TrackerConfig
+    from openhands_jupyter.ui.magic import OpenHandsMagics
+
+    assert set(settings.TRAITS) <= set(OpenHandsMagics.class_traits(config=True))
+    tracker_fields = {f.name for f in dataclasses.fields(TrackerConfig)}
+    for name, bad in [
+        ("poll_interval", 0.0),
+        ("budget_per_minute", 601),
+        ("max_concurrent", 0),
+        ("time_scale", -1.0),
+    ]:
+        said = settings.setting_error(name, bad)
+        assert said and name in said
+        with pytest.raises(TraitError, match=said.split(",")[0]):
+            setattr(settings.Settings(), name, bad)
+        assert name in tracker_fields
+        with pytest.raises(InputError, match=said.split(",")[0]):
+            TrackerConfig(**{name: bad})  # type: ignore[arg-type]
+        if name in settings.PYPROJECT:
+            (tmp_path / "pyproject.toml").write_text(f"[tool.openhands-jupyter]\n{name} = {bad}\n")
+            values, warnings, _path = settings.read_defaults(tmp_path)
+            assert name not in values and said in warnings[0]

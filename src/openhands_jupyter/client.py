@@ -34,6 +34,7 @@ from .api.validate import (
 from .constants import CLOUD_URL
 from .conversation import Conversation
 from .progress import ProgressPrinter
+from .settings import from_environment
 from .tracking import Tracked, Tracker, TrackerConfig
 from .tracking.launching import SENDING
 from .tracking.loops import BackgroundLoop, running_loop
@@ -87,9 +88,9 @@ class AsyncOpenHands:
         self._api_key = api_key
         self._session_api_key = session_api_key
         self.base_url = check_base_url(
-            base_url or _env("OPENHANDS_BASE_URL") or CLOUD_URL, allow_insecure=allow_insecure
+            base_url or from_environment("base_url") or CLOUD_URL, allow_insecure=allow_insecure
         )
-        self.api_version = check_api_version(api_version or _env("OPENHANDS_API_VERSION"))
+        self.api_version = check_api_version(api_version or from_environment("api_version"))
         config = tracker_config or TrackerConfig(
             poll_interval=poll_interval,
             budget_per_minute=budget_per_minute,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..api.errors import InputError
+from ..settings import check
 from .clock import Clock
 
 
@@ -38,22 +39,12 @@ class TrackerConfig:
     """Where the tracker reads the time and sleeps (tests pass a :class:`ManualClock`)."""
 
     def __post_init__(self) -> None:
-        for name in (
-            "poll_interval",
-            "start_interval",
-            "start_max_interval",
-            "idle_interval",
-            "paused_interval",
-            "time_scale",
-        ):
+        # the user's settings are held to their limits (one definition: settings.py)
+        for name in ("poll_interval", "budget_per_minute", "max_concurrent", "time_scale"):
+            check(name, getattr(self, name))
+        for name in ("start_interval", "start_max_interval", "idle_interval", "paused_interval"):
             if not getattr(self, name) > 0:
                 raise InputError(f"{name} must be greater than 0, got {getattr(self, name)!r}.")
-        if int(self.budget_per_minute) < 1:
-            raise InputError(
-                f"budget_per_minute must be at least 1, got {self.budget_per_minute!r}."
-            )
-        if self.max_concurrent is not None and self.max_concurrent < 1:
-            raise InputError(f"max_concurrent must be at least 1, got {self.max_concurrent!r}.")
 
     def s(self, seconds: float) -> float:
         """Scale a duration."""

@@ -10,15 +10,14 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
-from traitlets import Float, Int, TraitError, Unicode, validate
 
 from ..api.errors import InputError, UnreadableWarning
 from ..api.ids import normalize_id
 from ..api.text import shorten, visible
 from ..api.validate import check_api_version, check_branch, check_max_cost, normalize_repository
+from ..settings import DEFAULTS, Settings, effective, read_defaults, setting_error
 from .parsing import fill_fields, split_line
-from .settings import read_defaults
-from .shared import DEFAULTS, SHARED, effective, shared_client
+from .shared import SHARED, shared_client
 
 __all__ = ["OpenHandsMagics", "load_ipython_extension", "shared_client"]
 
@@ -31,42 +30,9 @@ if TYPE_CHECKING:
 
 
 @magics_class
-class OpenHandsMagics(Magics):
-    """Settings for ``%openhands``; change them with ``%config OpenHandsMagics.<name> = value``."""
-
-    base_url = Unicode(
-        None,
-        allow_none=True,
-        help="OpenHands server (else OPENHANDS_BASE_URL, pyproject.toml, then the Cloud).",
-    ).tag(config=True)
-    api_version = Unicode(None, allow_none=True, help="v1, v0 or auto.").tag(config=True)
-    poll_interval = Float(
-        None, allow_none=True, help="Seconds between polls of a running conversation (default 5)."
-    ).tag(config=True)
-    budget_per_minute = Int(
-        None,
-        allow_none=True,
-        help="Requests per minute the tracker may spend (default 60, at most 600).",
-    ).tag(config=True)
-    max_concurrent = Int(
-        None,
-        allow_none=True,
-        help="Conversations to run at once before queueing (default: the server decides).",
-    ).tag(config=True)
-    default_repository = Unicode(
-        None, allow_none=True, help="Repository used when --repo is not given."
-    ).tag(config=True)
-    default_branch = Unicode(
-        None, allow_none=True, help="Branch used when --branch is not given."
-    ).tag(config=True)
-    max_cost = Float(
-        None,
-        allow_none=True,
-        help="Stop each conversation started here once it has cost this many dollars.",
-    ).tag(config=True)
-    time_scale = Float(1.0, help="Multiply every tracker interval (for simulators and tests).").tag(
-        config=True
-    )
+class OpenHandsMagics(Magics, Settings):
+    """``%openhands``, with the settings (:class:`Settings`) as its traits: change them with
+    ``%config OpenHandsMagics.<name> = value``."""
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -84,13 +50,6 @@ class OpenHandsMagics(Magics):
     @_client.setter
     def _client(self, client: OpenHands | None) -> None:
         SHARED.use(client)
-
-    @validate("poll_interval", "time_scale", "budget_per_minute", "max_concurrent", "max_cost")
-    def _checked(self, proposal: Any) -> Any:
-        error = setting_error(proposal["trait"].name, proposal["value"])
-        if error:
-            raise TraitError(error)
-        return proposal["value"]
 
     # -- settings -------------------------------------------------------------------------------
     def effective(self) -> dict[str, tuple[Any, str]]:
@@ -367,19 +326,6 @@ MODES = {
     "panel": "--panel",
     "config": "--config",
 }
-
-
-def setting_error(name: str, value: Any) -> str | None:
-    """Why a value cannot be this setting, or ``None``."""
-    if value is None:
-        return None
-    if name in ("poll_interval", "time_scale", "max_cost") and not value > 0:
-        return f"{name} must be greater than 0, got {value!r}"
-    if name == "budget_per_minute" and not 1 <= value <= 600:
-        return f"budget_per_minute must be between 1 and 600, got {value!r}"
-    if name == "max_concurrent" and value < 1:
-        return f"max_concurrent must be at least 1, got {value!r}"
-    return None
 
 
 def load_ipython_extension(ipython: Any) -> None:

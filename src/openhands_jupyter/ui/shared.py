@@ -3,45 +3,14 @@ from: ``%config`` values, then the environment, then pyproject.toml, then the de
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from ..constants import CLOUD_URL
-from .settings import read_defaults
+from ..settings import effective
 
 if TYPE_CHECKING:
     from ..api.secrets import Secret
     from ..client import OpenHands
-
-DEFAULTS: dict[str, Any] = {
-    "base_url": CLOUD_URL,
-    "api_version": "auto",
-    "poll_interval": 5.0,
-    "budget_per_minute": 60,
-    "max_concurrent": None,
-    "default_repository": None,
-    "default_branch": None,
-    "max_cost": None,
-}
-ENVIRONMENT = {"base_url": "OPENHANDS_BASE_URL", "api_version": "OPENHANDS_API_VERSION"}
-
-
-def effective(configured: Mapping[str, Any]) -> dict[str, tuple[Any, str]]:
-    """Every setting with where it came from: %config, environment, pyproject.toml, default."""
-    file_values, _warnings, path = read_defaults()
-    out: dict[str, tuple[Any, str]] = {}
-    for name, default in DEFAULTS.items():
-        env_name = ENVIRONMENT.get(name)
-        if configured.get(name) is not None:
-            out[name] = (configured[name], "%config")
-        elif env_name and os.environ.get(env_name):
-            out[name] = (os.environ[env_name], env_name)
-        elif name in file_values:
-            out[name] = (file_values[name], str(path))
-        else:
-            out[name] = (default, "default")
-    return out
 
 
 class Shared:
@@ -66,11 +35,10 @@ class Shared:
         from ..client import OpenHands, TrackerConfig
 
         values = {k: v for k, (v, _) in effective(self.configured).items()}
+        # every setting the tracker has a field for goes to it, by name
+        fields = {f.name for f in dataclasses.fields(TrackerConfig)}
         config = TrackerConfig(
-            poll_interval=float(values["poll_interval"]),
-            budget_per_minute=int(values["budget_per_minute"]),
-            max_concurrent=values["max_concurrent"],
-            time_scale=self.time_scale,
+            **{k: v for k, v in values.items() if k in fields}, time_scale=self.time_scale
         )
         server = (values["base_url"], values["api_version"], self.typed_key)
         client = self.client
