@@ -12,8 +12,10 @@ venv of its own, and the app's process sandbox starts it with that venv's Python
 (``OH_SANDBOX_PYTHON_EXECUTABLE``). ``OH_WEB_URL`` and ``WEB_HOST`` stay unset and no MCP
 server is configured (1.11.0's models refuse the newer ``MCPServer.enabled``). The app
 server's event store then refuses that agent server's events (422: its 1.34 models), and the
-agent server retries each webhook batch for about 15 s, during which the run that sent it is
-still winding down: a ``/run`` answers 409 and an approval is acknowledged and dropped.
+agent server retries each webhook batch (3 times, 5 s apart by default), during which the run
+that sent it is still winding down: a ``/run`` answers 409 and an approval is acknowledged and
+dropped. Here the retries come 1 s apart (``OH_WEBHOOKS_0_RETRY_DELAY``): the wind-down still
+happens, for seconds rather than a quarter of a minute.
 """
 
 from __future__ import annotations
@@ -398,6 +400,7 @@ class RealServer:
             )
         if agent_venv is not None:
             env["OH_SANDBOX_PYTHON_EXECUTABLE"] = str(agent_venv / "bin/python")
+            env["OH_WEBHOOKS_0_RETRY_DELAY"] = "1"
         if self.batching is not None:
             env["OH_WEBHOOKS_0_EVENT_BUFFER_SIZE"] = str(self.batching[0])
             env["OH_WEBHOOKS_0_FLUSH_DELAY"] = str(self.batching[1])
