@@ -67,7 +67,8 @@ def sim_target(sim: Simulator) -> Target:
 
 def real_target(server: RealServer) -> Target:
     t = Target()
-    t.name = "real OpenHands 1.11.0 (agent server 1.34.0)"
+    agent = server.agent_server or "1.34.0"
+    t.name = f"real OpenHands {server.version} (agent server {agent})"
     t.url = server.url
     t.env = {"OPENHANDS_BASE_URL": server.url}
     t.long_task = "Sleep a while [llm:long=120]"
@@ -173,6 +174,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="5 runs each instead of 20")
     parser.add_argument("--only", choices=["sim", "real"])
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument(
+        "--agent-server",
+        action="append",
+        default=[],
+        metavar="VERSION",
+        help="also against the real server with this newer agent server (e.g. 1.58.2)",
+    )
     args = parser.parse_args()
     runs = 5 if args.quick else 20
     results = []
@@ -180,8 +188,9 @@ def main() -> None:
         with Simulator(speed=1.0, grouping="ADD_TO_ANY") as sim:
             results.append(measure(sim_target(sim), runs, not args.no_browser))
     if args.only != "sim":
-        with RealServer() as real:
-            results.append(measure(real_target(real), runs, not args.no_browser))
+        for agent in [None, *args.agent_server]:
+            with RealServer(agent_server=agent) as real:
+                results.append(measure(real_target(real), runs, not args.no_browser))
     print("\nreal seconds, p50 / p95 (max), n runs each\n")
     print(
         "| server | Stop clicked -> paused shown | stop() returns | paused confirmed "

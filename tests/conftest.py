@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -90,25 +91,35 @@ def pytest_configure(config: pytest.Config) -> None:
     PrivateDirs()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def home_untouched() -> Iterator[None]:
-    """The user's home is as the suite found it: no git config, shell history, IPython or
-    agent-server folder written there by anything the tests started; nor are the servers'
-    and their agents' folders left in the temporary folder."""
-    before, tmp_before = home.fingerprint(), home.litter()
-    yield
+def _parallel_worker(config: pytest.Config) -> bool:
+    """This process is one of the workers of a parallel run (``-n``), not its controller."""
+    return hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not _parallel_worker(session.config):
+        session.config.stash[_HOME] = (home.fingerprint(), home.litter())
+
+
+def _left_behind(session: pytest.Session) -> list[str]:
+    """What the run left: in the user's home (git config, shell history, IPython or
+    agent-server folders written there by anything the tests started), and the servers'
+    and their agents' folders in the temporary folder. Checked once every worker is done."""
+    if _HOME not in session.config.stash:
+        return []
+    before, tmp_before = session.config.stash[_HOME]
     changed = home.changes(before, home.fingerprint())
-    if changed:
-        pytest.fail(
-            "The test run changed the user's home:\n" + "\n".join(changed[:40]), pytrace=False
-        )
+    problems = ["The test run changed the user's home:", *changed[:40]] if changed else []
     left = sorted(home.litter() - tmp_before)
     if left:
-        pytest.fail(
+        problems.append(
             f"The test run left {len(left)} folders in {tempfile.gettempdir()}: "
-            + ", ".join(left[:10]),
-            pytrace=False,
+            + ", ".join(left[:10])
         )
+    return problems
+
+
+_HOME = pytest.StashKey[tuple[dict[str, str], set[str]]]()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -119,10 +130,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     items = session.items
     if not any(item.get_closest_marker("real") for item in items):
         return
-    import sys
     from concurrent.futures import ThreadPoolExecutor
 
-    from .support.real.fixtures import AGENT_SERVERS, SERVERS, start_early
+    from .support.real.fixtures import AGENT_SERVERS, SERVERS, later, start_early
     from .support.real.launcher import (
         NEW_AGENT_VERSION,
         V0_VERSION,
@@ -155,10 +165,32 @@ def pytest_collection_finish(session: pytest.Session) -> None:
                 future.result()
             except RealServerError:
                 pass  # remembered: the tests that need that server fail with it
-    start_early(wanted)
+    if _parallel_worker(session.config):
+        later[:] = wanted  # started when this worker first needs one (if it ever does)
+    else:
+        start_early(wanted)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In a parallel run (``-n 2``) the real-server tests go to one worker together: the
+    servers start once, in that worker, while the other runs the rest."""
+    for item in items:
+        if item.get_closest_marker("real"):
+            item.add_marker(pytest.mark.xdist_group("real"))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     from .support.real.fixtures import stop_early
 
     stop_early()
+    problems = _left_behind(session)
+    if problems:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write("\n")
+        for line in problems:
+            if reporter is not None:
+                reporter.write_line(line, red=True)
+            else:
+                print(line, file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

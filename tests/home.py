@@ -54,13 +54,15 @@ def fingerprint(home: Path | None = None) -> dict[str, str]:
 LITTER = ("oh_editor_history_", "browser-use-downloads-", "ohj-real-")
 
 
-def litter() -> set[str]:
-    """The temporary folder's entries that the suite's servers and their agents make."""
+def litter(servers: bool = True) -> set[str]:
+    """The temporary folder's entries that the suite's servers (unless ``servers`` is off:
+    those that start meanwhile make theirs) and their agents make."""
     try:
         names = os.listdir(tempfile.gettempdir())
     except OSError:
         return set()
-    return {name for name in names if name.startswith(LITTER)}
+    kinds = LITTER if servers else tuple(k for k in LITTER if k != "ohj-real-")
+    return {name for name in names if name.startswith(kinds)}
 
 
 def changes(before: dict[str, str], after: dict[str, str]) -> list[str]:

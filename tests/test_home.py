@@ -23,7 +23,7 @@ def test_a_real_servers_agents_write_into_a_home_of_their_own(
     """While it runs; once it stops (its agents' shells write their history then), the
     session's own check (``home_untouched``) finds the home as it was, and the server's home
     goes with its temporary folder."""
-    before, tmp_before = home.fingerprint(), home.litter()
+    before, tmp_before = home.fingerprint(), home.litter(servers=False)
     assert real_server.dir is not None
     own = real_server.dir / "home"
     conv = oh.start("Set up git [llm:home]")
@@ -37,7 +37,7 @@ def test_a_real_servers_agents_write_into_a_home_of_their_own(
     assert home.changes(before, home.fingerprint()) == []
     # the agents' tools made their temporary folders in the server's own, not the machine's
     assert list((real_server.dir / "tmp").glob("oh_editor_history_*"))
-    assert home.litter() - tmp_before == set()
+    assert home.litter(servers=False) - tmp_before == set()
 
 
 @pytest.mark.kernel

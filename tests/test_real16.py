@@ -87,7 +87,14 @@ def test_v0_long_run_keeps_its_state(server16_v0: RealServer) -> None:
     with _client(server16_v0) as oh:
         conv = oh.start("Many steps [llm:many=14] [llm:slow=0.6]")
         # wait until the run has produced more events than one status read looks at
-        eventually(lambda: len([e for e in conv.events() if e.type == "output"]) >= 11, 300, 1)
+        try:
+            eventually(lambda: len([e for e in conv.events() if e.type == "output"]) >= 11, 300, 1)
+        except AssertionError:
+            shown = [(e.type, e.text[:60]) for e in conv.events()][-8:]
+            raise AssertionError(
+                f"{conv.status}, its last events {shown}; the server's log ends:\n"
+                + server16_v0.log_tail(60)
+            ) from None
         # agent_state_changed only came at the start: it is still known as running
         assert conv.refresh().status == "running"
         conv.wait(timeout=120)

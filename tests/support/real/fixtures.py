@@ -70,6 +70,9 @@ SERVERS: dict[str, Callable[[], RealServer]] = {
     "server16_v0": _v16_legacy,
 }
 _early: dict[str, Future[RealServer]] = {}
+#: the servers the selected tests use, to start in the background once the first is needed
+#: (in a worker of a parallel run, which learns only then that the real tests are its own)
+later: list[str] = []
 
 
 def start_early(names: list[str]) -> None:
@@ -103,6 +106,10 @@ def stop_early() -> None:
 def serve(name: str) -> Iterator[RealServer]:
     """The server ``name`` for a fixture: the one started early, else started now. One that
     cannot be installed or started fails the tests that need it: never a skip."""
+    if later:
+        # the first server asked for here: this one first, the rest meanwhile
+        start_early([name, *[other for other in later if other != name]])
+        later.clear()
     future = _early.pop(name, None)
     try:
         server = future.result(timeout=900) if future is not None else SERVERS[name]()
