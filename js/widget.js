@@ -642,12 +642,15 @@ function renderPanel({ model, el }) {
         linkCell.appendChild(a);
       }
       const act = h("td");
+      // the buttons wrap in their cell rather than push the table past the notebook's width
+      const buttons = h("div", "ohj-row-actions");
+      act.appendChild(buttons);
       if (r.doing) pillCell.appendChild(h("span", "ohj-doing", r.doing));
       // the command buttons come from Python's command table
       for (const b of Array.isArray(r.buttons) ? r.buttons : []) {
-        act.appendChild(actionButton(b.label, b.command, r.key, !!b.enabled && !r.doing));
+        buttons.appendChild(actionButton(b.label, b.command, r.key, !!b.enabled && !r.doing));
       }
-      act.appendChild(actionButton("Untrack", "untrack", r.key, true));
+      buttons.appendChild(actionButton("Untrack", "untrack", r.key, true));
       tr.append(pillCell, titleCell, repoCell, elapsedCell, cost, linkCell, act);
       frag.appendChild(tr);
     }

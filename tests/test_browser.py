@@ -188,6 +188,9 @@ def test_widget_lives_in_the_browser(
         assert (total.locator(".ohj-cell-cost").text_content() or "").startswith("$")
         # conv2 has no repository: the panel says so, as the widget does
         panel.locator("td.ohj-none", has_text="no repository").first.wait_for(timeout=5000)
+        # the whole table fits the notebook's width: no column (the actions) is cut off
+        fits = panel.locator(".ohj-table-wrap").evaluate("w => w.scrollWidth <= w.clientWidth")
+        assert fits, "the panel's table is wider than the notebook"
         page.screenshot(path=str(ARTIFACTS / f"{server.app}-panel.png"), full_page=True)
         # --list shows recent conversations; Attach adds a live widget below the list
         cards = page.locator(".ohj-card").count()
