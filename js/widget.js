@@ -236,10 +236,20 @@ function reportView(model, shown, id) {
   }
 }
 
-function renderCard({ model, el }) {
-  const root = h("div", "ohj-card");
-  el.appendChild(root);
+// -- the conversation card: one small section each, composed by renderCard -------------------
+// Each section returns its element(s) and an update(state) that draws it from the model's state.
 
+function classOf(prefix, value) {
+  return `${prefix}${String(value).replace(/[^a-z_]/g, "")}`;
+}
+
+function shownIf(node, text) {
+  node.textContent = text || "";
+  node.style.display = node.textContent ? "" : "none";
+}
+
+// The pill, title and id; below them the repository, elapsed time, cost, PRs and the link.
+function cardHeader() {
   const head = h("div", "ohj-head");
   const pill = h("span", "ohj-pill");
   const doing = h("span", "ohj-doing");
@@ -257,42 +267,135 @@ function renderCard({ model, el }) {
   link.rel = "noopener noreferrer";
   sub.append(repo, elapsed, cost, prs, link);
 
+  function prLinks(s) {
+    // pull requests: links where the repository's host is known, else their numbers
+    const parts = [];
+    (Array.isArray(s.prs) ? s.prs : []).forEach((pr, i) => {
+      const url = safeUrl(pr && pr.url);
+      const label = `#${pr && pr.number}`;
+      let node = h("span", null, label);
+      if (url) {
+        node = h("a", "ohj-pr-link", label);
+        node.href = url;
+        node.target = "_blank";
+        node.rel = "noopener noreferrer";
+      }
+      if (i) parts.push(document.createTextNode(", "));
+      parts.push(node);
+    });
+    prs.replaceChildren(...(parts.length ? [document.createTextNode("PR "), ...parts] : []));
+  }
+
+  function update(s) {
+    const rules = s.rules || NO_RULES;
+    pill.textContent = rules.label;
+    pill.className = `ohj-pill ${classOf("ohj-s-", rules.style)}`;
+    title.textContent = s.title || s.task || "";
+    title.title = s.task || "";
+    meta.textContent = s.conversation_id ? s.conversation_id.slice(0, 8) : "";
+    repo.textContent = s.repository ? `${s.repository}${s.branch ? "@" + s.branch : ""}` : "no repository";
+    cost.textContent = usageText(s.cost, s.tokens) + (s.max_cost_text ? ` (cap ${s.max_cost_text})` : "");
+    prLinks(s);
+    const url = safeUrl(s.url);
+    if (url) {
+      link.href = url;
+      link.style.display = "";
+    } else {
+      link.removeAttribute("href");
+      link.style.display = "none";
+    }
+    // a command under way shows until the server confirms it ("stopping…")
+    shownIf(doing, s.doing);
+  }
+
+  function tick(s) {
+    const end = s.ended_at || Date.now();
+    elapsed.textContent = s.started_at ? `${duration(end - s.started_at)} elapsed` : "";
+  }
+  return { nodes: [head, sub], update, tick };
+}
+
+// One line each, shown only when there is something to say: the phase, a retry under way,
+// delayed activity or a store behind, a conversation no longer followed, an error.
+function cardNotes() {
   const phase = h("div", "ohj-phase");
   const retry = h("div", "ohj-retry");
   const delayed = h("div", "ohj-delayed");
   const untracked = h("div", "ohj-delayed ohj-untracked");
   const detail = h("div", "ohj-detail");
 
-  const feedBox = h("div", "ohj-feed-box");
-  const feedList = h("ul", "ohj-feed");
-  const feedToggle = h("button", "ohj-linkbtn");
-  feedToggle.type = "button";
-  feedBox.append(feedList, feedToggle);
-  let expanded = !!viewState(model).expanded;
+  function update(s) {
+    shownIf(
+      delayed,
+      s.activity === "delayed"
+        ? `Activity may be delayed: it comes from the server's event store, not live${s.activity_note ? ` (${s.activity_note})` : ""}.`
+        : s.store_note,
+    );
+    shownIf(untracked, s.untracked_note);
+    shownIf(phase, s.phase_line);
+    shownIf(detail, s.detail);
+  }
 
-  // actions waiting for the user's approval (confirmation mode)
-  const approval = h("div", "ohj-approval");
-  const approvalHead = h("div", "ohj-approval-head", "Waiting for your approval");
-  const approvalList = h("ul", "ohj-approval-list");
-  const approvalBar = h("div", "ohj-approval-bar");
-  const answerBox = h("span", "ohj-answer-buttons");
+  function tick(s) {
+    const wait = Math.max(0, Math.round((s.retry_at - Date.now()) / 1000));
+    shownIf(retry, s.retry_at && s.error ? `${s.error} — next attempt in ${wait}s` : "");
+  }
+  return { nodes: [phase, retry, delayed, untracked, detail], update, tick };
+}
+
+// The agent's activity: the last few events, or all of them once expanded.
+function cardFeed(model) {
+  const box = h("div", "ohj-feed-box");
+  const list = h("ul", "ohj-feed");
+  const toggle = h("button", "ohj-linkbtn");
+  toggle.type = "button";
+  box.append(list, toggle);
+  let expanded = !!viewState(model).expanded;
+  const store = feedStore(model);
+
+  function render() {
+    const feed = store.items;
+    const shown = expanded ? feed : feed.slice(-FEED_COLLAPSED);
+    list.replaceChildren(...shown.map(feedItem));
+    box.style.display = feed.length ? "" : "none";
+    toggle.style.display = feed.length > FEED_COLLAPSED ? "" : "none";
+    toggle.textContent = expanded ? "Show less" : `Show all ${feed.length} events`;
+  }
+  toggle.addEventListener("click", () => {
+    expanded = !expanded;
+    saveViewState(model, { expanded });
+    render();
+  });
+  store.listeners.add(render);
+  render();
+  return { nodes: [box], dispose: () => store.listeners.delete(render) };
+}
+
+// Actions waiting for the user's approval (confirmation mode), with a reason to give.
+function cardApproval() {
+  const box = h("div", "ohj-approval");
+  const head = h("div", "ohj-approval-head", "Waiting for your approval");
+  const list = h("ul", "ohj-approval-list");
+  const bar = h("div", "ohj-approval-bar");
+  const buttons = h("span", "ohj-answer-buttons");
   const reason = h("input", "ohj-reason");
   reason.type = "text";
   reason.placeholder = "Reason (optional)";
   reason.addEventListener("keydown", (e) => e.stopPropagation());
-  approvalBar.append(answerBox, reason);
-  approval.append(approvalHead, approvalList, approvalBar);
-  let pendingSig = null;
+  bar.append(buttons, reason);
+  box.append(head, list, bar);
+  let drawn = null;
   // the ids of the actions this view shows: an answer is for these, never for others
   let shownIds = [];
-  function renderPending(s) {
+
+  function update(s) {
     const pending = Array.isArray(s.pending) ? s.pending : [];
-    approval.style.display = pending.length ? "" : "none";
+    box.style.display = pending.length ? "" : "none";
     shownIds = pending.map((a) => String(a.id));
     const sig = JSON.stringify(pending);
-    if (sig === pendingSig) return;
-    pendingSig = sig;
-    approvalList.replaceChildren(
+    if (sig === drawn) return;
+    drawn = sig;
+    list.replaceChildren(
       ...pending.map((a) => {
         const li = h("li", "ohj-pending");
         const risk = String(a.risk || "UNKNOWN").toUpperCase();
@@ -307,15 +410,27 @@ function renderCard({ model, el }) {
     );
   }
 
+  // what an answer sends: the actions shown, and the reason (then cleared)
+  function answer() {
+    const given = { ids: shownIds, reason: reason.value.trim() };
+    reason.value = "";
+    return given;
+  }
+  return { nodes: [box], buttons, update, answer };
+}
+
+// The Changes section, drawn again when the changed files move; an open diff is read again
+// when its file changes.
+function cardChanges(model) {
   const changes = changesSection(model);
-  // an open diff is read again when its file changes
-  let lastCounts = new Map();
-  let lastSig = null;
-  const renderChanges = (force) => {
+  const lastCounts = new Map();
+  let drawn = null;
+
+  function render(force) {
     const c = (model.get("state") || {}).changes || {};
     const sig = JSON.stringify(c);
-    if (force !== true && sig === lastSig) return;
-    lastSig = sig;
+    if (force !== true && sig === drawn) return;
+    drawn = sig;
     for (const f of Array.isArray(c.files) ? c.files : []) {
       const key = `${f.status} ${f.added} ${f.removed}`;
       const before = lastCounts.get(f.path);
@@ -328,54 +443,74 @@ function renderCard({ model, el }) {
       lastCounts.set(f.path, key);
     }
     changes.render(c);
+  }
+  const moved = () => render(false);
+  const arrived = () => render(true);
+  model.on("change:state", moved);
+  changes.store.listeners.add(arrived);
+  render(true);
+  return {
+    nodes: [changes.box],
+    dispose: () => {
+      model.off("change:state", moved);
+      changes.store.listeners.delete(arrived);
+    },
   };
+}
 
-  const resultBox = h("div", "ohj-result");
-  const resultLabel = h("div", "ohj-result-label", "Final answer");
-  const resultText = h("div", "ohj-result-text");
-  resultBox.append(resultLabel, resultText);
+// The final answer, once the run has ended.
+function cardAnswer() {
+  const box = h("div", "ohj-result");
+  const text = h("div", "ohj-result-text");
+  box.append(h("div", "ohj-result-label", "Final answer"), text);
 
-  const actions = h("div", "ohj-actions");
-  const mk = (label, action, cls) => {
-    const b = h("button", `ohj-btn ${cls || ""}`, label);
-    b.type = "button";
-    b.dataset.action = action;
-    return b;
-  };
-  // the command buttons come from Python's command table (state.buttons): this file only
-  // draws them where their "place" says and sends their command when clicked
+  function update(s) {
+    const rules = s.rules || NO_RULES;
+    text.textContent = s.result || "";
+    box.style.display = s.result && !rules.active ? "" : "none";
+  }
+  return { nodes: [box], update };
+}
+
+function button(label, action, cls) {
+  const b = h("button", `ohj-btn ${cls || ""}`, label);
+  b.type = "button";
+  b.dataset.action = action;
+  return b;
+}
+
+// The buttons and the follow-up box. The command buttons come from Python's command table
+// (state.buttons): this only draws each where its "place" says and sends its command.
+function cardActions(model, approval) {
+  const bar = h("div", "ohj-actions");
   const commandBox = h("span", "ohj-command-buttons");
-  const refreshBtn = mk("Refresh", "refresh");
-  const untrackBtn = mk("Stop tracking", "untrack", "ohj-quiet");
+  const refreshBtn = button("Refresh", "refresh");
+  const untrackBtn = button("Stop tracking", "untrack", "ohj-quiet");
   const input = h("input", "ohj-input");
   input.type = "text";
   input.placeholder = "Send a follow-up…";
-  // a draft and the feed's expansion live on the model object, so a re-rendered view keeps them
+  // a draft lives on the model object, so a view drawn again keeps it
   input.value = model.__ohjDraft || "";
   input.addEventListener("input", () => {
     model.__ohjDraft = input.value;
   });
   const sendBox = h("span", "ohj-send-buttons");
-  actions.append(commandBox, refreshBtn, untrackBtn, input, sendBox);
-  const actionError = h("div", "ohj-action-error");
-
-  root.append(head, sub, phase, retry, delayed, untracked, detail, feedBox, approval, changes.box, resultBox, actions, actionError);
+  bar.append(commandBox, refreshBtn, untrackBtn, input, sendBox);
+  const error = h("div", "ohj-action-error");
 
   let localBusy = "";
+  let redraw = () => {};
   const send = (action, extra) => {
     localBusy = action;
     model.send({ action, ...(extra || {}) });
-    update();
+    redraw();
   };
   refreshBtn.addEventListener("click", () => send("refresh"));
   untrackBtn.addEventListener("click", () => send("untrack"));
   // what a click on a command button sends, by where the button is
   const clicked = {
     bar: (command) => send(command),
-    approval: (command) => {
-      send(command, { ids: shownIds, reason: reason.value.trim() });
-      reason.value = "";
-    },
+    approval: (command) => send(command, approval.answer()),
     input: (command) => {
       const text = input.value.trim();
       if (!text) return;
@@ -384,154 +519,98 @@ function renderCard({ model, el }) {
       model.__ohjDraft = "";
     },
   };
-  const boxes = { bar: commandBox, approval: answerBox, input: sendBox };
-  let buttonsSig = null;
+  const boxes = { bar: commandBox, approval: approval.buttons, input: sendBox };
+  let drawn = null;
   let commandButtons = [];
+
   function renderButtons(list) {
     const sig = JSON.stringify(list.map((b) => [b.command, b.label, b.place, b.style]));
-    if (sig === buttonsSig) return;
-    buttonsSig = sig;
+    if (sig === drawn) return;
+    drawn = sig;
     commandButtons = [];
     const made = { bar: [], approval: [], input: [] };
     for (const b of list) {
       if (!boxes[b.place]) continue;
       const style = b.style ? `ohj-${String(b.style).replace(/[^a-z]/g, "")}` : "";
-      const button = mk(b.label, b.command, style);
-      button.addEventListener("click", () => clicked[b.place](b.command));
-      made[b.place].push(button);
-      commandButtons.push([button, b]);
+      const shown = button(b.label, b.command, style);
+      shown.addEventListener("click", () => clicked[b.place](b.command));
+      made[b.place].push(shown);
+      commandButtons.push([shown, b]);
     }
     for (const place of Object.keys(boxes)) boxes[place].replaceChildren(...made[place]);
   }
-  const doSend = () => {
-    const b = commandButtons.find(([, spec]) => spec.place === "input");
-    if (b && !b[0].disabled) clicked.input(b[1].command);
-  };
   input.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey) {
       e.preventDefault();
-      doSend();
+      const b = commandButtons.find(([, spec]) => spec.place === "input");
+      if (b && !b[0].disabled) clicked.input(b[1].command);
     }
     e.stopPropagation();
   });
-  feedToggle.addEventListener("click", () => {
-    expanded = !expanded;
-    saveViewState(model, { expanded });
-    renderFeed();
-  });
 
-  const store = feedStore(model);
-  function renderFeed() {
-    const feed = store.items;
-    const shown = expanded ? feed : feed.slice(-FEED_COLLAPSED);
-    feedList.replaceChildren(...shown.map(feedItem));
-    feedBox.style.display = feed.length ? "" : "none";
-    feedToggle.style.display = feed.length > FEED_COLLAPSED ? "" : "none";
-    feedToggle.textContent = expanded ? "Show less" : `Show all ${feed.length} events`;
-  }
-
-  function tick() {
-    const s = model.get("state") || {};
-    const end = s.ended_at || Date.now();
-    elapsed.textContent = s.started_at ? `${duration(end - s.started_at)} elapsed` : "";
-    if (s.retry_at && s.error) {
-      const wait = Math.max(0, Math.round((s.retry_at - Date.now()) / 1000));
-      retry.textContent = `${s.error} — next attempt in ${wait}s`;
-      retry.style.display = "";
-    } else {
-      retry.style.display = "none";
-    }
-  }
-
-  function update() {
-    const s = model.get("state") || {};
-    const status = String(s.status || "unknown");
+  function update(s) {
     const rules = s.rules || NO_RULES;
-    pill.textContent = rules.label;
-    pill.className = `ohj-pill ohj-s-${String(rules.style).replace(/[^a-z_]/g, "")}`;
-    root.dataset.status = status;
-    title.textContent = s.title || s.task || "";
-    title.title = s.task || "";
-    meta.textContent = s.conversation_id ? s.conversation_id.slice(0, 8) : "";
-    repo.textContent = s.repository ? `${s.repository}${s.branch ? "@" + s.branch : ""}` : "no repository";
-    cost.textContent = usageText(s.cost, s.tokens) + (s.max_cost_text ? ` (cap ${s.max_cost_text})` : "");
-    delayed.textContent =
-      s.activity === "delayed"
-        ? `Activity may be delayed: it comes from the server's event store, not live${s.activity_note ? ` (${s.activity_note})` : ""}.`
-        : s.store_note || "";
-    delayed.style.display = delayed.textContent ? "" : "none";
-    untracked.textContent = s.untracked_note || "";
-    untracked.style.display = untracked.textContent ? "" : "none";
-    root.dataset.activity = s.activity || "";
-    // pull requests: links where the repository's host is known, else their numbers
-    const pulls = Array.isArray(s.prs) ? s.prs : [];
-    const parts = [];
-    pulls.forEach((pr, i) => {
-      const url = safeUrl(pr && pr.url);
-      const label = `#${pr && pr.number}`;
-      let node = h("span", null, label);
-      if (url) {
-        node = h("a", "ohj-pr-link", label);
-        node.href = url;
-        node.target = "_blank";
-        node.rel = "noopener noreferrer";
-      }
-      if (i) parts.push(document.createTextNode(", "));
-      parts.push(node);
-    });
-    prs.replaceChildren(...(parts.length ? [document.createTextNode("PR "), ...parts] : []));
-    const url = safeUrl(s.url);
-    if (url) {
-      link.href = url;
-      link.style.display = "";
-    } else {
-      link.removeAttribute("href");
-      link.style.display = "none";
-    }
-    phase.textContent = s.phase_line || "";
-    phase.style.display = phase.textContent ? "" : "none";
-    detail.textContent = s.detail || "";
-    detail.style.display = detail.textContent ? "" : "none";
-    resultText.textContent = s.result || "";
-    resultBox.style.display = s.result && !rules.active ? "" : "none";
-
-    // a command under way shows until the server confirms it ("stopping…")
-    doing.textContent = s.doing || "";
-    doing.style.display = doing.textContent ? "" : "none";
     const busy = model.get("busy") || localBusy || s.doing;
-    const tracking = s.tracking !== false;
     refreshBtn.disabled = !!busy || !s.conversation_id;
-    untrackBtn.disabled = !!busy || !tracking;
+    untrackBtn.disabled = !!busy || s.tracking === false;
     input.disabled = !rules.send;
-    renderPending(s);
     const specs = Array.isArray(s.buttons) ? s.buttons : [];
     renderButtons(specs);
     const enabled = new Set(specs.filter((b) => b.enabled).map((b) => b.command));
-    for (const [button, spec] of commandButtons) button.disabled = !!busy || !enabled.has(spec.command);
-    for (const b of [refreshBtn, untrackBtn, ...commandButtons.map(([button]) => button)]) {
+    for (const [b, spec] of commandButtons) b.disabled = !!busy || !enabled.has(spec.command);
+    for (const b of [refreshBtn, untrackBtn, ...commandButtons.map(([b]) => b)]) {
       b.classList.toggle("ohj-busy", busy === b.dataset.action);
     }
-    actionError.textContent = model.get("action_error") || s.command_note || "";
-    actionError.style.display = actionError.textContent ? "" : "none";
-    tick();
+    shownIf(error, model.get("action_error") || s.command_note);
   }
+  return {
+    nodes: [bar, error],
+    update,
+    // the busy flag from Python is down: what this view sent is no longer under way
+    settled: () => {
+      localBusy = "";
+    },
+    onSend: (fn) => {
+      redraw = fn;
+    },
+  };
+}
 
+function renderCard({ model, el }) {
+  const root = h("div", "ohj-card");
+  el.appendChild(root);
+  const header = cardHeader();
+  const notes = cardNotes();
+  const feed = cardFeed(model);
+  const approval = cardApproval();
+  const changes = cardChanges(model);
+  const answer = cardAnswer();
+  const actions = cardActions(model, approval);
+  const drawn = [header, notes, approval, answer, actions];
+  for (const part of [header, notes, feed, approval, changes, answer, actions]) root.append(...part.nodes);
+
+  const tick = () => {
+    const s = model.get("state") || {};
+    header.tick(s);
+    notes.tick(s);
+  };
+  const update = () => {
+    const s = model.get("state") || {};
+    root.dataset.status = String(s.status || "unknown");
+    root.dataset.activity = s.activity || "";
+    for (const part of drawn) part.update(s);
+    tick();
+  };
+  actions.onSend(update);
   const onBusy = () => {
-    if (!model.get("busy")) localBusy = "";
+    if (!model.get("busy")) actions.settled();
     update();
   };
   model.on("change:state", update);
-  const changesMoved = () => renderChanges(false);
-  const diffArrived = () => renderChanges(true);
-  model.on("change:state", changesMoved);
   model.on("change:busy", onBusy);
   model.on("change:action_error", update);
-  store.listeners.add(renderFeed);
-  changes.store.listeners.add(diffArrived);
   const timer = setInterval(tick, 1000);
   update();
-  renderFeed();
-  renderChanges(true);
   const viewId = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
   const leave = () => reportView(model, false, viewId);
   window.addEventListener("pagehide", leave);
@@ -539,11 +618,10 @@ function renderCard({ model, el }) {
   return () => {
     clearInterval(timer);
     model.off("change:state", update);
-    model.off("change:state", changesMoved);
-    changes.store.listeners.delete(diffArrived);
     model.off("change:busy", onBusy);
     model.off("change:action_error", update);
-    store.listeners.delete(renderFeed);
+    feed.dispose();
+    changes.dispose();
     window.removeEventListener("pagehide", leave);
     leave();
   };
@@ -726,4 +804,13 @@ function render(ctx) {
   return ctx.model.get("rows") === undefined ? renderCard(ctx) : renderPanel(ctx);
 }
 
-export default { render };
+// Once per model, before any view: a card's feed and diffs are kept from its first message
+// on, and every view of it draws from them.
+function initialize({ model }) {
+  if (model.get("rows") === undefined) {
+    feedStore(model);
+    diffStore(model);
+  }
+}
+
+export default { initialize, render };
