@@ -153,3 +153,16 @@ def test_one_route_table_per_version_serves_and_names_requests() -> None:
     assert route_name("POST", f"/api/conversations/{cid}/stop") == "v0.stop"
     assert route_name("GET", f"/api/conversations/{cid}") == "v0.conversation"
     assert route_name("GET", "/api/nothing/here") == "other"
+
+
+def test_a_request_sent_while_told_to_wait_counts_as_early() -> None:
+    """``stats.early_after_429`` catches a client that ignores ``Retry-After``."""
+    with Simulator(api_key=API_KEY) as sim:
+        sim.faults.rate_limit_rate = 1.0
+        sim.faults.retry_after = 2.0
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        url = f"{sim.url}/api/v1/app-conversations/count"
+        assert httpx.get(url, headers=headers).status_code == 429
+        time.sleep(0.3)  # the client had the 429 and did not wait
+        assert httpx.get(url, headers=headers).status_code == 429
+        assert sim.stats.early_after_429 == 1

@@ -87,6 +87,10 @@ class Record:
     identity: str = ""
 
 
+#: how long after a 429 went out a request from that client may still have been on its way
+IN_FLIGHT = 0.1
+
+
 class Stats:
     """What the simulator saw: per-route counts and a log of every API request."""
 
@@ -99,7 +103,8 @@ class Stats:
         self.faults_injected: Counter[str] = Counter()
         self.early_after_429 = 0
         self.starts_seen: Counter[str] = Counter()
-        self._blocked_until: dict[str, float] = {}
+        #: per client: when its last 429 went out, and until when it asked it to wait
+        self._blocked_until: dict[str, tuple[float, float]] = {}
         self.lock = threading.Lock()
 
     def reset(self) -> None:
@@ -141,8 +146,11 @@ class Gate:
         with stats.lock:
             stats.counts[record.route] += 1
             stats.log.append(record)
-            until = stats._blocked_until.get(identity)
-            if until is not None and record.at < until - 0.05:
+            waiting = stats._blocked_until.get(identity)
+            # a request that reaches the server just after the 429 went out may have been on
+            # its way before the client had it (a busy machine is slow to hand it over): early
+            # only once the client has had IN_FLIGHT seconds to hold back
+            if waiting is not None and waiting[0] + IN_FLIGHT < record.at < waiting[1] - 0.05:
                 stats.early_after_429 += 1
 
         async def counted_send(message: Message) -> None:
@@ -154,9 +162,8 @@ class Gate:
                     for k, v in message.get("headers", []):
                         if k.decode().lower() == "retry-after":
                             with stats.lock:
-                                stats._blocked_until[identity] = time.monotonic() + float(
-                                    v.decode()
-                                )
+                                now = time.monotonic()
+                                stats._blocked_until[identity] = (now, now + float(v.decode()))
             await send(message)
 
         faults: Faults = cfg.faults

@@ -40,11 +40,11 @@ class LiveHosting(TrackerCore):
         return backend.endpoint_problem(info)
 
     def _live_wanted(self, tracked: Tracked) -> bool:
-        # someone watches it, or its cost cap needs each figure as it comes (the app server's
-        # store is fed in batches up to 30 s apart)
+        # someone watches it, or its cost cap needs each figure as it comes, up to the stop
+        # (the app server's store is fed in batches up to 30 s apart)
         if self.closed or not tracked.tracking:
             return False
-        if not tracked.watched and not self._capped(tracked):
+        if not tracked.watched and not self._cost_followed(tracked):
             return False
         if not self.config.live_events:
             return False

@@ -43,7 +43,7 @@ class Reading(TrackerCore):
                 tracked.watched
                 or tracked.command is not None
                 or tracked.status == st.WAITING
-                or self._capped(tracked)
+                or self._cost_followed(tracked)
             )
             if not final and (not wanted or self._live_covers(tracked)):
                 tracked.events_due = math.inf

@@ -145,7 +145,7 @@ class Reconcile(TrackerCore):
         tracked.next_due = now + self._interval(tracked)
         if tracked.poll_ahead is not None:
             tracked.next_due = min(tracked.next_due, now + self.config.s(SOCKET_GRACE))
-        wanted = tracked.visible or tracked.status == st.WAITING or self._capped(tracked)
+        wanted = tracked.visible or tracked.status == st.WAITING or self._cost_followed(tracked)
         if wanted and tracked.status not in st.FINAL and tracked.events_due == math.inf:
             tracked.events_due = now
         self._check_cost(tracked)

@@ -393,6 +393,13 @@ class Steering(TrackerCore):
         """It has a cost cap not yet acted on (its stats events are read for the cost)."""
         return bool(tracked.request and tracked.request.max_cost) and not tracked.cost_stopped
 
+    def _cost_followed(self, tracked: Tracked) -> bool:
+        """Its cost is followed as it comes: a cap not yet acted on, or acted on while the run
+        has not yet stopped (the last figures come up to the stop, and are what was spent)."""
+        return self._capped(tracked) or (
+            tracked.cost_stopped and tracked.tracking and tracked.status not in st.FINAL
+        )
+
     def _check_cost(self, tracked: Tracked) -> None:
         """Once its cost passes the cap it was started with, stop the agent through the same
         command path (a running agent is stopped; an action waiting for approval is rejected,
