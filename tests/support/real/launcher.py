@@ -67,6 +67,20 @@ for name in (
     if hasattr(module, "is_running_in_docker"):
         module.is_running_in_docker = lambda: False
 
+# the legacy local runtime (1.6) takes its servers' ports from 30000-59999, inside this
+# machine's range for outgoing connections: a port it found free can be taken before its
+# server binds it (by a kernel or a browser of another test), and the runtime then waits for
+# ever for a server that is not there. Ranges of their own, below that range, instead.
+try:
+    local_runtime = importlib.import_module("openhands.runtime.impl.local.local_runtime")
+except ImportError:
+    pass
+else:
+    local_runtime.EXECUTION_SERVER_PORT_RANGE = (10000, 12999)
+    local_runtime.VSCODE_PORT_RANGE = (13000, 15999)
+    local_runtime.APP_PORT_RANGE_1 = (16000, 17999)
+    local_runtime.APP_PORT_RANGE_2 = (18000, 19999)
+
 from openhands.app_server.sandbox import process_sandbox_service as pss
 from openhands.app_server.sandbox.sandbox_models import SandboxStatus
 
@@ -364,7 +378,8 @@ class RealServer:
                 # the OH_SANDBOX_* settings below reach the process sandbox only with its kind
                 "OH_SANDBOX_KIND": "ProcessSandboxServiceInjector",
                 "OH_SANDBOX_BASE_WORKING_DIR": str(self.dir / "sandboxes"),
-                "OH_SANDBOX_BASE_PORT": str(20000 + (os.getpid() * 7 + self.port) % 20000),
+                # below the range of outgoing ports (32768 and up): see the note on the local runtime
+                "OH_SANDBOX_BASE_PORT": str(20000 + (os.getpid() * 7 + self.port) % 12000),
                 "OH_SANDBOX_AGENT_SERVER_MODULE": "ohj_agent_server",
                 "OH_WEBHOOKS_0_BASE_URL": f"{self.url}/api/v1/webhooks",
                 # one sandbox for the whole run: 1.11.0 puts at most 20 conversations in one
