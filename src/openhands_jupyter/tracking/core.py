@@ -78,6 +78,15 @@ class TrackerCore:
         def _capped(self, tracked: Tracked) -> bool: ...
         def _cost_followed(self, tracked: Tracked) -> bool: ...
         def _check_cost(self, tracked: Tracked) -> None: ...
+        async def command(
+            self,
+            tracked: Tracked,
+            name: str,
+            *,
+            text: str = "",
+            ids: tuple[str, ...] | list[str] | None = None,
+            origin: str = "",
+        ) -> Any: ...
 
     def __init__(
         self,
@@ -223,6 +232,13 @@ class TrackerCore:
 
     def wake(self) -> None:
         self.call_soon(self._start_task)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        """Run ``coro`` in the background on the tracker's loop, kept until it is done."""
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     async def _get_backend(self) -> Backend:
         backend = await self._backend()

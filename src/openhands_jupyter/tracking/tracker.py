@@ -15,6 +15,7 @@ from ..api.backend import request_gate
 from ..api.errors import OpenHandsError, RateLimitError
 from ..api.transport import backoff_delay
 from .core import log
+from .cost_cap import CostCap
 from .launching import Launching
 from .live_host import LiveHosting
 from .policies import Policies
@@ -27,7 +28,7 @@ from .steering import Steering
 IDLE_TURN = 0.25
 
 
-class Tracker(Registry, Launching, Reconcile, Reading, LiveHosting, Policies, Steering):
+class Tracker(Registry, Launching, Reconcile, Reading, LiveHosting, Policies, CostCap, Steering):
     """Follows many conversations with few requests, on one loop and one budget."""
 
     async def _run(self) -> None:
