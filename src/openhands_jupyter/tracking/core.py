@@ -78,15 +78,7 @@ class TrackerCore:
         def _capped(self, tracked: Tracked) -> bool: ...
         def _cost_followed(self, tracked: Tracked) -> bool: ...
         def _check_cost(self, tracked: Tracked) -> None: ...
-        async def command(
-            self,
-            tracked: Tracked,
-            name: str,
-            *,
-            text: str = "",
-            ids: tuple[str, ...] | list[str] | None = None,
-            origin: str = "",
-        ) -> Any: ...
+        async def command(self, *args: Any, **kwargs: Any) -> Any: ...
 
     def __init__(
         self,
