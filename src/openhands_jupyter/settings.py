@@ -192,11 +192,11 @@ def effective(configured: Mapping[str, Any]) -> dict[str, tuple[Any, str]]:
     file_values, _warnings, path = read_defaults()
     out: dict[str, tuple[Any, str]] = {}
     for name, default in DEFAULTS.items():
-        env_name = ENVIRONMENT.get(name)
+        from_env = from_environment(name)
         if configured.get(name) is not None:
             out[name] = (configured[name], "%config")
-        elif env_name and os.environ.get(env_name):
-            out[name] = (KINDS[name](os.environ[env_name]), env_name)
+        elif from_env is not None:
+            out[name] = (KINDS[name](from_env), ENVIRONMENT[name])
         elif name in file_values:
             out[name] = (file_values[name], str(path))
         else:

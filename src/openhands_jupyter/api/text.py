@@ -4,6 +4,7 @@ that UTF-8 cannot encode; they become U+FFFD before anything is synced to the br
 from __future__ import annotations
 
 import re
+import time
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -70,3 +71,8 @@ def money(dollars: float) -> str:
     while decimals < 6 and abs(round(dollars, decimals) - dollars) > abs(dollars) * 0.005:
         decimals += 1
     return f"${dollars:,.{decimals}f}"
+
+
+def wall_clock_in(seconds: float) -> str:
+    """The local time ``seconds`` from now, as the client says it (``14:05:09``)."""
+    return time.strftime("%H:%M:%S", time.localtime(time.time() + seconds))

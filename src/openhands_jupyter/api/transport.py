@@ -8,7 +8,6 @@ import contextvars
 import json
 import random
 import threading
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -25,6 +24,7 @@ from .errors import (
 )
 from .loops import BackgroundLoop, running_loop
 from .secrets import Secret, package_logger, redact
+from .text import wall_clock_in
 
 T = TypeVar("T")
 
@@ -173,7 +173,7 @@ class Transport:
                 if exc.retry_after is not None and exc.retry_after > self.max_retry_wait:
                     # a long wait is the caller's to schedule (the tracker waits and says
                     # so); a blocking call never hangs on it silently
-                    at = time.strftime("%H:%M:%S", time.localtime(time.time() + exc.retry_after))
+                    at = wall_clock_in(exc.retry_after)
                     raise RateLimitError(
                         f"{exc} The server asks to wait {exc.retry_after:g} s: try again after "
                         f"{at}.",

@@ -9,11 +9,6 @@ import threading
 import time
 
 
-def wall_clock_in(seconds: float) -> str:
-    """The local time ``seconds`` from now, as a card says it (``14:05:09``)."""
-    return time.strftime("%H:%M:%S", time.localtime(time.time() + seconds))
-
-
 class Clock:
     """Real time: ``time.monotonic`` and ``asyncio`` sleeps."""
 

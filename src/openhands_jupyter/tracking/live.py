@@ -14,8 +14,9 @@ from ..api.errors import AuthenticationError, NotFoundError, OpenHandsError, Uns
 from ..api.models import Event
 from ..api.secrets import package_logger
 from ..api.socket import MAX_FRAME, EventSocket, open_event_socket
+from ..api.text import wall_clock_in
 from ..api.transport import backoff_delay, request_gate
-from .clock import Clock, wall_clock_in
+from .clock import Clock
 from .state import LIVE_CONNECTING, LIVE_FALLBACK, LIVE_ON, LIVE_RETRYING, Tracked
 
 log = package_logger("openhands_jupyter.tracking")

@@ -20,8 +20,8 @@ from ..api.errors import (
 from ..api.ids import later, parse_time
 from ..api.models import ConversationInfo, Event
 from ..api.secrets import package_logger
+from ..api.text import wall_clock_in
 from ..api.transport import backoff_delay, within
-from .clock import wall_clock_in
 from .commands import COMMANDS, Args, Under, allowed, refusal
 from .core import TrackerCore
 from .state import Tracked
