@@ -33,9 +33,7 @@ class Registry(TrackerCore):
         self.call_soon(self._entries_changed)
 
     def _entries_changed(self) -> None:
-        if self.closed:
-            return  # closed meanwhile: whoever watched has nothing left to follow
-        for watcher in list(self.watchers):
+        for watcher in list(self.watchers):  # none once closed (``close`` lets them go)
             try:
                 watcher()
             except Exception:
