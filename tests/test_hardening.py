@@ -427,7 +427,8 @@ def test_every_usage_the_server_reports_counts() -> None:
 def test_the_cap_counts_a_condensers_spend(sim_client: SimClient) -> None:
     # each step costs the agent $0.0123 and its condenser $0.05: the total passes the cap
     # at the second step, the agent's own share only at the ninth
-    sim, oh = sim_client(condenser_cost=0.05)
+    # at a quarter of the usual speed: the stop lands within the same steps on a busy machine
+    sim, oh = sim_client(condenser_cost=0.05, speed=5)
     conv = oh.start("Keep going [sim:long]", max_cost=0.1)
     eventually(lambda: conv.status == "paused", 30)
     world = sim.world.conversations[conv.id]  # type: ignore[index]

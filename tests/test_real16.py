@@ -88,7 +88,7 @@ def test_v0_long_run_keeps_its_state(server16_v0: RealServer) -> None:
         conv = oh.start("Many steps [llm:many=14] [llm:slow=0.6]")
         # wait until the run has produced more events than one status read looks at
         try:
-            eventually(lambda: len([e for e in conv.events() if e.type == "output"]) >= 11, 300, 1)
+            eventually(lambda: len([e for e in conv.events() if e.type == "output"]) >= 11, 500, 1)
         except AssertionError:
             shown = [(e.type, e.text[:60]) for e in conv.events()][-8:]
             raise AssertionError(

@@ -72,10 +72,18 @@ for name in (
 # server binds it (by a kernel or a browser of another test), and the runtime then waits for
 # ever for a server that is not there. Ranges of their own, below that range, instead.
 try:
+    import tenacity
+
     local_runtime = importlib.import_module("openhands.runtime.impl.local.local_runtime")
 except ImportError:
     pass
 else:
+    # its server waits up to 120 s to come alive: on a busy two-core machine a fresh
+    # server's start-up takes longer than that, and the conversation then never starts
+    runtime = local_runtime.LocalRuntime
+    runtime._wait_until_alive = runtime._wait_until_alive.retry_with(
+        stop=tenacity.stop_after_delay(400)
+    )
     local_runtime.EXECUTION_SERVER_PORT_RANGE = (10000, 12999)
     local_runtime.VSCODE_PORT_RANGE = (13000, 15999)
     local_runtime.APP_PORT_RANGE_1 = (16000, 17999)
