@@ -12,8 +12,9 @@ from ..api.errors import (
 )
 from ..api.models import Event
 from .core import BUSY, TrackerCore, log
+from .heard import run_ended
 from .live import LiveFeed, gap_since
-from .state import LIVE_FALLBACK, LIVE_OFF, Tracked, run_ended
+from .state import LIVE_FALLBACK, LIVE_OFF, Tracked
 
 #: how long after its live feed gave up a conversation's socket is tried again (seconds)
 LIVE_RETRY = 60.0
