@@ -3,7 +3,8 @@ beside the new events only), and app-server requests per minute with N idle widg
 screen and after they are cleared, with the time a new conversation then takes to finish.
 
 Run: ``.venv/bin/python -m bench.widgets [--n 50] [--speed 10]``. Against the simulator (its
-clock sped up; figures are per simulated minute). Prints the figures and writes
+clock sped up; figures are per simulated minute). To measure another checkout's package (an
+earlier commit's, say) with this script, put its ``src`` first: ``PYTHONPATH=../old/src``. Prints the figures and writes
 ``bench/results/widgets.json``.
 """
 
@@ -12,21 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-# --src DIR measures another checkout's package (an earlier commit's, say) with this script
-SRC = sys.argv[sys.argv.index("--src") + 1] if "--src" in sys.argv else str(ROOT / "src")
-if "--src" in sys.argv:
-    sys.path.insert(0, SRC)
-
-from openhands_jupyter import OpenHands  # noqa: E402
-from openhands_jupyter.sim import Simulator  # noqa: E402
-from openhands_jupyter.tracking import TrackerConfig  # noqa: E402
-from openhands_jupyter.ui.widget import FEED_LIMIT, ConversationWidget  # noqa: E402
+import openhands_jupyter
+from openhands_jupyter import OpenHands
+from openhands_jupyter.sim import Simulator
+from openhands_jupyter.tracking import TrackerConfig
+from openhands_jupyter.ui.widget import FEED_LIMIT, ConversationWidget
 
 OUT = Path(__file__).resolve().parent / "results"
 
@@ -164,7 +159,6 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=50)
     parser.add_argument("--speed", type=float, default=10.0)
-    parser.add_argument("--src", default=None, help="the package source to measure")
     parser.add_argument("--out", default="widgets.json")
     args = parser.parse_args()
     results: dict[str, Any] = {"feed": [], "idle": []}
@@ -187,7 +181,7 @@ def main() -> None:
             f"in {r['new_to_finished_s_shown']} s vs {r['new_to_finished_s_cleared']} s"
         )
     OUT.mkdir(exist_ok=True)
-    results["src"] = SRC
+    results["src"] = str(Path(openhands_jupyter.__file__).resolve().parent.parent)
     (OUT / args.out).write_text(json.dumps(results, indent=2))
 
 

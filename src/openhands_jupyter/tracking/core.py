@@ -223,6 +223,10 @@ class TrackerCore:
             self._wake.set()
 
     def wake(self) -> None:
+        """Let the loop look again now (nothing once the client is closed: a widget or a
+        callback may still ask after it)."""
+        if self.closed:
+            return
         self.call_soon(self._start_task)
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
