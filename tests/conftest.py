@@ -48,7 +48,8 @@ SimClient = Callable[..., tuple[Simulator, OpenHands]]
 def sim_client() -> Iterator[SimClient]:
     """``sim_client(**simulator_options)`` starts a simulator (at ``SPEED`` unless told) and a
     client on it with fast tracker settings (``config=``, ``key=``, ``progress=`` to change
-    them); both close after the test."""
+    them); both close after the test. With ``clock=`` (a ``ManualClock``) the simulator and
+    the tracker share it, unscaled: the test moves time (``waiting.run_for``, ``until``)."""
     with ExitStack() as stack:
 
         def make(
@@ -58,11 +59,14 @@ def sim_client() -> Iterator[SimClient]:
             progress: bool = False,
             **options: Any,
         ) -> tuple[Simulator, OpenHands]:
-            options.setdefault("speed", SPEED)
+            clock = options.get("clock")
+            options.setdefault("speed", SPEED if clock is None else 1.0)
+            if config is None:
+                config = (
+                    fast_config() if clock is None else fast_config(time_scale=1.0, clock=clock)
+                )
             server = stack.enter_context(Simulator(**options))
-            oh = OpenHands(
-                key, server.url, tracker_config=config or fast_config(), progress=progress
-            )
+            oh = OpenHands(key, server.url, tracker_config=config, progress=progress)
             stack.enter_context(oh)
             return server, oh
 

@@ -12,9 +12,10 @@ import pytest
 
 from openhands_jupyter import AsyncOpenHands, OpenHands
 from openhands_jupyter.sim import Faults, Simulator
+from openhands_jupyter.tracking import ManualClock
 
 from .conftest import SPEED, SimClient, fast_config
-from .waiting import eventually
+from .waiting import eventually, run_for, until
 
 
 def max_in_window(stamps: list[float], window: float) -> int:
@@ -65,19 +66,20 @@ def test_many_conversations_reach_their_true_status_within_budget(n: int) -> Non
 
 
 def test_requests_stop_when_nothing_needs_polling(sim_client: SimClient) -> None:
-    sim, oh = sim_client()
+    clock = ManualClock()
+    sim, oh = sim_client(clock=clock)
     conv = oh.start("quick")
-    conv.wait(timeout=20)
+    until(clock, lambda: conv.status == "finished" and conv.result, 300)
     after = len(sim.stats.log)
 
-    # the end may be confirmed with the app server once more; then a whole second (20
-    # sim-seconds) goes by without a request
-    def quiet_for_a_second() -> bool:
+    # the end may be confirmed with the app server once more; then 20 s go by without a
+    # request
+    def quiet_for_twenty_seconds() -> bool:
         before = sim.stats.total
-        time.sleep(1.0)
+        run_for(clock, 20)
         return sim.stats.total == before
 
-    eventually(quiet_for_a_second, 10)
+    until(clock, quiet_for_twenty_seconds, 200)
     late = [r.route for r in sim.stats.log[after:]]
     assert len(late) <= 2, late
     assert conv.status == "finished"

@@ -1,10 +1,14 @@
-"""One way for tests to wait for something to become true, with a deadline."""
+"""How tests wait: for something to become true, with a deadline, in real time or on a
+manual clock that the simulator and the tracker share."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from openhands_jupyter.tracking import ManualClock
 
 T = TypeVar("T")
 
@@ -22,4 +26,32 @@ def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {timeout:g} s")
         (step or time.sleep)(every)
+    return value
+
+
+def tick(clock: ManualClock, seconds: float = 1.0) -> None:
+    """Move a shared manual clock on, and let what woke (the tracker's loop, its feeds) do what
+    is due until it sleeps again (a woken task that ends is given a moment, then left)."""
+    before = clock.sleepers
+    clock.advance(seconds)
+    deadline = time.monotonic() + 2.0
+    while clock.sleepers < max(1, before) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def run_for(clock: ManualClock, seconds: float, step: float = 1.0) -> None:
+    """``seconds`` of the shared clock, a ``tick`` at a time."""
+    for _ in range(round(seconds / step)):
+        tick(clock, step)
+
+
+def until(clock: ManualClock, check: Callable[[], T], limit: float, step: float = 1.0) -> T:
+    """``check()``'s first true value as the shared clock moves on a ``step`` at a time; fail
+    after ``limit`` seconds of that clock."""
+    moved = 0.0
+    while not (value := check()):
+        if moved >= limit:
+            raise AssertionError(f"not true within {limit:g} s of the shared clock")
+        tick(clock, step)
+        moved += step
     return value

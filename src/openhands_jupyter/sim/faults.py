@@ -141,7 +141,7 @@ class Gate:
         if not path.startswith("/api/"):
             await self.app(scope, receive, send)
             return
-        record = Record(time.monotonic(), method, route_name(method, path), identity=identity[-6:])
+        record = Record(cfg.world.now(), method, route_name(method, path), identity=identity[-6:])
         stats: Stats = cfg.stats
         with stats.lock:
             stats.counts[record.route] += 1
@@ -162,7 +162,7 @@ class Gate:
                     for k, v in message.get("headers", []):
                         if k.decode().lower() == "retry-after":
                             with stats.lock:
-                                now = time.monotonic()
+                                now = cfg.world.now()
                                 stats._blocked_until[identity] = (now, now + float(v.decode()))
             await send(message)
 
@@ -238,7 +238,7 @@ class Gate:
 
     def _rate(self, identity: str) -> list[tuple[str, str]] | None:
         cfg = self.config
-        now = time.monotonic()
+        now = cfg.world.now()
         scale = 1.0 / cfg.world.speed if cfg.scale_rate_limit else 1.0
         for name, window, limit in (
             ("s", 1.0 * scale, cfg.per_second),

@@ -13,7 +13,7 @@ import uvicorn
 from .agent import build_agent_app
 from .app import SimConfig, build_app
 from .faults import Faults, Stats
-from .world import World
+from .world import Now, World
 
 
 class _Served:
@@ -65,7 +65,9 @@ class Simulator:
     """Serve the simulated OpenHands API over real HTTP: the app server, and an agent server
     on a second port (``agent_url``) with the event socket.
 
-    ``speed`` divides every scripted duration (a sandbox takes ~8.5 s at speed 1). ``api`` is
+    ``speed`` divides every scripted duration (a sandbox takes ~8.5 s at speed 1). ``clock``
+    (anything with ``now()``, such as the tracker's ``ManualClock``) replaces the real clock:
+    a test that shares it with the tracker moves both by hand. ``api`` is
     ``"v1"``, ``"v0"`` or ``"both"``. ``api_key`` makes it require ``Authorization: Bearer``;
     ``session_api_key`` makes it require ``X-Session-API-Key``. ``rate_limit`` enforces the Cloud
     limits (10/s, 100/min, scaled by ``speed``); ``max_concurrent`` answers
@@ -122,10 +124,12 @@ class Simulator:
         condenser_cost: float = 0.0,
         agent_version: str = "1.34",
         store_refuses: bool = False,
+        clock: Now | None = None,
     ) -> None:
         self.port = port
         self.agent_port = 0
         self.world = World(
+            clock=clock,
             speed=speed,
             batch_size=batch_size,
             flush_delay=flush_delay,

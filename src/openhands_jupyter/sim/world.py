@@ -9,7 +9,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from . import scenarios as sc
 from .tree import SimTree
@@ -100,6 +100,12 @@ class SimStartTask:
     detail: str | None = None
 
 
+class Now(Protocol):
+    """A clock: ``time.monotonic``-like seconds."""
+
+    def now(self) -> float: ...
+
+
 class World:
     """Everything the simulated server knows. Thread-safe; advanced lazily on every request."""
 
@@ -119,8 +125,12 @@ class World:
         idle_before_run: float = 0.0,
         approval_settle: float = 0.5,
         condenser_cost: float = 0.0,
+        clock: Now | None = None,
     ) -> None:
         self.speed = speed
+        #: where the time comes from: the real monotonic clock, or one a test moves by hand
+        #: (shared with the tracker, so that waiting is done in no real time)
+        self.clock = clock
         self.condenser_cost = condenser_cost
         self.approval_settle = approval_settle
         self.idle_before_run = idle_before_run
@@ -152,7 +162,7 @@ class World:
 
     # -- clock --------------------------------------------------------------------------------
     def now(self) -> float:
-        return time.monotonic()
+        return time.monotonic() if self.clock is None else self.clock.now()
 
     def scaled(self, sim_seconds: float) -> float:
         return sim_seconds / self.speed

@@ -111,6 +111,18 @@ def _process_status(self, process_info):
 
 pss.ProcessSandboxService._get_process_status = _process_status
 
+# an agent server is given 30 s to come up: on a busy two-core machine its start-up (imports,
+# tools) takes longer, and the sandbox is then deleted ("Agent Server Failed to start
+# properly"). Five minutes instead.
+_server_ready = pss.ProcessSandboxService._wait_for_server_ready
+
+
+async def _wait_for_server_ready(self, port, timeout=30):
+    return await _server_ready(self, port, timeout=max(timeout, 300))
+
+
+pss.ProcessSandboxService._wait_for_server_ready = _wait_for_server_ready
+
 try:
     from openhands.app_server.app import app  # 1.7 and later: the V1 app server
 except ImportError:
