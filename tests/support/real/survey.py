@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from functools import partial
 from typing import Any
 
 import httpx
@@ -14,6 +15,11 @@ from websockets.sync.client import connect
 
 P = "/api/v1/app-conversations"
 ZERO = "0" * 32
+
+# the agent server's own routes are asked directly: as patient as the app's client (60 s; an
+# /interrupt may hold its answer for seconds while a run winds down, longer on a busy machine)
+_get = partial(httpx.get, timeout=60)
+_post = partial(httpx.post, timeout=60)
 
 
 def shape(value: Any) -> Any:
@@ -117,7 +123,7 @@ class Survey:
         base, keys = self.agent(info)
         r = self.ask(
             "agent events",
-            httpx.get(f"{base}/api/conversations/{cid}/events/search", headers=keys),
+            _get(f"{base}/api/conversations/{cid}/events/search", headers=keys),
         )
         self.answers["agent event kinds"] = event_kinds(r.json()["items"])
         self.ask("app events", c.get(f"/api/v1/conversation/{cid}/events/search"))
@@ -127,14 +133,14 @@ class Survey:
         )
         self.ask(
             "agent events, wrong key",
-            httpx.get(
+            _get(
                 f"{base}/api/conversations/{cid}/events/search",
                 headers={"X-Session-API-Key": "wrong"},
             ),
         )
         self.ask(
             "agent conversation",
-            httpx.get(f"{base}/api/conversations/{cid}", headers=keys),
+            _get(f"{base}/api/conversations/{cid}", headers=keys),
         )
         self.answers["socket first frame"] = self.first_frame(base, cid, keys)
         self.ask("sandboxes", c.get("/api/v1/sandboxes", params={"id": info["sandbox_id"]}))
@@ -153,9 +159,9 @@ class Survey:
         bbase, bkeys = self.agent(binfo)
         self.ask(
             "agent message",
-            httpx.post(f"{bbase}/api/conversations/{bid}/events", json=message("x"), headers=bkeys),
+            _post(f"{bbase}/api/conversations/{bid}/events", json=message("x"), headers=bkeys),
         )
-        self.ask("agent pause", httpx.post(f"{bbase}/api/conversations/{bid}/pause", headers=bkeys))
+        self.ask("agent pause", _post(f"{bbase}/api/conversations/{bid}/pause", headers=bkeys))
         self.answers["paused execution"] = self.wait(bid, ("paused",))["sandbox_status"]
         # the agent server refuses a run (409) until the run the pause ended has wound down
         # (1.58 holds it while its last events are delivered: 15 s when the app refuses them)
@@ -164,7 +170,7 @@ class Survey:
         self.wait(bid, ("running",))
         self.ask(
             "agent interrupt",
-            httpx.post(f"{bbase}/api/conversations/{bid}/interrupt", headers=bkeys),
+            _post(f"{bbase}/api/conversations/{bid}/interrupt", headers=bkeys),
         )
         self.answers["interrupted execution"] = self.wait(bid, ("paused",))["execution_status"]
         self.ask(
@@ -173,7 +179,7 @@ class Survey:
         )
         self.ask(
             "agent interrupt unknown",
-            httpx.post(f"{bbase}/api/conversations/{uuid.UUID(ZERO)}/interrupt", headers=bkeys),
+            _post(f"{bbase}/api/conversations/{uuid.UUID(ZERO)}/interrupt", headers=bkeys),
         )
         # unknown routes and bad input
         self.ask("unknown GET", c.get("/api/v1/no-such-route"))
@@ -189,7 +195,7 @@ class Survey:
         self.ask("delete unknown", c.delete(f"{P}/{ZERO}"))
         self.ask("send to unknown", c.post(f"{P}/{ZERO}/send-message", json=message("x")))
         self.ask("unknown conversation", c.get(P, params={"ids": ZERO}))
-        self.ask("wrong app key", httpx.get(f"{c.base_url}{P}/count"))
+        self.ask("wrong app key", _get(f"{c.base_url}{P}/count"))
         # a deleted conversation
         self.ask("delete", c.delete(f"{P}/{cid}"))
         time.sleep(1.0)
@@ -210,7 +216,7 @@ class Survey:
     def run_again(url: str, keys: dict[str, str]) -> httpx.Response:
         deadline = time.monotonic() + 45
         while True:
-            r = httpx.post(url, headers=keys)
+            r = _post(url, headers=keys)
             if r.status_code != 409 or time.monotonic() > deadline:
                 return r
             time.sleep(1.0)
