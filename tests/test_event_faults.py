@@ -4,17 +4,16 @@ never a wait for ever. Also 1.6's event store, whose timestamp filter fails."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
 from openhands_jupyter import OpenHands
 from openhands_jupyter.sim import SCRIPT_COMMAND, Simulator, finish_message
-from openhands_jupyter.tracking import Snapshot
+from openhands_jupyter.tracking import ManualClock, Snapshot
 
 from .conftest import SPEED, SimClient, fast_config
-from .waiting import eventually
+from .waiting import eventually, run_for, until
 
 #: events from the app server's store only (no agent-server socket): the path these faults hit
 STORE_ONLY = fast_config(live_events=False)
@@ -46,13 +45,15 @@ def test_a_bad_events_answer_is_retried_and_shown(
 
 
 def test_one_conversations_failing_events_never_hold_up_the_others(sim_client: SimClient) -> None:
-    sim, oh = sim_client(config=STORE_ONLY)
+    clock = ManualClock()
+    config = fast_config(time_scale=1.0, clock=clock, live_events=False)
+    sim, oh = sim_client(config=config, clock=clock)
     sim.faults.script("v1.events", *["500"] * 200)  # every events read fails, for good
     convs = [oh.start(f"Task {i}") for i in range(3)]
     for conv in convs:
-        # the status still comes (it never waits on the events) and wait() ends: after its
+        # the status still comes (it never waits on the events) and it settles: after its
         # few tries for the answer, it says the answer could not be read
-        conv.wait(timeout=120)
+        until(clock, lambda c=conv: c._tracked.settled and c.status != "starting", 600)
         assert conv.status == "finished", conv.status
         tracked = conv._tracked
         assert tracked.result is None
@@ -61,7 +62,7 @@ def test_one_conversations_failing_events_never_hold_up_the_others(sim_client: S
     assert failed >= 3  # at least one try each
     # no hot loop: each conversation backs off on its own, and stops once it gave up
     snapshot = sim.counts["v1.events"]
-    time.sleep(1.5)  # 30 s on the simulator's clock
+    run_for(clock, 30)
     assert sim.counts["v1.events"] == snapshot
 
 
