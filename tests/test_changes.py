@@ -18,13 +18,14 @@ from openhands_jupyter.api.errors import (
 from openhands_jupyter.api.models import ConversationInfo, Event
 from openhands_jupyter.api.workspace import FileChange, FileDiff
 from openhands_jupyter.sim import EDITED_FILE, HOSTILE
+from openhands_jupyter.tracking import ManualClock
 from openhands_jupyter.tracking.changes import DIFFS_PER_REFRESH, ChangeSet, read
 from openhands_jupyter.ui.changes import DIFF_SHOWN
 from openhands_jupyter.ui.widget import ConversationWidget
 
 from .conftest import SimClient
 from .test_widget_views import Sent
-from .waiting import eventually
+from .waiting import eventually, run_for, until
 
 APP_ROUTES = ("v1.git_changes", "v1.git_diff")
 AGENT_ROUTES = ("agent.git_changes", "agent.git_diff")
@@ -150,11 +151,12 @@ def test_the_widget_reads_changes_after_edits_and_once_after_the_end(
 
 
 def test_changes_cost_nothing_while_no_widget_shows_them(sim_client: SimClient) -> None:
-    sim, oh = sim_client()
+    clock = ManualClock()
+    sim, oh = sim_client(clock=clock)
     conv = oh.start("Fix the failing test")
     conv.subscribe(lambda s: None, visible=True)  # watched, but nothing shows changes
-    conv.wait(timeout=30)
-    time.sleep(0.5)
+    until(clock, lambda: conv.status == "finished" and conv._tracked.settled, 600)
+    run_for(clock, 10)
     assert _reads(sim) == 0
     assert conv.snapshot().changes == ()
 
