@@ -9,7 +9,7 @@ from openhands_jupyter.sim import Faults
 from openhands_jupyter.tracking import ManualClock, RequestBudget
 
 from .conftest import SimClient, fast_config
-from .waiting import eventually
+from .waiting import eventually, run_for, tick
 
 
 def test_the_budget_holds_the_sixth_request_for_a_minute() -> None:
@@ -43,12 +43,6 @@ def _settle(clock: ManualClock) -> None:
     eventually(lambda: clock.sleepers > 0, 10)
 
 
-def _run_for(clock: ManualClock, seconds: float, step: float = 1.0) -> None:
-    for _ in range(int(seconds / step)):
-        clock.advance(step)
-        _settle(clock)
-
-
 def test_a_running_conversation_is_asked_about_once_per_poll_interval(
     sim_client: SimClient,
 ) -> None:
@@ -57,15 +51,14 @@ def test_a_running_conversation_is_asked_about_once_per_poll_interval(
     sim, oh = sim_client(config=config, scenario="long")
     conv = oh.start("Keep going")
 
-    def tick(_: float) -> None:
-        clock.advance(1.0)
-        _settle(clock)
+    def step(_: float) -> None:
+        tick(clock)
 
     # the simulator starts it in its own (sped-up, real) time; the tracker looks every tick
-    eventually(lambda: conv.status == "running", 20, step=tick)
+    eventually(lambda: conv.status == "running", 20, step=step)
     _settle(clock)
     before = oh.tracker.requests
-    _run_for(clock, 60)
+    run_for(clock, 60)
     spent = oh.tracker.requests - before
     # one status poll per 5 s (12 a minute), plus the events reads of an unwatched run
     assert 12 <= spent <= 24, spent
@@ -81,13 +74,13 @@ def test_a_long_retry_after_is_waited_out_in_full(sim_client: SimClient) -> None
     _settle(clock)
     eventually(lambda: sim.stats.faults_injected["429"] >= 1, 10)
     seen = sim.stats.total
-    _run_for(clock, 44)
+    run_for(clock, 44)
     assert sim.stats.total == seen  # nothing sent while the server said to wait
     # it waits in the launch queue and says why and until when
     assert conv.status == "queued" and "Rate limited" in (conv.detail or "")
     assert "try again after" in (conv.detail or "")
     faults.rate_limit_rate = 0.0
-    _run_for(clock, 5)
+    run_for(clock, 5)
     assert sim.stats.total > seen  # and asked again once it was over
 
 
