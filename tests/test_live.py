@@ -78,8 +78,38 @@ def test_reconnects_leave_no_gap_and_no_duplicate(sim_client: SimClient) -> None
     eventually(lambda: len(_commands(snaps)) > 120, 30)
     ids = [e.id for s in snaps for e in s.new_events]
     assert len(ids) == len(set(ids))  # nothing twice
-    steps = [int(c.split("_")[1].split(".")[0]) for c in _commands(snaps) if "step_" in c]
-    assert steps == list(range(len(steps)))  # nothing missing, in order
+    steps = _steps(snaps)
+    assert steps == list(range(steps[0], steps[0] + len(steps)))  # nothing missing, in order
+
+
+def _steps(snaps: list[Snapshot]) -> list[int]:
+    return [int(c.split("_")[1].split(".")[0]) for c in _commands(snaps) if "step_" in c]
+
+
+def test_a_late_first_read_starts_the_feed_and_nothing_older_lands_after_it(
+    sim_client: SimClient,
+) -> None:
+    # attached late (or read late on a busy machine): the first read takes only the newest
+    # page; the gap read of a reconnect goes back a little on the server's clock, and what it
+    # finds from before the feed's start must not land at its end, out of order
+    sim, oh = sim_client()
+    conv = oh.start("Long haul [sim:long]")
+    eventually(lambda: conv.id is not None)
+    world_conv = sim.world.conversations[conv.id]
+    eventually(lambda: len(world_conv.events) > 160, 30)  # more than a page, nobody watching
+    snaps: list[Snapshot] = []
+    conv.subscribe(snaps.append)
+    eventually(lambda: bool(snaps) and snaps[-1].activity == "live")
+    first = _steps(snaps)[0]
+    assert first > 0  # the newest page, not the whole history
+    sim.stop_agent_server()
+    eventually(lambda: snaps[-1].activity == "delayed", 20)
+    sim.start_agent_server()
+    eventually(lambda: snaps[-1].activity == "live", 30)
+    eventually(lambda: len(_steps(snaps)) > 100, 30)
+    steps = _steps(snaps)
+    assert steps == list(range(first, first + len(steps)))
+    assert conv._tracked.earlier > 0  # the gap read did reach back before the start
     conv.stop()
 
 

@@ -190,12 +190,19 @@ class AgentClient:
         return items, page if isinstance(page, str) and page else None
 
     async def _raw_since(
-        self, endpoint: AgentEndpoint, since: str | None, max_pages: int
+        self,
+        endpoint: AgentEndpoint,
+        since: str | None,
+        max_pages: int,
+        on_cut: Callable[[str], None] | None = None,
     ) -> list[dict[str, Any]]:
         if since is None:
-            items, _ = await self.events_page(
+            items, older = await self.events_page(
                 endpoint, {"limit": EVENT_PAGE, "sort_order": "TIMESTAMP_DESC"}
             )
+            stamp = items[-1].get("timestamp") if items else None
+            if older and on_cut is not None and isinstance(stamp, str):
+                on_cut(stamp)
             return list(reversed(items))
         params: dict[str, Any] = {
             "limit": EVENT_PAGE,
@@ -218,11 +225,13 @@ class AgentClient:
         since: str | None,
         max_pages: int = 20,
         on_drop: Callable[[str], None] | None = None,
+        on_cut: Callable[[str], None] | None = None,
     ) -> list[Event]:
         """This conversation's events with ``timestamp >= since`` (the server's own clock),
-        oldest first; the newest page only when ``since`` is ``None``. ``on_drop`` is told why
+        oldest first; the newest page only when ``since`` is ``None``, and then ``on_cut`` is
+        given the oldest timestamp read if older events were left out. ``on_drop`` is told why
         each item that is not one of its events was left out."""
-        raw = await self._raw_since(endpoint, since, max_pages)
+        raw = await self._raw_since(endpoint, since, max_pages, on_cut)
         return events_of(raw, endpoint.conversation_id, on_drop)
 
     async def all_events(

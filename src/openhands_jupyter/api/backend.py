@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,10 +154,15 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def events_tail(
-        self, info: ConversationInfo, cursor: EventCursor, limit: int = 100
+        self,
+        info: ConversationInfo,
+        cursor: EventCursor,
+        limit: int = 100,
+        on_cut: Callable[[str], None] | None = None,
     ) -> list[Event]:
         """The newest ``limit`` events, oldest first, read newest first (one request); the
-        cursor moves to the newest, so that :meth:`events` goes on from there."""
+        cursor moves to the newest, so that :meth:`events` goes on from there. If older
+        events were left out, ``on_cut`` is given the oldest timestamp read."""
 
     @abc.abstractmethod
     async def send(self, info: ConversationInfo, text: str) -> None: ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urljoin
 
@@ -155,7 +155,11 @@ class V0Backend(Backend):
         return out
 
     async def events_tail(
-        self, info: ConversationInfo, cursor: EventCursor, limit: int = 100
+        self,
+        info: ConversationInfo,
+        cursor: EventCursor,
+        limit: int = 100,
+        on_cut: Callable[[str], None] | None = None,
     ) -> list[Event]:
         url, headers = self._runtime(info)
         data = await self.call(
@@ -163,7 +167,11 @@ class V0Backend(Backend):
         )
         if not isinstance(data, dict):
             raise InvalidResponseError("Unexpected events response.")
-        return self._take(info, cursor, list(reversed(data.get("events", []))))
+        raws = [r for r in data.get("events", []) if isinstance(r, dict)]
+        stamp = raws[-1].get("timestamp") if raws else None
+        if data.get("has_more") and on_cut is not None and isinstance(stamp, str):
+            on_cut(stamp)
+        return self._take(info, cursor, list(reversed(raws)))
 
     def _take(self, info: ConversationInfo, cursor: EventCursor, raws: list[Any]) -> list[Event]:
         """Events from raw items in order; notes agent states and moves the cursor past them."""

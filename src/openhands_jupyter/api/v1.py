@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from . import status as st
@@ -146,9 +146,13 @@ class V1Backend(Backend):
         return await self.store.forward(info.id, cursor, max_pages)
 
     async def events_tail(
-        self, info: ConversationInfo, cursor: EventCursor, limit: int = 100
+        self,
+        info: ConversationInfo,
+        cursor: EventCursor,
+        limit: int = 100,
+        on_cut: Callable[[str], None] | None = None,
     ) -> list[Event]:
-        return await self.store.tail(info.id, cursor, limit)
+        return await self.store.tail(info.id, cursor, limit, on_cut)
 
     async def send(self, info: ConversationInfo, text: str) -> None:
         body = {"role": "user", "content": [{"type": "text", "text": text}], "run": True}

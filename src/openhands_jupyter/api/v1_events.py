@@ -111,10 +111,20 @@ class V1EventStore:
                 break
         return out
 
-    async def tail(self, cid: str, cursor: EventCursor, limit: int = 100) -> list[Event]:
-        """The newest ``limit`` events, oldest first; the cursor moves past them."""
+    async def tail(
+        self,
+        cid: str,
+        cursor: EventCursor,
+        limit: int = 100,
+        on_cut: Callable[[str], None] | None = None,
+    ) -> list[Event]:
+        """The newest ``limit`` events, oldest first; the cursor moves past them. If older
+        events were left out, ``on_cut`` is given the oldest timestamp read."""
         data = await self.page(cid, {"sort_order": "TIMESTAMP_DESC", "limit": limit})
         items = [r for r in data.get("items", []) if isinstance(r, dict)]
+        stamp = items[-1].get("timestamp") if items else None
+        if data.get("next_page_id") and on_cut is not None and isinstance(stamp, str):
+            on_cut(stamp)
         items.reverse()
         cursor.page_id = None
         return _take(cursor, items, skip_seen=False)

@@ -38,6 +38,11 @@ class Heard:
     notes: int = 0
     server_time: str | None = None
     """The newest event timestamp, exactly as the server wrote it (its own clock)."""
+    #: where the feed begins when the first read took only the newest page (a long history,
+    #: or a late first read): older events found later are history, not news, and would
+    #: land out of order; they are taken as seen and counted, never shown
+    floor: str | None = None
+    earlier: int = 0
     state_events: int = 0
     stats_usage: Usage | None = None
     last_finish: str | None = None
@@ -59,6 +64,12 @@ class Heard:
     #: the agent has run at least once (an agent event, or a state that says running)
     has_run: bool = False
 
+    def begin_at(self, stamp: str) -> None:
+        """A read of only the newest events left older ones out: if nothing was heard before
+        it, the feed begins at ``stamp``."""
+        if self.server_time is None and self.floor is None:
+            self.floor = stamp
+
     def add_events(self, events: list[Event]) -> list[Event]:
         """Take events from any source; returns those not seen before (by id), bookkeeping
         ones included (the feed gets only what is worth showing)."""
@@ -71,8 +82,11 @@ class Heard:
                 self.seen_ids[event.id] = None
                 if len(self.seen_ids) > MAX_SEEN_IDS:
                     del self.seen_ids[next(iter(self.seen_ids))]
-            new.append(event)
             stamp = event.raw.get("timestamp") if event.raw else None
+            if self.floor is not None and isinstance(stamp, str) and stamp < self.floor:
+                self.earlier += 1
+                continue
+            new.append(event)
             if isinstance(stamp, str) and (self.server_time is None or stamp > self.server_time):
                 self.server_time = stamp
             if event.type == "stats":

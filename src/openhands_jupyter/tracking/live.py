@@ -168,7 +168,10 @@ class LiveFeed:
                 # newer and must not colour it), then the history, then what came since
                 host.live_status(tracked, early)
                 history = await host.agent.events_since(
-                    endpoint, gap_since(tracked.server_time), on_drop=tracked.drop
+                    endpoint,
+                    gap_since(tracked.server_time),
+                    on_drop=tracked.drop,
+                    on_cut=tracked.begin_at,
                 )
                 self.connected = True
                 self.connected_at = host.clock.now()

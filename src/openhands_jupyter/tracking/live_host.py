@@ -216,7 +216,10 @@ class LiveHosting(TrackerCore):
             tracked.live_checked_at = now
             try:
                 found = await self.agent.events_since(
-                    endpoint, gap_since(tracked.server_time), on_drop=tracked.drop
+                    endpoint,
+                    gap_since(tracked.server_time),
+                    on_drop=tracked.drop,
+                    on_cut=tracked.begin_at,
                 )
             except OpenHandsError as exc:
                 log.debug("quiet check of %s failed: %s", tracked.conversation_id, exc)

@@ -120,12 +120,16 @@ class Reading(TrackerCore):
         if endpoint is not None and self.config.live_events and tracked.live_state != LIVE_FALLBACK:
             try:
                 since = gap_since(tracked.server_time)
-                return await self.agent.events_since(endpoint, since, on_drop=tracked.drop), True
+                found = await self.agent.events_since(
+                    endpoint, since, on_drop=tracked.drop, on_cut=tracked.begin_at
+                )
+                return found, True
             except OpenHandsError as exc:
                 log.debug("agent-server events failed (%s); reading the app server's", exc)
         assert tracked.info is not None
         if tracked.cursor.fresh:
             # the first read (a new conversation, or one attached to): its newest events, at
             # once, rather than its history a few pages per tick
-            return await backend.events_tail(tracked.info, tracked.cursor), endpoint is None
+            tail = await backend.events_tail(tracked.info, tracked.cursor, on_cut=tracked.begin_at)
+            return tail, endpoint is None
         return await backend.events(tracked.info, tracked.cursor), endpoint is None

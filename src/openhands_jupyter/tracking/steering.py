@@ -188,7 +188,9 @@ class Steering(TrackerCore):
             if tracked.command is not under or endpoint is None:
                 return
             try:
-                found = await self.agent.events_since(endpoint, None, on_drop=tracked.drop)
+                found = await self.agent.events_since(
+                    endpoint, None, on_drop=tracked.drop, on_cut=tracked.begin_at
+                )
                 self._evidence(tracked, tracked.add_events(found))
                 if tracked.command is not under:
                     return  # its evidence was there
@@ -295,7 +297,9 @@ class Steering(TrackerCore):
             raise ConflictError(f"Conversation {_ident(tracked)}: nothing waits for approval.")
         endpoint = self._endpoint(tracked)
         if endpoint is not None:
-            found = await self.agent.events_since(endpoint, None, on_drop=tracked.drop)
+            found = await self.agent.events_since(
+                endpoint, None, on_drop=tracked.drop, on_cut=tracked.begin_at
+            )
             tracked.add_events(found)
         now = tuple(a.id for a in tracked.pending)
         if set(shown) != set(now):
