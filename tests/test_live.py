@@ -163,3 +163,14 @@ async def test_follow_async_on_the_running_loop(sim: Simulator) -> None:
         texts = [e.text async for e in conv.follow_async() if e.type == "command"]
         assert SCRIPT_COMMAND in texts
         assert conv.status == "finished"
+
+
+def test_refresh_gives_the_servers_word_after_a_live_feed_spoke(sim_client: SimClient) -> None:
+    # the live feed said "finished" during wait(); the web UI then sends a follow-up: a
+    # refresh() asked after the feed spoke shows it running, not the feed's old word
+    sim, oh = sim_client()
+    conv = oh.start("Short one")
+    conv.wait(timeout=20)
+    assert conv._tracked.live_status_at > float("-inf")  # the socket did report a status
+    sim.world.send(sim.world.conversations[conv.id], "From the web UI [sim:long]")
+    assert conv.refresh().status == "running"

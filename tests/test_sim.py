@@ -7,9 +7,10 @@ import time
 import httpx
 import pytest
 
-from openhands_jupyter.sim import Faults, Simulator
+from openhands_jupyter.sim import Faults, Simulator, finish_message
 
-from .conftest import API_KEY
+from .conftest import API_KEY, SimClient
+from .waiting import eventually
 
 
 def _start(client: httpx.Client, task: str = "hello") -> httpx.Response:
@@ -166,3 +167,21 @@ def test_a_request_sent_while_told_to_wait_counts_as_early() -> None:
         time.sleep(0.3)  # the client had the 429 and did not wait
         assert httpx.get(url, headers=headers).status_code == 429
         assert sim.stats.early_after_429 == 1
+
+
+def test_a_follow_up_that_asks_for_long_work_keeps_the_agent_at_it(sim_client: SimClient) -> None:
+    # the newest request sets the work, as the real server's model takes it: a follow-up
+    # marked [sim:long] runs long, a plain one looks once and finishes
+    _sim, oh = sim_client()
+    conv = oh.start("Short one")
+    conv.wait(timeout=20)
+    conv.send("Now the long haul [sim:long]")
+    eventually(lambda: sum(e.type == "command" for e in conv.events()) > 20, 30)
+    assert conv.refresh().status == "running"
+    conv.stop()
+    plain = oh.start("Short two")
+    plain.wait(timeout=20)
+    plain.send("One more look")
+    said = finish_message("One more look")
+    eventually(lambda: any(e.text == said for e in plain.events()), 20)
+    eventually(lambda: plain.refresh().status == "finished", 10)

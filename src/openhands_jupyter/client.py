@@ -246,6 +246,7 @@ class AsyncOpenHands:
         """Attach to an existing conversation by id (e.g. after a kernel restart)."""
         cid = normalize_id(conversation_id)
         backend = await self.backend()
+        sent_at = self.tracker.clock.now()
         [info] = await backend.conversations([cid], frozenset([cid]))
         if info is None:
             raise NotFoundError(f"Conversation {cid} not found on {self.base_url}.")
@@ -253,7 +254,7 @@ class AsyncOpenHands:
         followed = self.tracker.find(cid)
         if followed is not None:
             # already followed: the same conversation, the same state (and one socket)
-            self.tracker.call_soon(self.tracker.accept_info, followed, info)
+            self.tracker.call_soon(self.tracker.accept_info, followed, info, sent_at)
             if track and not followed.tracking:
                 self.tracker.track(followed)
             return Conversation(self, followed)

@@ -203,13 +203,15 @@ class Conversation(WorkspaceMixin):
 
     async def refresh_async(self) -> Conversation:
         """Ask the server for the current state now."""
+        sent_at = self._tracker.clock.now()
         info = await self._fetch_info()
-        await self._tracker.on_loop_async(self._tracker.accept_info, self._tracked, info)
+        await self._tracker.on_loop_async(self._tracker.accept_info, self._tracked, info, sent_at)
         return self
 
     def refresh(self) -> Conversation:
+        sent_at = self._tracker.clock.now()
         info = self._host.run_sync(self._fetch_info())
-        self._tracker.on_loop_sync(self._tracker.accept_info, self._tracked, info)
+        self._tracker.on_loop_sync(self._tracker.accept_info, self._tracked, info, sent_at)
         return self
 
     async def _fetch_events(self) -> list[Event]:

@@ -201,7 +201,11 @@ def finish_steps(message: str, s: float) -> list[Step]:
 
 
 def follow_up_steps(text: str, s: float) -> list[Step]:
-    """What a follow-up message makes the agent do."""
+    """What a follow-up message makes the agent do: what its ``[sim:NAME]`` asks for (the
+    newest request sets the work, as with a real model), else a short look and a finish."""
+    name = scenario_of(text, "")
+    if name and name not in ("finish", "start_error"):
+        return [Step(0.0, "event", "message", text, "user"), *run_steps(name, text, s)]
     return [
         Step(0.0, "event", "message", text, "user"),
         Step(0.0, "exec", text="running"),

@@ -75,9 +75,11 @@ class Reconcile(TrackerCore):
         if before == st.PAUSED and status in st.ACTIVE | {st.RUNNING}:
             tracked.stopped_why = None
 
-    def accept_info(self, tracked: Tracked, info: ConversationInfo | None) -> None:
-        """A status read outside the loop (``refresh()``), applied like the loop's own."""
-        self._apply_info(tracked, info, self._now(), sent_at=-math.inf)
+    def accept_info(self, tracked: Tracked, info: ConversationInfo | None, sent_at: float) -> None:
+        """A status read outside the loop (``refresh()``) and asked at ``sent_at`` (the
+        tracker's clock), applied like the loop's own: only a live status heard after it was
+        asked is newer."""
+        self._apply_info(tracked, info, self._now(), sent_at=sent_at)
         self._sync_live(tracked)
 
     def _apply_info(

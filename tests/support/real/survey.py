@@ -93,12 +93,14 @@ class Survey:
 
     def wait(self, cid: str, statuses: tuple[str, ...] = ("finished",)) -> dict[str, Any]:
         deadline = time.monotonic() + 120
+        seen = None
         while time.monotonic() < deadline:
             info = self.conversation(cid)
             if info and info["execution_status"] in statuses:
                 return info
+            seen = (info or {}).get("execution_status")
             time.sleep(0.3)
-        raise AssertionError(f"{cid} never reached {statuses}")
+        raise AssertionError(f"{cid} never reached {statuses} (last seen: {seen})")
 
     def agent(self, info: dict[str, Any]) -> tuple[str, dict[str, str]]:
         base = info["conversation_url"].rsplit("/api/conversations/", 1)[0]
@@ -157,9 +159,13 @@ class Survey:
         bid = b["app_conversation_id"]
         binfo = self.wait(bid, ("running",))
         bbase, bkeys = self.agent(binfo)
+        # the message asks for more of the same work: a bare one ends the run at once (the
+        # fake model answers the newest request), and on a busy machine before the pause lands
         self.ask(
             "agent message",
-            _post(f"{bbase}/api/conversations/{bid}/events", json=message("x"), headers=bkeys),
+            _post(
+                f"{bbase}/api/conversations/{bid}/events", json=message(busy_task), headers=bkeys
+            ),
         )
         self.ask("agent pause", _post(f"{bbase}/api/conversations/{bid}/pause", headers=bkeys))
         self.answers["paused execution"] = self.wait(bid, ("paused",))["sandbox_status"]
