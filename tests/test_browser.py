@@ -219,10 +219,11 @@ def test_widget_lives_in_the_browser(
         assert paused.execution_status == "paused" and paused.sandbox_status == "RUNNING"
         busy.locator(".ohj-ev-text", has_text="status: paused").first.wait_for(timeout=10000)
         busy.locator("button[data-action=resume]").click()
+        # the feed says when it was resumed; looked for at once, as the agent's new steps soon
+        # push the line out of the newest 200 the card keeps
+        busy.locator(".ohj-ev-text", has_text="status: resumed").first.wait_for(timeout=15000)
         _pill_sequence(page, busy, "running", timeout=15)
         assert paused.execution_status == "running"
-        # the feed says when it was paused and resumed
-        busy.locator(".ohj-ev-text", has_text="status: resumed").first.wait_for(timeout=10000)
         # untracked: the widget says it no longer follows the conversation
         busy.locator("button[data-action=untrack]").click()
         busy.locator(".ohj-untracked", has_text="No longer followed").wait_for(timeout=10000)

@@ -218,8 +218,10 @@ def test_control_characters_are_made_visible_in_terminal_text(
 def test_a_quiet_socket_is_noticed_and_nothing_is_missed(hostile: Any) -> None:
     sim, oh, agent = hostile
     agent.mode = "quiet"
-    conv, snaps = _watched(oh, "Keep at it")
-    conv.wait(timeout=60)
+    # long enough that the quiet is noticed while the agent still works, however busy the
+    # machine: a run that ends first is told by the status read instead
+    conv, snaps = _watched(oh, "Keep at it [sim:longcmd]")
+    conv.wait(timeout=90)
     assert conv.status == "finished"
     world = sim.world.conversations[conv.id]  # type: ignore[index]
     shown = {e.id for e in conv.feed}
@@ -233,7 +235,7 @@ def test_a_quiet_socket_is_noticed_and_nothing_is_missed(hostile: Any) -> None:
 def test_a_failing_socket_backs_off(hostile: Any, mode: str) -> None:
     _sim, oh, agent = hostile
     agent.mode = mode
-    conv, _snaps = _watched(oh, "Keep at it [sim:long]")
+    conv, _snaps = _watched(oh, "Keep at it [sim:longcmd]")
     eventually(lambda: agent.connects >= 1, 30)
     began, connects, reads = time.monotonic(), agent.connects, agent.history_reads
     minute = 60 / SPEED  # a minute on the tracker's clock

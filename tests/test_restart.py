@@ -26,8 +26,16 @@ def test_reattach_after_kernel_restart() -> None:
         k = Kernel({"OPENHANDS_BASE_URL": sim.url})
         try:
             assert k.run(SETUP)["error"] is None
-            k.run("conv = %openhands Remember me")
-            cid = k.run("conv.wait(timeout=60); print(conv.id)")["stdout"].strip()
+            started = k.run("conv = %openhands Remember me")
+            assert started["error"] is None and started["stderr"] == "", started
+            # the wait gives up well before the cell does, so a stuck run says where it stood
+            waited = k.run("conv.wait(timeout=45); print(conv.id)", timeout=90)
+            assert waited["error"] is None, (
+                waited["error"],
+                k.run("print(repr(conv), conv.snapshot())")["stdout"],
+                dict(sim.counts),
+            )
+            cid = waited["stdout"].strip()
             assert len(cid) == 32
             k.watch(1.0)
             # the output's text fallback was refreshed when it ended: a saved notebook says so
