@@ -5,7 +5,7 @@ sent, and an app server whose store refuses its events is said to be behind."""
 from __future__ import annotations
 
 from openhands_jupyter.api.actions import PendingAction
-from openhands_jupyter.api.models import event_from_v1
+from openhands_jupyter.api.events import event_from_v1
 from openhands_jupyter.sim import EDITED_FILE, SCRIPT_OUTPUT, finish_message
 from openhands_jupyter.sim.server import AGENT_VERSIONS
 from openhands_jupyter.tracking import Snapshot

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from openhands_jupyter import ConflictError, NotFoundError, OpenHands, UnsupportedError
-from openhands_jupyter.api.models import event_from_v1
+from openhands_jupyter.api.events import event_from_v1
 from openhands_jupyter.sim import Simulator, finish_message
 from openhands_jupyter.tracking import Snapshot
 from openhands_jupyter.ui.widget import ConversationWidget

@@ -126,7 +126,7 @@ def test_a_late_answer_to_the_previous_message_is_not_taken_for_the_new_one(
 def test_nothing_answers_a_sent_message_until_the_server_shows_it() -> None:
     # the order a batched store can bring: the previous run's finish after this client's next
     # message was sent, and before that message shows
-    from openhands_jupyter.api.models import event_from_v1
+    from openhands_jupyter.api.events import event_from_v1
     from openhands_jupyter.tracking.state import Tracked
 
     def event(eid: str, at: str, kind: str, text: str) -> Any:

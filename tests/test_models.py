@@ -7,14 +7,9 @@ from datetime import timezone
 import pytest
 
 from openhands_jupyter.api import InputError
+from openhands_jupyter.api.events import event_from_v0, event_from_v1
 from openhands_jupyter.api.ids import epoch_ms, normalize_id, parse_time
-from openhands_jupyter.api.models import (
-    ConversationInfo,
-    Event,
-    StartTask,
-    event_from_v0,
-    event_from_v1,
-)
+from openhands_jupyter.api.models import ConversationInfo, Event, StartTask
 from openhands_jupyter.api.status import v0_status, v1_status
 from openhands_jupyter.tracking.state import Tracked
 

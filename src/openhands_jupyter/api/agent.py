@@ -21,7 +21,8 @@ from .errors import (
     UnsupportedError,
     absent_route,
 )
-from .models import Event, events_of
+from .events import events_of, oldest_first
+from .models import Event
 from .secrets import Secret, SecretHeaders
 from .transport import Transport
 from .validate import is_loopback
@@ -200,10 +201,7 @@ class AgentClient:
             items, older = await self.events_page(
                 endpoint, {"limit": EVENT_PAGE, "sort_order": "TIMESTAMP_DESC"}
             )
-            stamp = items[-1].get("timestamp") if items else None
-            if older and on_cut is not None and isinstance(stamp, str):
-                on_cut(stamp)
-            return list(reversed(items))
+            return oldest_first(items, older, on_cut)
         params: dict[str, Any] = {
             "limit": EVENT_PAGE,
             "sort_order": "TIMESTAMP",

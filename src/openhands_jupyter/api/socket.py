@@ -25,7 +25,8 @@ from .errors import (
     OpenHandsError,
     UnsupportedError,
 )
-from .models import Event, events_of
+from .events import events_of
+from .models import Event
 from .secrets import package_logger
 
 #: close codes the agent server uses

@@ -8,8 +8,9 @@ from urllib.parse import urljoin
 
 from .backend import Backend, EventCursor, StartRequest
 from .errors import InvalidResponseError, NotFoundError, UnsupportedError
+from .events import event_from_v0, oldest_first
 from .ids import lenient_id
-from .models import ConversationInfo, Event, StartTask, event_from_v0
+from .models import ConversationInfo, Event, StartTask
 from .secrets import SecretHeaders
 
 P = "/api/conversations"
@@ -168,10 +169,7 @@ class V0Backend(Backend):
         if not isinstance(data, dict):
             raise InvalidResponseError("Unexpected events response.")
         raws = [r for r in data.get("events", []) if isinstance(r, dict)]
-        stamp = raws[-1].get("timestamp") if raws else None
-        if data.get("has_more") and on_cut is not None and isinstance(stamp, str):
-            on_cut(stamp)
-        return self._take(info, cursor, list(reversed(raws)))
+        return self._take(info, cursor, oldest_first(raws, data.get("has_more"), on_cut))
 
     def _take(self, info: ConversationInfo, cursor: EventCursor, raws: list[Any]) -> list[Event]:
         """Events from raw items in order; notes agent states and moves the cursor past them."""

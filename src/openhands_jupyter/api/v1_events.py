@@ -8,8 +8,9 @@ from typing import Any
 
 from .backend import EventCursor
 from .errors import InvalidResponseError, OpenHandsError, ServerError, UnsupportedError
+from .events import event_from_v1, oldest_first
 from .ids import later, parse_time
-from .models import Event, event_from_v1
+from .models import Event
 from .secrets import package_logger
 
 log = package_logger("openhands_jupyter.api")
@@ -121,11 +122,8 @@ class V1EventStore:
         """The newest ``limit`` events, oldest first; the cursor moves past them. If older
         events were left out, ``on_cut`` is given the oldest timestamp read."""
         data = await self.page(cid, {"sort_order": "TIMESTAMP_DESC", "limit": limit})
-        items = [r for r in data.get("items", []) if isinstance(r, dict)]
-        stamp = items[-1].get("timestamp") if items else None
-        if data.get("next_page_id") and on_cut is not None and isinstance(stamp, str):
-            on_cut(stamp)
-        items.reverse()
+        newest = [r for r in data.get("items", []) if isinstance(r, dict)]
+        items = oldest_first(newest, data.get("next_page_id"), on_cut)
         cursor.page_id = None
         return _take(cursor, items, skip_seen=False)
 

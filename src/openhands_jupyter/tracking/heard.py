@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..api import status as st
+from ..api.events import risks_of
 from ..api.ids import later, parse_time
-from ..api.models import HIDDEN_TYPES, Event, Usage, risks_of
+from ..api.models import HIDDEN_TYPES, Event, Usage
 from .changes import ChangeSet
 
 _keys = itertools.count(1)
