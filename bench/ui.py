@@ -28,7 +28,7 @@ OUT = Path(__file__).resolve().parent / "results"
 TIMED = "import time as _t\n_t0 = _t.perf_counter()\n{stmt}\nprint(_t.perf_counter() - _t0)"
 BASELINE = "import ipywidgets, anywidget, httpx"
 LOAD_EXT = "get_ipython().run_line_magic('load_ext', 'openhands_jupyter')"
-FIRST_USE = "get_ipython().run_line_magic('load_ext', 'openhands_jupyter')\nimport openhands_jupyter.client, openhands_jupyter.ui.shown, openhands_jupyter.ui.panel"
+FIRST_USE = "get_ipython().run_line_magic('load_ext', 'openhands_jupyter')\nimport openhands_jupyter.handles.client, openhands_jupyter.ui.shown, openhands_jupyter.ui.panel"
 
 
 def import_times(runs: int = 7) -> dict[str, Any]:

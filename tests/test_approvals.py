@@ -8,7 +8,7 @@ import io
 import pytest
 
 from openhands_jupyter.api.errors import ConflictError, InputError, UnsupportedError
-from openhands_jupyter.progress import ProgressPrinter
+from openhands_jupyter.handles.progress import ProgressPrinter
 from openhands_jupyter.sim import EDITED_FILE, SCRIPT_COMMAND, SCRIPT_OUTPUT, finish_message
 from openhands_jupyter.ui.widget import ConversationWidget
 

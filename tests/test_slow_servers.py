@@ -13,7 +13,7 @@ import pytest
 from openhands_jupyter import OpenHands
 from openhands_jupyter.api.errors import APIConnectionError
 from openhands_jupyter.api.models import ConversationInfo
-from openhands_jupyter.conversation import Conversation
+from openhands_jupyter.handles.conversation import Conversation
 from openhands_jupyter.tracking import Tracked
 
 from .conftest import SimClient, fast_config

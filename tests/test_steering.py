@@ -239,7 +239,7 @@ def test_an_approval_the_server_drops_is_sent_again(sim_client: SimClient) -> No
 def test_each_steering_call_has_a_blocking_twin_with_its_arguments_and_help() -> None:
     import inspect
 
-    from openhands_jupyter.conversation import Conversation
+    from openhands_jupyter.handles.conversation import Conversation
 
     for name in ("command", "send", "approve", "reject", "stop", "resume", "pause_sandbox"):
         sync, aio = getattr(Conversation, name), getattr(Conversation, f"{name}_async")

@@ -120,7 +120,7 @@ def test_text_the_comm_cannot_carry_is_cleaned_at_the_boundary(
     from jupyter_client.session import json_packer
 
     from openhands_jupyter.api.models import Event
-    from openhands_jupyter.progress import ProgressPrinter
+    from openhands_jupyter.handles.progress import ProgressPrinter
     from openhands_jupyter.ui.panel import Panel
     from openhands_jupyter.ui.widget import ConversationWidget
 

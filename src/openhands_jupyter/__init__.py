@@ -24,9 +24,9 @@ if TYPE_CHECKING:
         UnsupportedError,
     )
     from .api.models import Event
-    from .client import AsyncOpenHands, OpenHands
-    from .conversation import Conversation
-    from .files import ChangesCappedWarning
+    from .handles.client import AsyncOpenHands, OpenHands
+    from .handles.conversation import Conversation
+    from .handles.files import ChangesCappedWarning
     from .ui.panel import Panel
     from .ui.widget import ConversationWidget
 
@@ -51,10 +51,10 @@ _LAZY = {
         ".api.errors",
     ),
     "Event": ".api.models",
-    "AsyncOpenHands": ".client",
-    "OpenHands": ".client",
-    "Conversation": ".conversation",
-    "ChangesCappedWarning": ".files",
+    "AsyncOpenHands": ".handles.client",
+    "OpenHands": ".handles.client",
+    "Conversation": ".handles.conversation",
+    "ChangesCappedWarning": ".handles.files",
     "Panel": ".ui.panel",
     "ConversationWidget": ".ui.widget",
 }

@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .api.errors import InputError, OpenHandsError
-    from .client import AsyncOpenHands, OpenHands
+    from .handles.client import AsyncOpenHands, OpenHands
     from .tracking import TrackerConfig
 
     if not args.speed > 0:

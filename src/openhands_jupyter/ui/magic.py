@@ -22,8 +22,8 @@ from .shared import SHARED, shared_client
 __all__ = ["OpenHandsMagics", "load_ipython_extension", "shared_client"]
 
 if TYPE_CHECKING:
-    from ..client import OpenHands
-    from ..conversation import Conversation
+    from ..handles.client import OpenHands
+    from ..handles.conversation import Conversation
     from .shown import ShownConversation
 
 # The client, the tracker and the widgets load on first use, so %load_ext stays light.

@@ -6,7 +6,7 @@ from typing import Any
 
 from IPython.display import display
 
-from ..conversation import Conversation
+from ..handles.conversation import Conversation
 from .widget import ConversationWidget
 
 

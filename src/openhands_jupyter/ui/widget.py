@@ -15,7 +15,7 @@ from ..api import status as st
 from ..api.errors import OpenHandsError
 from ..api.ids import epoch_ms
 from ..api.text import comm_safe, money, shorten, visible
-from ..conversation import Conversation
+from ..handles.conversation import Conversation
 from ..tracking import Snapshot
 from ..tracking.commands import COMMANDS
 from .assets import asset

@@ -9,12 +9,12 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, TypeVar
 
-from .api.backend import Backend
-from .api.errors import InputError
-from .api.models import ConversationInfo
-from .api.workspace import FileChange, FileDiff
-from .tracking import Tracked, Tracker
-from .tracking.changes import ChangeSet, read
+from ..api.backend import Backend
+from ..api.errors import InputError
+from ..api.models import ConversationInfo
+from ..api.workspace import FileChange, FileDiff
+from ..tracking import Tracked, Tracker
+from ..tracking.changes import ChangeSet, read
 
 #: files whose lines ``changes()`` counts at most, by default
 MAX_COUNTED = 1000

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from .api import status as st
-from .api.text import shorten, visible
-from .tracking import Snapshot
+from ..api import status as st
+from ..api.text import shorten, visible
+from ..tracking import Snapshot
 
 
 class ProgressPrinter:

@@ -14,15 +14,15 @@ from typing import Any, TypeVar
 
 import httpx
 
-from .api import status as st
-from .api.agent import AgentClient
-from .api.backend import Backend, StartRequest
-from .api.errors import AuthenticationError, NotFoundError, UnreadableWarning
-from .api.ids import normalize_id
-from .api.probe import backend_for, is_cloud, probe_version
-from .api.secrets import Secret, as_secret
-from .api.transport import DEFAULT_DEADLINE, DEFAULT_TIMEOUT, Transport
-from .api.validate import (
+from ..api import status as st
+from ..api.agent import AgentClient
+from ..api.backend import Backend, StartRequest
+from ..api.errors import AuthenticationError, NotFoundError, UnreadableWarning
+from ..api.ids import normalize_id
+from ..api.probe import backend_for, is_cloud, probe_version
+from ..api.secrets import Secret, as_secret
+from ..api.transport import DEFAULT_DEADLINE, DEFAULT_TIMEOUT, Transport
+from ..api.validate import (
     check_api_version,
     check_base_url,
     check_branch,
@@ -31,13 +31,13 @@ from .api.validate import (
     check_task,
     normalize_repository,
 )
-from .constants import CLOUD_URL
+from ..constants import CLOUD_URL
+from ..settings import from_environment
+from ..tracking import Tracked, Tracker, TrackerConfig
+from ..tracking.launching import SENDING
+from ..tracking.loops import BackgroundLoop, running_loop
 from .conversation import Conversation
 from .progress import ProgressPrinter
-from .settings import from_environment
-from .tracking import Tracked, Tracker, TrackerConfig
-from .tracking.launching import SENDING
-from .tracking.loops import BackgroundLoop, running_loop
 
 __all__ = ["AsyncOpenHands", "OpenHands", "TrackerConfig"]
 
@@ -190,13 +190,13 @@ class AsyncOpenHands:
         repo, provider = normalize_repository(repository)
         branch = check_branch(branch)
         if branch and not repo:
-            from .api.errors import InputError
+            from ..api.errors import InputError
 
             raise InputError("A branch needs a repository (repository='owner/repo').")
         title = title.strip() if title and title.strip() else None
         confirm = extra.pop("confirm", False)
         if not isinstance(confirm, bool):
-            from .api.errors import InputError
+            from ..api.errors import InputError
 
             raise InputError(f"confirm is True or False, not {confirm!r}.")
         max_cost = check_max_cost(extra.pop("max_cost", None))
@@ -280,7 +280,7 @@ class AsyncOpenHands:
 
     async def _list(self, limit: int) -> tuple[builtins.list[Conversation], builtins.list[str]]:
         if int(limit) < 1:
-            from .api.errors import InputError
+            from ..api.errors import InputError
 
             raise InputError(f"limit must be at least 1, got {limit!r}.")
         backend = await self.backend()
