@@ -107,17 +107,20 @@ def test_paused_sandbox_says_why_and_v0_says_not_offered(
 def test_the_widget_reads_changes_after_edits_and_once_after_the_end(
     sim_client: SimClient,
 ) -> None:
-    sim, oh = sim_client()
+    clock = ManualClock()
+    sim, oh = sim_client(clock=clock)
     conv = oh.start("Fix the failing test [sim:bigdiff]")
     widget = ConversationWidget(conv)
     sent = Sent(widget)
-    conv.wait(timeout=30)
-    state = eventually(
+    state = until(
+        clock,
         lambda: (
-            (c := widget.state["changes"])["count"] == 2
+            conv.status == "finished"
+            and (c := widget.state["changes"])["count"] == 2
             and all(f["added"] is not None for f in c["files"])
             and c
-        )
+        ),
+        600,
     )
     assert [(f["path"], f["status"]) for f in state["files"]] == [
         ("data/generated.csv", "added"),
@@ -125,13 +128,13 @@ def test_the_widget_reads_changes_after_edits_and_once_after_the_end(
     ]
     assert state["files"][0]["added"] == 5000 and state["error"] == ""
     # a few reads, not one per status poll: each edit, and the end
-    time.sleep(1.0)
+    run_for(clock, 20)
     reads = _reads(sim)
     agent = sim.stats.agent_counts
     assert 0 < agent["agent.git_changes"] <= 5, dict(agent)
     # the agent server is up: not one of them cost an app-server request
     assert sum(sim.counts[r] for r in APP_ROUTES) == 0
-    time.sleep(1.0)
+    run_for(clock, 20)
     assert _reads(sim) == reads, "nothing new happened: nothing read again"
 
     # the browser asks for a diff: the first DIFF_SHOWN lines, then all of them
