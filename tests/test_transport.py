@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -138,6 +139,30 @@ async def test_429_waits_as_the_server_says() -> None:
     t = api.Transport("https://x.invalid", transport=httpx.MockTransport(handler))
     assert await t.request("GET", "/api/v1/app-conversations/count") == 1
     assert stamps[1] - stamps[0] >= 0.6
+    await t.aclose()
+
+
+async def test_after_a_429_no_other_request_goes_out_before_the_wait_is_over() -> None:
+    # the server asked this client to wait: a request made meanwhile on another task waits
+    # too, instead of earning another 429 (or counting against the server's patience)
+    seen: list[tuple[str, float]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, time.monotonic()))
+        if len(seen) == 1:
+            return _json(429, {"error": "Rate limit exceeded"}, {"Retry-After": "0.5"})
+        return _json(200, 1)
+
+    t = api.Transport("https://x.invalid", transport=httpx.MockTransport(handler))
+    first = asyncio.ensure_future(t.request("GET", "/api/first"))
+    while not seen:
+        await asyncio.sleep(0.01)
+    limited_at = seen[0][1]
+    await asyncio.sleep(0.05)
+    assert await t.request("GET", "/api/second") == 1
+    assert await first == 1
+    later = {path: at - limited_at for path, at in seen[1:]}
+    assert later["/api/second"] >= 0.5 and later["/api/first"] >= 0.5, later
     await t.aclose()
 
 

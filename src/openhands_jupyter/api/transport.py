@@ -8,6 +8,7 @@ import contextvars
 import json
 import random
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -83,6 +84,9 @@ class Transport:
         self._home = _home_of(transport)
         self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self._lock = threading.Lock()
+        #: until when (``time.monotonic``) the server asked this client to wait (a 429's
+        #: Retry-After): every request waits, not only the one that was refused
+        self._held_until = 0.0
 
     def __repr__(self) -> str:
         auth = "bearer" if self._api_key else "session-key" if self._session_api_key else "none"
@@ -179,6 +183,8 @@ class Transport:
                         f"{at}.",
                         retry_after=exc.retry_after,
                     ) from None
+                if gated and exc.retry_after is not None:
+                    self._held_until = max(self._held_until, time.monotonic() + exc.retry_after)
                 if attempt >= budget:
                     raise
                 delay = exc.retry_after if exc.retry_after is not None else backoff_delay(attempt)
@@ -209,6 +215,9 @@ class Transport:
         expect_json: bool,
         gated: bool = True,
     ) -> Any:
+        if gated:
+            while (held := self._held_until - time.monotonic()) > 0:
+                await asyncio.sleep(held)
         gate = request_gate.get() if gated else None
         done = await gate() if gate is not None else None
         try:
