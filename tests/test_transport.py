@@ -151,7 +151,7 @@ async def test_after_a_429_no_other_request_goes_out_before_the_wait_is_over() -
         seen.append((request.url.path, time.monotonic()))
         if len(seen) == 1:
             return _json(429, {"error": "Rate limit exceeded"}, {"Retry-After": "0.5"})
-        return _json(200, 1)
+        return _json(200, [1] if request.url.path == "/api/stream" else 1)
 
     t = api.Transport("https://x.invalid", transport=httpx.MockTransport(handler))
     first = asyncio.ensure_future(t.request("GET", "/api/first"))
@@ -163,6 +163,15 @@ async def test_after_a_429_no_other_request_goes_out_before_the_wait_is_over() -
     assert await first == 1
     later = {path: at - limited_at for path, at in seen[1:]}
     assert later["/api/second"] >= 0.5 and later["/api/first"] >= 0.5, later
+    # a start streamed while the server's wait runs waits for it too
+    seen.clear()
+    again = asyncio.ensure_future(t.request("GET", "/api/first"))
+    while not seen:
+        await asyncio.sleep(0.01)
+    limited_at = seen[0][1]
+    assert [x async for x in t.stream_json_array("POST", "/api/stream")] == [1]
+    await again
+    assert dict(seen)["/api/stream"] - limited_at >= 0.5, seen
     await t.aclose()
 
 

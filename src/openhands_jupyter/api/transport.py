@@ -205,6 +205,11 @@ class Transport:
             log.debug("retrying %s %s in %.2fs (attempt %d)", method, url, delay, attempt)
             await asyncio.sleep(delay)
 
+    async def _wait_if_held(self) -> None:
+        """Wait out the pause a 429 asked of this client (see ``_held_until``)."""
+        while (held := self._held_until - time.monotonic()) > 0:
+            await asyncio.sleep(held)
+
     async def _send_once(
         self,
         method: str,
@@ -216,8 +221,7 @@ class Transport:
         gated: bool = True,
     ) -> Any:
         if gated:
-            while (held := self._held_until - time.monotonic()) > 0:
-                await asyncio.sleep(held)
+            await self._wait_if_held()
         gate = request_gate.get() if gated else None
         done = await gate() if gate is not None else None
         try:
@@ -261,6 +265,7 @@ class Transport:
         self, method: str, url: str, *, json_body: Any = None
     ) -> AsyncIterator[Any]:
         """Yield each element of a JSON array body as it arrives (OpenHands' stream-start)."""
+        await self._wait_if_held()
         gate = request_gate.get()
         if gate is not None:
             (await gate())()
