@@ -16,8 +16,9 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from . import render
+from .records import SimConversation
 from .tree import project_dir
-from .world import SimConversation, World
+from .world import World
 
 AUTH_FAILED = 4001
 NOT_FOUND = 4004

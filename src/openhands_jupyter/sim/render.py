@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from .world import SimConversation, SimEvent
+from .records import SimConversation, SimEvent
 
 _V0_STATE = {
     "running": "running",

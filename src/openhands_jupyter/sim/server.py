@@ -13,7 +13,8 @@ import uvicorn
 from .agent import build_agent_app
 from .app import SimConfig, build_app
 from .faults import Faults, Stats
-from .world import Now, World
+from .records import Now
+from .world import World
 
 
 class _Served:

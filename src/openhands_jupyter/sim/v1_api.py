@@ -16,9 +16,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from . import render
 from .config import SimConfig
 from .http import dashed, err, start_body
+from .records import SimConversation
 from .routes import Handler
 from .tree import project_dir
-from .world import SimConversation
 
 
 def v1_handlers(cfg: SimConfig) -> dict[str, Handler]:
