@@ -24,7 +24,8 @@ if TYPE_CHECKING:
         UnsupportedError,
     )
     from .api.models import Event
-    from .handles.client import AsyncOpenHands, OpenHands
+    from .handles.blocking import OpenHands
+    from .handles.client import AsyncOpenHands
     from .handles.conversation import Conversation
     from .handles.files import ChangesCappedWarning
     from .ui.panel import Panel
@@ -52,7 +53,7 @@ _LAZY = {
     ),
     "Event": ".api.models",
     "AsyncOpenHands": ".handles.client",
-    "OpenHands": ".handles.client",
+    "OpenHands": ".handles.blocking",
     "Conversation": ".handles.conversation",
     "ChangesCappedWarning": ".handles.files",
     "Panel": ".ui.panel",

@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .api.errors import InputError, OpenHandsError
-    from .handles.client import AsyncOpenHands, OpenHands
+    from .handles.blocking import OpenHands
+    from .handles.client import AsyncOpenHands
     from .tracking import TrackerConfig
 
     if not args.speed > 0:

@@ -39,7 +39,7 @@ from ..tracking.loops import BackgroundLoop, running_loop
 from .conversation import Conversation
 from .progress import ProgressPrinter
 
-__all__ = ["AsyncOpenHands", "OpenHands", "TrackerConfig"]
+__all__ = ["CLOUD_URL", "AsyncOpenHands", "TrackerConfig", "in_kernel", "st"]
 
 T = TypeVar("T")
 
@@ -233,7 +233,7 @@ class AsyncOpenHands:
     async def start_many(self, tasks: Iterable[Any]) -> list[Conversation]:
         """Start many conversations through the launch queue. Each item is a task string, a dict
         with ``task`` (and ``repository``, ``branch``, ``title``), or a DataFrame row."""
-        requests = [self.build_request(**_as_kwargs(item)) for item in _rows(tasks)]
+        requests = [self.build_request(**start_kwargs(item)) for item in task_rows(tasks)]
         out = []
         for request in requests:
             tracked = Tracked(request=request)
@@ -276,7 +276,7 @@ class AsyncOpenHands:
         """The most recent conversations, newest first (not tracked until you ``track()`` one).
         Records the server sent in a form this client cannot read are left out, with an
         ``UnreadableWarning`` that says which field."""
-        return _left_out(*await self._list(limit))
+        return left_out(*await self._list(limit))
 
     async def _list(self, limit: int) -> tuple[builtins.list[Conversation], builtins.list[str]]:
         if int(limit) < 1:
@@ -390,103 +390,7 @@ class AsyncOpenHands:
         await self.aclose()
 
 
-class OpenHands:
-    """The blocking client: the same methods as :class:`AsyncOpenHands`, without ``await``.
-
-    Tracking still runs in the background (on the kernel's loop in a notebook, on a daemon
-    thread elsewhere); in a script each status change is printed unless ``progress=False``.
-    """
-
-    def __init__(
-        self, api_key: str | Secret | None = None, base_url: str | None = None, **kwargs: Any
-    ) -> None:
-        self.aio = AsyncOpenHands(api_key, base_url, **kwargs)
-
-    def __repr__(self) -> str:
-        return repr(self.aio).replace("AsyncOpenHands", "OpenHands", 1)
-
-    @property
-    def base_url(self) -> str:
-        return self.aio.base_url
-
-    @property
-    def tracker(self) -> Tracker:
-        return self.aio.tracker
-
-    @property
-    def generation(self) -> str | None:
-        return self.aio.generation
-
-    @property
-    def tracked(self) -> list[Conversation]:
-        return self.aio.tracked
-
-    @property
-    def settings(self) -> TrackerConfig:
-        return self.aio.settings
-
-    def reconfigure(self, settings: TrackerConfig) -> None:
-        self.aio.reconfigure(settings)
-
-    @property
-    def closed(self) -> bool:
-        return self.aio.closed
-
-    def untrack_all(self) -> None:
-        self.aio.untrack_all()
-
-    def start(
-        self,
-        task: str,
-        repository: str | None = None,
-        branch: str | None = None,
-        title: str | None = None,
-        *,
-        background: bool = False,
-        **extra: Any,
-    ) -> Conversation:
-        """Start a conversation and follow it; returns as soon as the server accepted it
-        (``background=True``: at once, see :meth:`AsyncOpenHands.start`)."""
-        self.aio.build_request(task, repository, branch, title, **extra)  # fail before anything
-        self._pin_tracker()
-        return self.aio.run_sync(
-            self.aio.start(task, repository, branch, title, background=background, **extra)
-        )
-
-    def start_many(self, tasks: Iterable[Any]) -> list[Conversation]:
-        rows = list(_rows(tasks))
-        for item in rows:
-            self.aio.build_request(**_as_kwargs(item))
-        self._pin_tracker()
-        return self.aio.run_sync(self.aio.start_many(rows))
-
-    def get(self, conversation_id: str, *, track: bool = True) -> Conversation:
-        cid = normalize_id(conversation_id)
-        self._pin_tracker()
-        return self.aio.run_sync(self.aio.get(cid, track=track))
-
-    def _pin_tracker(self) -> None:
-        """Choose the tracker's loop here, on the caller's thread (a kernel's loop), before the
-        request runs on the client's I/O thread."""
-        self.aio.tracker.ensure_loop()
-
-    def list(self, limit: int = 20) -> builtins.list[Conversation]:
-        return _left_out(*self.aio.run_sync(self.aio._list(limit)))
-
-    def count(self) -> int:
-        return self.aio.run_sync(self.aio.count())
-
-    def close(self) -> None:
-        self.aio.close()
-
-    def __enter__(self) -> OpenHands:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _rows(tasks: Iterable[Any]) -> Iterable[Any]:
+def task_rows(tasks: Iterable[Any]) -> Iterable[Any]:
     to_dict = getattr(tasks, "to_dict", None)
     if callable(to_dict) and hasattr(tasks, "columns"):
         return list(to_dict(orient="records"))
@@ -495,7 +399,7 @@ def _rows(tasks: Iterable[Any]) -> Iterable[Any]:
     return list(tasks)
 
 
-def _as_kwargs(item: Any) -> dict[str, Any]:
+def start_kwargs(item: Any) -> dict[str, Any]:
     if isinstance(item, str):
         return {"task": item}
     if isinstance(item, dict):
@@ -510,10 +414,7 @@ def _as_kwargs(item: Any) -> dict[str, Any]:
     raise TypeError(f"Cannot start a conversation from {type(item).__name__}: give a str or dict.")
 
 
-__all__ = ["CLOUD_URL", "AsyncOpenHands", "OpenHands", "in_kernel", "st"]
-
-
-def _left_out(convs: list[Conversation], unreadable: list[str]) -> list[Conversation]:
+def left_out(convs: list[Conversation], unreadable: list[str]) -> list[Conversation]:
     """The readable conversations; a warning (in the caller's thread) names what was left out."""
     if unreadable:
         warnings.warn(

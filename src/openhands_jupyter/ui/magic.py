@@ -22,7 +22,7 @@ from .shared import SHARED, shared_client
 __all__ = ["OpenHandsMagics", "load_ipython_extension", "shared_client"]
 
 if TYPE_CHECKING:
-    from ..handles.client import OpenHands
+    from ..handles.blocking import OpenHands
     from ..handles.conversation import Conversation
     from .shown import ShownConversation
 

@@ -14,7 +14,8 @@ from ..api import status as st
 from ..api.errors import OpenHandsError
 from ..api.ids import epoch_ms
 from ..api.text import comm_safe, shorten, visible
-from ..handles.client import AsyncOpenHands, OpenHands
+from ..handles.blocking import OpenHands
+from ..handles.client import AsyncOpenHands
 from ..handles.conversation import Conversation
 from ..tracking import Snapshot
 from ..tracking.commands import COMMANDS

@@ -10,7 +10,7 @@ from ..settings import effective
 
 if TYPE_CHECKING:
     from ..api.secrets import Secret
-    from ..handles.client import OpenHands
+    from ..handles.blocking import OpenHands
 
 
 class Shared:
@@ -32,7 +32,8 @@ class Shared:
         self.client, self.pinned, self._built_for = client, client is not None, None
 
     def get(self) -> OpenHands:
-        from ..handles.client import OpenHands, TrackerConfig
+        from ..handles.blocking import OpenHands
+        from ..handles.client import TrackerConfig
 
         values = {k: v for k, (v, _) in effective(self.configured).items()}
         # every setting the tracker has a field for goes to it, by name
