@@ -412,6 +412,9 @@ class RealServer:
                 # the agents' tools make temporary folders of their own (the file editor's
                 # history, the browser's downloads) and leave them: they go with this folder
                 "TMPDIR": str(self.dir / "tmp"),
+                # and a tmux server of their own: two legacy servers on one tmux server both
+                # make the session "test-session" at start-up, and the second one fails
+                "TMUX_TMPDIR": str(self.dir / "tmp"),
             }
         )
         if self.legacy:
