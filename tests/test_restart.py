@@ -30,6 +30,8 @@ def test_reattach_after_kernel_restart() -> None:
             assert started["error"] is None and started["stderr"] == "", started
             # the wait gives up well before the cell does, so a stuck run says where it stood
             waited = k.run("conv.wait(timeout=45); print(conv.id)", timeout=90)
+            if waited["error"] is not None:
+                k.dump_threads()
             assert waited["error"] is None, (
                 waited["error"],
                 k.run("print(repr(conv), conv.snapshot())")["stdout"],
@@ -42,9 +44,7 @@ def test_reattach_after_kernel_restart() -> None:
             updated = _texts(k, ("update_display_data",))
             assert any(cid in t and "finished" in t for t in updated), updated
 
-            k.km.restart_kernel(now=True)
-            k.kc.wait_for_ready(timeout=60)
-            k.iopub.clear()
+            k.restart()
             assert k.run(SETUP)["error"] is None
             out = k.run(f"again = %openhands --attach {cid}")
             assert out["error"] is None and out["stderr"] == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import time
 from typing import Any
 
@@ -24,6 +25,23 @@ class Kernel:
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
         self.iopub: list[dict[str, Any]] = []
+        self._arm_dump()
+
+    def restart(self) -> None:
+        """Restart the kernel (its variables go) and wait until it answers again."""
+        self.km.restart_kernel(now=True)
+        self.kc.wait_for_ready(timeout=60)
+        self._arm_dump()
+
+    def _arm_dump(self) -> None:
+        # a cell that never ends dumps every thread of the kernel to its stderr (which the test
+        # run captures), so a failure says where the kernel stood
+        self.run(
+            "import faulthandler as _fh, signal as _sig\n"
+            "_fh.register(_sig.SIGUSR1, all_threads=True)\n"
+            "del _fh, _sig"
+        )
+        self.iopub.clear()
 
     def _drain(self, timeout: float) -> dict[str, Any] | None:
         try:
@@ -59,7 +77,15 @@ class Kernel:
                 out["data"].append(content["data"])
             elif kind == "status" and content["execution_state"] == "idle":
                 return out
+        self.dump_threads()
         raise TimeoutError(f"cell did not finish: {code[:80]!r}")
+
+    def dump_threads(self) -> None:
+        """Have the kernel print every thread's stack to its stderr (see ``__init__``)."""
+        pid = getattr(self.km.provisioner, "pid", None)
+        if pid:
+            os.kill(pid, signal.SIGUSR1)
+            time.sleep(1.0)
 
     def watch(self, seconds: float) -> list[dict[str, Any]]:
         """Collect iopub messages for a while without running anything."""
