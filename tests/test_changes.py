@@ -4,7 +4,6 @@ section kept fresh by the tracker (after edits and once after the end, only whil
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from openhands_jupyter.ui.widget import ConversationWidget
 
 from .conftest import SimClient
 from .test_widget_views import Sent
-from .waiting import eventually, run_for, until
+from .waiting import eventually, holds, run_for, until
 
 APP_ROUTES = ("v1.git_changes", "v1.git_diff")
 AGENT_ROUTES = ("agent.git_changes", "agent.git_diff")
@@ -178,8 +177,7 @@ def test_the_widget_says_why_while_paused_and_reads_again_after_resume(
     state = eventually(lambda: widget.state["changes"]["error"] and widget.state["changes"])
     assert "paused" in state["error"] and "Resume it first" in state["error"]
     reads = _reads(sim)
-    time.sleep(0.5)
-    assert _reads(sim) == reads, "no retries while paused"
+    holds(lambda: _reads(sim) == reads, 0.5, what="no retries while paused")
     conv.resume()
     eventually(lambda: conv.status == "running")
     eventually(lambda: widget.state["changes"]["read"] and not widget.state["changes"]["error"])

@@ -16,7 +16,7 @@ from openhands_jupyter.tracking import Snapshot
 from openhands_jupyter.ui.widget import ConversationWidget
 
 from .conftest import SPEED, SimClient, fast_config
-from .waiting import eventually
+from .waiting import eventually, holds
 
 
 # -- b: routes a server does not have ---------------------------------------------------------
@@ -84,8 +84,8 @@ def test_a_supplied_title_survives_the_servers_title_step(sim_client: SimClient)
     # the server names it after its first message
     eventually(lambda: sim.world.conversations[generated.id].title == "Title me too")
     eventually(lambda: sim.world.conversations[kept.id].title == "Mine")
-    time.sleep(0.5)  # the server's step has run by now: the title stays
-    assert sim.world.conversations[kept.id].title == "Mine"
+    # the server's title step has run by now: the title stays
+    holds(lambda: sim.world.conversations[kept.id].title == "Mine", 0.5)
     assert sim.world.conversations[kept.id].agent_title == "Mine"
     assert kept.title == "Mine"
 

@@ -15,7 +15,7 @@ from openhands_jupyter.tracking import Snapshot
 
 from .conftest import fast_config
 from .test_tracker import SCENARIOS, max_in_window
-from .waiting import eventually
+from .waiting import eventually, holds
 
 SPEED = 40.0  # faster than the rest: these runs are long
 
@@ -106,9 +106,10 @@ def test_server_gone_for_two_minutes_then_back() -> None:
     ):
         convs = [oh.start(f"survive outage {i} [sim:long]") for i in range(3)]
         snaps = _collect(convs)
-        time.sleep(0.5)
+        eventually(lambda: all(c.status == "running" for c in convs), 30)
         sim.stop()
-        time.sleep(120.0 / SPEED)
+        # two minutes of the tracker's clock: the conversations keep their status meanwhile
+        holds(lambda: all(c.status == "running" for c in convs), 120.0 / SPEED, 0.1)
         down = [s for s in snaps if s.last_error and "Cannot connect" in s.last_error]
         assert down and all(s.retry_at for s in down)
         sim.start()

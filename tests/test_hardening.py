@@ -28,7 +28,7 @@ from openhands_jupyter.sim import HOSTILE, Simulator
 
 from .conftest import API_KEY, SPEED, SimClient, fast_config
 from .hostile_agent import HostileAgent, RawListener, deep, event
-from .waiting import eventually
+from .waiting import eventually, holds
 
 SESSION = "sess-SECRET-abcdef0123456789"
 #: as long as a real server's (44 characters): a frame logger cuts the auth frame inside it
@@ -60,8 +60,7 @@ def test_the_key_never_goes_to_another_scheme(sim_client: SimClient, scheme: str
         eventually(lambda: conv.snapshot().activity == "delayed", 30)
         note = conv.snapshot().activity_note or ""
         assert "not http or https" in note, note
-        time.sleep(1)
-        assert listener.connections == 0 and SESSION.encode() not in listener.data
+        holds(lambda: listener.connections == 0 and SESSION.encode() not in listener.data, 1)
         # the conversation still works: its events come from the app server's store
         eventually(lambda: any(e.type == "command" for e in conv.feed), 30)
     finally:
@@ -92,9 +91,15 @@ def test_a_redirected_socket_is_not_followed(hostile: Any) -> None:
         eventually(lambda: agent.connects >= 1, 30)
         eventually(lambda: conv.snapshot().activity == "delayed", 30)
         assert "redirected" in (conv.snapshot().activity_note or "")
-        time.sleep(1)
-        assert elsewhere.connections == 0 and SESSION.encode() not in elsewhere.data
-        assert agent.connects == 1  # given up on: not tried again and again
+        # given up on: not tried again and again, and nothing sent elsewhere
+        holds(
+            lambda: (
+                agent.connects == 1
+                and elsewhere.connections == 0
+                and SESSION.encode() not in elsewhere.data
+            ),
+            1,
+        )
     finally:
         elsewhere.stop()
 
@@ -239,20 +244,26 @@ def test_a_failing_socket_backs_off(hostile: Any, mode: str) -> None:
     eventually(lambda: agent.connects >= 1, 30)
     began, connects, reads = time.monotonic(), agent.connects, agent.history_reads
     minute = 60 / SPEED  # a minute on the tracker's clock
-    time.sleep(2 * minute)
-    # at most six connects a minute, each with one read of the history; besides them, the
-    # events are read at the status's pace (every 5 s) while the socket does not work
-    assert agent.connects - connects <= 2 * 6 + 1, agent.connects - connects
-    assert agent.history_reads - reads <= 2 * (6 + 12) + 1, agent.history_reads - reads
-    assert conv.snapshot().activity == "delayed"
+    # for two minutes: at most six connects a minute, each with one read of the history;
+    # besides them, the events are read at the status's pace (every 5 s) while the socket
+    # does not work
+    holds(
+        lambda: (
+            agent.connects - connects <= 2 * 6 + 1
+            and agent.history_reads - reads <= 2 * (6 + 12) + 1
+        ),
+        2 * minute,
+        what="at most six connects and their reads a minute",
+    )
     assert time.monotonic() - began >= 2 * minute
+    assert conv.snapshot().activity == "delayed"
 
 
 # -- 5. memory bounded in bytes; JSON nested deep -----------------------------------------
 #: a client in a process of its own (the servers run in the test's): how much it grew while
 #: 30 frames of 15 MB came, and how much text its feed holds
 CLIENT = """
-import gc, json, sys, time, tracemalloc
+import gc, json, sys, threading, tracemalloc
 from openhands_jupyter import OpenHands
 from openhands_jupyter.tracking import TrackerConfig
 
@@ -265,13 +276,16 @@ with OpenHands(None, sys.argv[1], tracker_config=TrackerConfig(time_scale=0.05),
     before = rss()
     tracemalloc.start()
     conv = oh.start("Sleep a while [sim:longcmd]")
-    seen = set()
-    conv.subscribe(lambda s: seen.update(e.id for e in s.new_events if e.id.startswith("big-")))
-    deadline = time.monotonic() + 90
-    while len(seen) < 30:
-        if time.monotonic() > deadline:
-            raise SystemExit("the big events did not come")
-        time.sleep(0.1)
+    seen, came = set(), threading.Event()
+
+    def heard(s):
+        seen.update(e.id for e in s.new_events if e.id.startswith("big-"))
+        if len(seen) >= 30:
+            came.set()
+
+    conv.subscribe(heard)
+    if not came.wait(90):
+        raise SystemExit("the big events did not come")
     gc.collect()
     held, _peak = tracemalloc.get_traced_memory()
     print(json.dumps({
@@ -364,8 +378,7 @@ def test_one_conversation_is_tracked_once(sim_client: SimClient) -> None:
     assert len(oh.tracker.entries) == 1
     for a in again:
         a.subscribe(lambda s: None)
-    time.sleep(0.5)
-    assert oh.tracker.open_sockets == 1
+    holds(lambda: oh.tracker.open_sockets == 1, 0.5)
 
 
 # -- 8. big workspaces -------------------------------------------------------------------

@@ -71,7 +71,7 @@ def test_click_reaches_python_and_interrupting_wait_keeps_tracking(
     eventually(lambda: "running" in _statuses(k), 20, 0.2, step=k.watch)
     comm_id = next(c for c, s, _ in k.comm_states() if "feed" in s or "state" in s)
     msg_id = k.kc.execute("conv.wait()")
-    time.sleep(1.0)
+    k.watch(1.0)  # the wait is under way
     k.interrupt()
     deadline = time.monotonic() + 15
     error = None

@@ -14,7 +14,7 @@ from openhands_jupyter.sim import SCRIPT_COMMAND, Simulator, finish_message
 from openhands_jupyter.tracking import Snapshot
 
 from .conftest import SESSION_KEY, SPEED, SimClient, fast_config
-from .waiting import eventually
+from .waiting import eventually, holds
 
 
 def _commands(snaps: list[Snapshot]) -> list[str]:
@@ -72,7 +72,7 @@ def test_reconnects_leave_no_gap_and_no_duplicate(sim_client: SimClient) -> None
     sim.stop_agent_server()  # the socket drops; reconnects fail for a while
     eventually(lambda: bool(snaps) and snaps[-1].activity == "delayed", 20)
     assert snaps[-1].activity_note
-    time.sleep(0.5)
+    holds(lambda: snaps[-1].activity == "delayed", 0.5, what="delayed while the server is down")
     sim.start_agent_server()  # same port: the feed comes back and reads the gap
     eventually(lambda: bool(snaps) and snaps[-1].activity == "live", 30)
     eventually(lambda: len(_commands(snaps)) > 120, 30)

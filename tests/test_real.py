@@ -3,8 +3,6 @@ with the SDK's default event batching, where the app server's event store lags t
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
@@ -14,7 +12,7 @@ from openhands_jupyter.tracking import Snapshot
 from .support.real.fake_llm import COMMAND, COMMAND_OUTPUT, TITLE, finish_message
 from .support.real.fixtures import APP_KEY
 from .support.real.launcher import RealServer
-from .waiting import eventually
+from .waiting import eventually, holds
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(600)]
 
@@ -80,9 +78,9 @@ def test_a_supplied_title_is_kept(oh: OpenHands, real_server: RealServer) -> Non
     conv = oh.start("Name this one", title="My own title")
     conv.wait(timeout=180)
     # the server's title step runs once the first events reach it (batched), then polls the
-    # agent server for 3 s: give it that time, then ask the server itself
-    time.sleep(8)
+    # agent server for 3 s: the server keeps the title all that time
     eventually(lambda: _server_title(real_server, conv.id) == "My own title", 40, 1.0)
+    holds(lambda: _server_title(real_server, conv.id) == "My own title", 8, 1.0)
     assert conv.title == "My own title"
 
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from openhands_jupyter import ConflictError, OpenHands
@@ -15,7 +16,7 @@ from openhands_jupyter.tracking import Snapshot
 from .support.real.fake_llm import finish_message
 from .support.real.fixtures import APP_KEY
 from .support.real.launcher import RealServer, tagged_pids
-from .waiting import eventually
+from .waiting import eventually, holds
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]
 
@@ -57,9 +58,7 @@ def test_stop_in_the_middle_of_a_long_command(
     assert shown < 5, shown
     # the command was killed: no process runs it, and its output never comes
     eventually(lambda: not _sleepers(real_server), 5)
-    outputs = len([e for e in conv.feed if e.type == "output"])
-    time.sleep(3)
-    assert len([e for e in conv.feed if e.type == "output"]) == outputs == 0
+    holds(lambda: not [e for e in conv.feed if e.type == "output"], 3, what="no output")
     # under way, then paused: never paused before the server said so
     seen = [(s.status, s.doing) for s in snaps]
     assert ("running", "stopping…") in seen
@@ -73,23 +72,41 @@ def test_stop_in_the_middle_of_a_long_command(
     assert conv.result == finish_message("Sleep a long time")
 
 
-def test_approve_then_wait_twenty_times(oh: OpenHands) -> None:
+def _wait(conv: Any, server: RealServer, seconds: float) -> None:
+    """``conv.wait``; a wait that times out says where the start stood, here and on the
+    server."""
+    try:
+        conv.wait(timeout=seconds)
+    except TimeoutError as exc:
+        snap = conv.snapshot()
+        task = None
+        if snap.start_task_id:
+            task = httpx.get(
+                f"{server.url}/api/v1/app-conversations/start-tasks",
+                params={"ids": snap.start_task_id},
+                headers={"X-Session-API-Key": APP_KEY},
+                timeout=10,
+            ).text
+        raise AssertionError(f"{exc}\n{snap}\nstart task on the server: {task}") from exc
+
+
+def test_approve_then_wait_twenty_times(oh: OpenHands, real_server: RealServer) -> None:
     def start(i: int) -> Any:
         return oh.start(f"Greet number {i} [llm:command]", confirm=True)
 
     ahead = 4  # the next ones start while this one runs
     upcoming = [start(0)]
     # once the sandbox is up (1.11.0 answers 401 to starts that race its creation)
-    upcoming[0].wait(timeout=240)
+    _wait(upcoming[0], real_server, 240)
     upcoming += [start(i) for i in range(1, ahead)]
     for i in range(20):
         conv = upcoming.pop(0)
-        conv.wait(timeout=240)
+        _wait(conv, real_server, 240)
         assert conv.status == "waiting" and len(conv.pending) == 1, (i, conv.status, conv.detail)
         conv.approve()
         if i + ahead < 20:
             upcoming.append(start(i + ahead))
-        conv.wait(timeout=240)
+        _wait(conv, real_server, 240)
         assert conv.status == "finished", (i, conv.status, conv.pending)
         assert conv.result == finish_message(f"Greet number {i}"), i
 
@@ -114,7 +131,7 @@ def test_an_approval_is_refused_when_what_waits_has_changed(
         conv.approve(ids=shown)
     assert "echo step-1" in str(info.value)
     # nothing was approved: the second command has not run
-    time.sleep(2)
+    holds(lambda: [e.text.strip() for e in conv.feed if e.type == "output"] == ["step-0"], 2)
     events = conv.events()
     assert [e.text.strip() for e in events if e.type == "output"] == ["step-0"]
     assert conv.status == "waiting" and [a.text for a in conv.pending] == ["echo step-1"]
@@ -131,8 +148,7 @@ def test_stop_while_an_action_waits(oh: OpenHands) -> None:
     with pytest.raises(ConflictError, match=r"waits for your approval: reject\(\)"):
         conv.stop()
     # within a second the status tells the truth: still waiting, the same action
-    time.sleep(1)
-    assert conv.refresh().status == "waiting" and conv.pending == pending
+    holds(lambda: conv.refresh().status == "waiting" and conv.pending == pending, 1, 0.2)
     conv.reject("stop here")
     conv.wait(timeout=120)
     assert conv.status == "idle"

@@ -22,6 +22,7 @@ from .support.kernel import Kernel
 from .support.real.fake_llm import COMMAND, finish_message
 from .support.real.fixtures import APP_KEY
 from .support.real.launcher import RealServer
+from .waiting import eventually
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(600)]
 
@@ -128,18 +129,12 @@ def test_approve_then_stop_in_jupyterlab_during_a_long_command(
         box.locator("button[data-action=approve]").click()
         # the command runs: two minutes of it, unless stopped
         page.wait_for_function(pill % "running", timeout=30000)
-        deadline = time.monotonic() + 30
-        while not _sleepers(real_server) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert _sleepers(real_server), "the approved command did not start"
+        eventually(lambda: _sleepers(real_server), 30, 0.2)  # the approved command started
         began = time.monotonic()
         card.locator("button[data-action=stop]").click()
         page.wait_for_function(pill % "paused", timeout=5000)
         assert time.monotonic() - began < 5
-        deadline = time.monotonic() + 5
-        while _sleepers(real_server) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not _sleepers(real_server), "the command still runs"
+        eventually(lambda: not _sleepers(real_server), 5, 0.2)  # the command was killed
         page.wait_for_function(
             "() => { const b = document.querySelector('.ohj-card button[data-action=resume]');"
             " return b && !b.disabled; }",

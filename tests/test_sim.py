@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -27,15 +28,16 @@ def test_start_task_progresses_to_ready_and_batch_get_returns_nulls() -> None:
         assert task["status"] == "WORKING" and task["app_conversation_id"] is None
         assert task["created_at"].endswith("Z")
         phases = set()
-        for _ in range(200):
+
+        def ready() -> dict[str, Any] | None:
             [t, missing] = c.get(
                 "/api/v1/app-conversations/start-tasks", params={"ids": [task["id"], "0" * 32]}
             ).json()
             phases.add(t["status"])
             assert missing is None
-            if t["status"] == "READY":
-                break
-            time.sleep(0.01)
+            return t if t["status"] == "READY" else None
+
+        t = eventually(ready, 10, 0.01)
         assert {"WAITING_FOR_SANDBOX", "READY"} <= phases
         cid = t["app_conversation_id"]
         [conv, none] = c.get("/api/v1/app-conversations", params={"ids": [cid, "1" * 32]}).json()
@@ -164,7 +166,7 @@ def test_a_request_sent_while_told_to_wait_counts_as_early() -> None:
         headers = {"Authorization": f"Bearer {API_KEY}"}
         url = f"{sim.url}/api/v1/app-conversations/count"
         assert httpx.get(url, headers=headers).status_code == 429
-        time.sleep(0.3)  # the client had the 429 and did not wait
+        time.sleep(0.3)  # the client had the 429 (IN_FLIGHT ago) and did not wait
         assert httpx.get(url, headers=headers).status_code == 429
         assert sim.stats.early_after_429 == 1
 

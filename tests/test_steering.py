@@ -18,7 +18,7 @@ from openhands_jupyter.tracking import Snapshot
 from openhands_jupyter.ui.widget import ConversationWidget
 
 from .conftest import SimClient, fast_config
-from .waiting import eventually
+from .waiting import eventually, holds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,8 +43,7 @@ def test_stop_during_a_long_command_takes_effect_at_once(sim_client: SimClient) 
     conv.wait(timeout=10)
     assert conv.status == "paused"
     # the command was cut short: its output never comes, the agent says why
-    time.sleep(0.5)
-    assert not [e for e in conv.feed if e.type == "output"]
+    holds(lambda: not [e for e in conv.feed if e.type == "output"], 0.5)
     assert [e.text for e in conv.feed if e.type == "error"] == [
         "Tool call interrupted before completion. The conversation was paused."
     ]
@@ -147,8 +146,7 @@ def test_stop_while_an_action_waits_says_how_to_stop_it(sim_client: SimClient) -
         conv.stop()
     assert "\n" not in str(info.value)
     assert sim.stats.agent_counts["agent.interrupt"] == 0
-    time.sleep(1)
-    assert conv.refresh().status == "waiting" and conv.pending == pending
+    holds(lambda: conv.refresh().status == "waiting" and conv.pending == pending, 1, 0.1)
     widget = ConversationWidget(conv)
     assert [b["enabled"] for b in widget.state["buttons"] if b["command"] == "stop"] == [False]
     conv.reject("not now")

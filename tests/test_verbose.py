@@ -11,6 +11,7 @@ from openhands_jupyter.api.errors import InputError
 from openhands_jupyter.sim import Simulator
 
 from .conftest import API_KEY, SESSION_KEY, SPEED
+from .waiting import eventually
 
 ENV_MARK = "ENV-MARKER-VALUE-5e1f"
 WRONG = "oh-WRONG-KEY-not-on-server-77aa"
@@ -90,10 +91,8 @@ def test_verbose_tracebacks_hold_no_key_and_no_environment(
             # an agent-server request (its headers carry the session key) fails inside the client
             monkeypatch.delenv("OPENHANDS_API_KEY")
             monkeypatch.setenv("OPENHANDS_BASE_URL", sim.url)
-            ip.run_cell(
-                "import time\nc = OpenHands(progress=False).start('Busy [sim:long]')\n"
-                "while c.status != 'running': time.sleep(0.05)"
-            )
+            ip.run_cell("c = OpenHands(progress=False).start('Busy [sim:long]')")
+            eventually(lambda: ip.user_ns["c"].status == "running", 30)
             sim.stop_agent_server()
             ip.run_cell("c.stop()")
     finally:

@@ -16,7 +16,7 @@ from openhands_jupyter.ui import widget as widget_module
 from openhands_jupyter.ui.widget import FEED_LIMIT, ConversationWidget
 
 from .conftest import SimClient, fast_config
-from .waiting import eventually
+from .waiting import eventually, holds
 
 
 def _view(widget: ConversationWidget, shown: bool, view_id: str) -> None:
@@ -82,8 +82,8 @@ def test_a_widget_whose_views_are_gone_stops_being_watched(sim_client: SimClient
     eventually(lambda: oh.tracker.open_sockets == 0)
     sockets = sim.stats.agent_counts["agent.socket"]
     events_reads = sim.counts["v1.events"]
-    time.sleep(1.0)  # 20 s on the simulator's clock: no events read for what nobody sees
-    assert sim.counts["v1.events"] == events_reads
+    # 20 s on the simulator's clock: no events read for what nobody sees
+    holds(lambda: sim.counts["v1.events"] == events_reads, 1.0)
     _view(widget, True, "c")  # shown again (the output re-rendered)
     eventually(lambda: tracked.watched and oh.tracker.open_sockets == 1)
     eventually(lambda: sim.stats.agent_counts["agent.socket"] == sockets + 1)
@@ -117,19 +117,16 @@ def test_idle_widgets_cleared_from_the_screen_cost_no_event_reads(sim_client: Si
         _view(w, True, f"v{i}")
     for conv in convs:
         conv.wait(timeout=30)
-    time.sleep(0.5)
-
-    def reads_in(seconds: float) -> int:
-        before = sim.counts["v1.events"]
-        time.sleep(seconds)
-        return sim.counts["v1.events"] - before
-
-    shown = reads_in(3.0)  # 60 s on the simulator's clock
+    time.sleep(0.5)  # the reads the ends asked for are done
+    before = sim.counts["v1.events"]
+    time.sleep(3.0)  # 60 s on the simulator's clock
+    shown = sim.counts["v1.events"] - before
+    assert shown > 0
     for i, w in enumerate(widgets):
         _view(w, False, f"v{i}")
-    time.sleep(0.3)
-    cleared = reads_in(3.0)
-    assert cleared == 0 < shown
+    eventually(lambda: not any(c._tracked.watched for c in convs))
+    cleared = sim.counts["v1.events"]
+    holds(lambda: sim.counts["v1.events"] == cleared, 3.0, what="no reads once cleared")
     # idle conversations on screen read their events at the idle pace (every 30 s), not
     # at the running pace (every 5 s): at most 2 or 3 each in this minute
     assert shown <= 3 * len(convs)
@@ -211,8 +208,7 @@ def test_a_panel_closed_before_its_first_rows_never_touches_a_closed_client(
             panel.close()
             stop()
             held.set()
-        time.sleep(0.3)
-    assert looked == []
+        holds(lambda: looked == [], 0.3)
     assert [len(p._subs) for p in panels] == [0, 0]  # no conversation was followed
     problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert problems == []

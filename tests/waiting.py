@@ -29,6 +29,24 @@ def eventually(
     return value
 
 
+def holds(
+    check: Callable[[], object],
+    seconds: float,
+    every: float = 0.02,
+    what: str = "",
+) -> None:
+    """Fail as soon as ``check()`` is false during the next ``seconds`` seconds (say, that
+    nothing more is sent, or a status stays as it is, for a while)."""
+    began = time.monotonic()
+    while True:
+        if not check():
+            late = time.monotonic() - began
+            raise AssertionError(f"no longer true after {late:.2f} s: {what}".rstrip(": "))
+        if time.monotonic() - began >= seconds:
+            return
+        time.sleep(every)
+
+
 def tick(clock: ManualClock, seconds: float = 1.0) -> None:
     """Move a shared manual clock on, and let what woke (the tracker's loop, its feeds) do what
     is due until it sleeps again (a woken task that ends is given a moment, then left)."""
