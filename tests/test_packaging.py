@@ -140,10 +140,10 @@ def test_layers_import_only_what_is_below() -> None:
 
 def test_the_ui_uses_only_the_handles_and_snapshots() -> None:
     # the widgets reach a conversation through the client and conversation handles: what they
-    # draw comes from a Snapshot, what they do from the handles (and the command table)
+    # draw comes from a Snapshot, what they do from the handles
     import ast
 
-    allowed = {"Snapshot", "COMMANDS"}
+    allowed = {"Snapshot"}
     wrong = []
     for path in (PACKAGE / "ui").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

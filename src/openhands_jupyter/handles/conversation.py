@@ -18,7 +18,7 @@ from ..api.errors import ConflictError, InputError, NotFoundError, OpenHandsErro
 from ..api.models import HIDDEN_TYPES, ConversationInfo, Event
 from ..api.text import shorten, visible
 from ..tracking import Snapshot, Tracked, Tracker
-from ..tracking.commands import STOP
+from ..tracking.commands import COMMANDS, STOP
 from ..tracking.loops import reenter, running_loop
 from .files import Host, WorkspaceMixin
 from .following import FollowMixin
@@ -44,6 +44,9 @@ def blocking(
     setattr(twin, "__signature__", inspect.signature(method))  # noqa: B010
     return twin
 
+
+#: the commands a button may send (:meth:`Conversation.command_async`)
+COMMAND_NAMES = frozenset(COMMANDS)
 
 class Conversation(WorkspaceMixin, FollowMixin):
     """One conversation: its live status, its events and the commands that steer it.
@@ -248,7 +251,7 @@ class Conversation(WorkspaceMixin, FollowMixin):
     async def command_async(
         self, name: str, text: str = "", ids: tuple[str, ...] | list[str] | None = None
     ) -> Any:
-        """Send command ``name`` (one of ``tracking.commands.COMMANDS``); returns once the
+        """Send command ``name`` (one of :data:`COMMAND_NAMES`); returns once the
         server has accepted it."""
         tracker = self._tracker
         coro = tracker.command(self._tracked, name, text=text, ids=ids)

@@ -16,9 +16,8 @@ from ..api.ids import epoch_ms
 from ..api.text import comm_safe, shorten, visible
 from ..handles.blocking import OpenHands
 from ..handles.client import AsyncOpenHands
-from ..handles.conversation import Conversation
+from ..handles.conversation import COMMAND_NAMES, Conversation
 from ..tracking import Snapshot
-from ..tracking.commands import COMMANDS
 from .assets import asset
 from .shared import shared_client
 from .widget import tokens_state
@@ -137,7 +136,7 @@ class Panel(anywidget.AnyWidget):
             if action == "untrack":
                 conv.untrack()
                 return
-            if action not in COMMANDS:
+            if action not in COMMAND_NAMES:
                 return
             coro = conv.command_async(str(action))
         self.client.in_background(coro, self._done)

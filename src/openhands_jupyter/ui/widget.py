@@ -15,9 +15,8 @@ from ..api import status as st
 from ..api.errors import OpenHandsError
 from ..api.ids import epoch_ms
 from ..api.text import comm_safe, money, shorten, visible
-from ..handles.conversation import Conversation
+from ..handles.conversation import COMMAND_NAMES, Conversation
 from ..tracking import Snapshot
-from ..tracking.commands import COMMANDS
 from .assets import asset
 from .changes import changes_state, diff_message
 from .links import pr_links
@@ -262,7 +261,7 @@ class ConversationWidget(anywidget.AnyWidget):
             self._send_diff(content["diff"], bool(content.get("all")), content.get("seq"))
             return
         action = content.get("action") if isinstance(content, dict) else None
-        if action not in LOCAL_ACTIONS and action not in COMMANDS:
+        if action not in LOCAL_ACTIONS and action not in COMMAND_NAMES:
             return
         assert isinstance(content, dict) and isinstance(action, str)
         conv = self.conversation
