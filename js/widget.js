@@ -65,11 +65,14 @@ function costCell(cost, tokens) {
   return cell;
 }
 
+// the server's words for a status, as the card's pill says them
+const STATE_WORDS = { waiting_for_confirmation: "waiting for your approval" };
+
 function feedItem(ev) {
   const row = h("li", `ohj-ev ohj-ev-${ev.type}`);
   row.appendChild(h("span", "ohj-ev-icon", ICON[ev.type] || "•"));
   let text = String(ev.text || "");
-  if (ev.type === "state") text = `status: ${text}`;
+  if (ev.type === "state") text = `status: ${STATE_WORDS[text] || text.replace(/_/g, " ")}`;
   if (ev.type === "message" && ev.source === "user") text = `you: ${text}`;
   if (ev.type === "rejected") text = `rejected: ${text}`;
   const body = h("span", "ohj-ev-text", text.length > 600 ? text.slice(0, 599) + "…" : text);
@@ -627,12 +630,7 @@ function renderCard({ model, el }) {
   };
 }
 
-function renderPanel({ model, el }) {
-  const root = h("div", "ohj-panel");
-  el.appendChild(root);
-  const head = h("div", "ohj-panel-head", "OpenHands conversations");
-  const counts = h("span", "ohj-counts");
-  head.appendChild(counts);
+function panelTable() {
   const wrap = h("div", "ohj-table-wrap");
   const table = h("table", "ohj-table");
   const thead = h("thead");
@@ -644,25 +642,26 @@ function renderPanel({ model, el }) {
   const tbody = h("tbody");
   table.append(thead, tbody);
   wrap.appendChild(table);
-  const empty = h("div", "ohj-phase", "No tracked conversations yet: launch one below or with %openhands.");
+  return { wrap, tbody };
+}
 
+// The launch form: a task, and optionally a repository and branch.
+function panelForm(model) {
   const form = h("form", "ohj-form");
-  const task = h("input", "ohj-input");
-  task.placeholder = "Task for the agent…";
-  task.name = "task";
-  const repo = h("input", "ohj-input ohj-small");
-  repo.placeholder = "owner/repo (optional)";
-  repo.name = "repository";
-  const branch = h("input", "ohj-input ohj-small");
-  branch.placeholder = "branch (optional)";
-  branch.name = "branch";
+  const input = (name, cls, placeholder) => {
+    const node = h("input", cls);
+    node.placeholder = placeholder;
+    node.name = name;
+    node.addEventListener("keydown", (e) => e.stopPropagation());
+    return node;
+  };
+  const task = input("task", "ohj-input", "Task for the agent…");
+  const repo = input("repository", "ohj-input ohj-small", "owner/repo (optional)");
+  const branch = input("branch", "ohj-input ohj-small", "branch (optional)");
   const launch = h("button", "ohj-btn ohj-primary", "Launch");
   launch.type = "submit";
   form.append(task, repo, branch, launch);
-  for (const input of [task, repo, branch]) input.addEventListener("keydown", (e) => e.stopPropagation());
   const message = h("div", "ohj-action-error");
-  root.append(head, wrap, empty, form, message);
-
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     if (!task.value.trim()) {
@@ -673,97 +672,132 @@ function renderPanel({ model, el }) {
     launch.disabled = true;
     model.send({ action: "launch", task: task.value, repository: repo.value, branch: branch.value });
   });
+  // what Python said of the last launch, and whether one is under way
+  function update() {
+    const text = model.get("message") || "";
+    message.textContent = text;
+    message.style.display = text ? "" : "none";
+    launch.disabled = !!model.get("busy");
+    if (!model.get("busy") && !text) task.value = "";
+  }
+  return { form, message, update };
+}
+
+function rowButton(model, label, action, key, enabled) {
+  const b = h("button", "ohj-btn", label);
+  b.type = "button";
+  b.disabled = !enabled;
+  b.addEventListener("click", () => {
+    b.disabled = true;
+    model.send({ action, key });
+  });
+  return b;
+}
+
+// One conversation's row; its elapsed cell is returned to be ticked.
+function panelRow(model, r) {
+  const tr = h("tr", "ohj-row");
+  tr.dataset.status = r.status;
+  const pillCell = h("td");
+  const rules = r.rules || NO_RULES;
+  const pill = h("span", `ohj-pill ohj-s-${String(rules.style).replace(/[^a-z_]/g, "")}`, rules.label);
+  pillCell.appendChild(pill);
+  const titleCell = h("td", "ohj-cell-title", r.title || r.task || "");
+  titleCell.title = r.detail || r.task || "";
+  if (r.pending) {
+    tr.classList.add("ohj-row-waiting");
+    titleCell.appendChild(h("div", "ohj-row-pending", `Waits for your approval: ${r.pending}`));
+  }
+  const repoCell = h("td", r.repository ? null : "ohj-none", r.repository ? `${r.repository}${r.branch ? "@" + r.branch : ""}` : "no repository");
+  const elapsedCell = h("td");
+  const cost = costCell(r.cost, r.tokens);
+  const linkCell = h("td");
+  const url = safeUrl(r.url);
+  if (url) {
+    const a = h("a", "ohj-link", r.id ? r.id.slice(0, 8) : "open");
+    a.href = url;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    linkCell.appendChild(a);
+  }
+  const act = h("td");
+  // the buttons wrap in their cell rather than push the table past the notebook's width
+  const buttons = h("div", "ohj-row-actions");
+  act.appendChild(buttons);
+  if (r.doing) pillCell.appendChild(h("span", "ohj-doing", r.doing));
+  // the command buttons come from Python's command table
+  for (const b of Array.isArray(r.buttons) ? r.buttons : []) {
+    buttons.appendChild(rowButton(model, b.label, b.command, r.key, !!b.enabled && !r.doing));
+  }
+  buttons.appendChild(rowButton(model, "Untrack", "untrack", r.key, true));
+  tr.append(pillCell, titleCell, repoCell, elapsedCell, cost, linkCell, act);
+  return { tr, elapsedCell };
+}
+
+// The total of cost and tokens over the rows, when there is more than one and any usage.
+function panelTotal(rows) {
+  let cost = 0;
+  let prompt = 0;
+  let completion = 0;
+  let anyUsage = false;
+  for (const r of rows) {
+    if (typeof r.cost === "number") {
+      cost += r.cost;
+      anyUsage = true;
+    }
+    if (r.tokens) {
+      if (typeof r.tokens.prompt === "number") prompt += r.tokens.prompt;
+      if (typeof r.tokens.completion === "number") completion += r.tokens.completion;
+      anyUsage = true;
+    }
+  }
+  if (rows.length < 2 || !anyUsage) return null;
+  const total = h("tr", "ohj-row ohj-total");
+  total.append(
+    h("td", null, "Total"),
+    h("td", "ohj-cell-title", `${rows.length} conversations`),
+    h("td"),
+    h("td"),
+    costCell(cost, { prompt, completion }),
+    h("td"),
+    h("td"),
+  );
+  return total;
+}
+
+function panelCounts(rows) {
+  const tally = {};
+  for (const r of rows) tally[r.status] = (tally[r.status] || 0) + 1;
+  const waiting = rows.filter((r) => r.pending).length;
+  return (waiting ? `${waiting} waiting for you · ` : "") + Object.entries(tally).map(([k, v]) => `${v} ${k}`).join(" · ");
+}
+
+function renderPanel({ model, el }) {
+  const root = h("div", "ohj-panel");
+  el.appendChild(root);
+  const head = h("div", "ohj-panel-head", "OpenHands conversations");
+  const counts = h("span", "ohj-counts");
+  head.appendChild(counts);
+  const { wrap, tbody } = panelTable();
+  const empty = h("div", "ohj-phase", "No tracked conversations yet: launch one below or with %openhands.");
+  const launcher = panelForm(model);
+  root.append(head, wrap, empty, launcher.form, launcher.message);
 
   const elapsedCells = [];
-
-  function actionButton(label, action, key, enabled) {
-    const b = h("button", "ohj-btn", label);
-    b.type = "button";
-    b.disabled = !enabled;
-    b.addEventListener("click", () => {
-      b.disabled = true;
-      model.send({ action, key });
-    });
-    return b;
-  }
 
   function renderRows() {
     const rows = model.get("rows") || [];
     elapsedCells.length = 0;
     const frag = document.createDocumentFragment();
-    const tally = {};
     for (const r of rows) {
-      tally[r.status] = (tally[r.status] || 0) + 1;
-      const tr = h("tr", "ohj-row");
-      tr.dataset.status = r.status;
-      const pillCell = h("td");
-      const rules = r.rules || NO_RULES;
-      const pill = h("span", `ohj-pill ohj-s-${String(rules.style).replace(/[^a-z_]/g, "")}`, rules.label);
-      pillCell.appendChild(pill);
-      const titleCell = h("td", "ohj-cell-title", r.title || r.task || "");
-      titleCell.title = r.detail || r.task || "";
-      if (r.pending) {
-        tr.classList.add("ohj-row-waiting");
-        titleCell.appendChild(h("div", "ohj-row-pending", `Waits for your approval: ${r.pending}`));
-      }
-      const repoCell = h("td", r.repository ? null : "ohj-none", r.repository ? `${r.repository}${r.branch ? "@" + r.branch : ""}` : "no repository");
-      const elapsedCell = h("td");
+      const { tr, elapsedCell } = panelRow(model, r);
       elapsedCells.push([elapsedCell, r]);
-      const cost = costCell(r.cost, r.tokens);
-      const linkCell = h("td");
-      const url = safeUrl(r.url);
-      if (url) {
-        const a = h("a", "ohj-link", r.id ? r.id.slice(0, 8) : "open");
-        a.href = url;
-        a.target = "_blank";
-        a.rel = "noopener noreferrer";
-        linkCell.appendChild(a);
-      }
-      const act = h("td");
-      // the buttons wrap in their cell rather than push the table past the notebook's width
-      const buttons = h("div", "ohj-row-actions");
-      act.appendChild(buttons);
-      if (r.doing) pillCell.appendChild(h("span", "ohj-doing", r.doing));
-      // the command buttons come from Python's command table
-      for (const b of Array.isArray(r.buttons) ? r.buttons : []) {
-        buttons.appendChild(actionButton(b.label, b.command, r.key, !!b.enabled && !r.doing));
-      }
-      buttons.appendChild(actionButton("Untrack", "untrack", r.key, true));
-      tr.append(pillCell, titleCell, repoCell, elapsedCell, cost, linkCell, act);
       frag.appendChild(tr);
     }
-    let cost = 0;
-    let prompt = 0;
-    let completion = 0;
-    let anyUsage = false;
-    for (const r of rows) {
-      if (typeof r.cost === "number") {
-        cost += r.cost;
-        anyUsage = true;
-      }
-      if (r.tokens) {
-        if (typeof r.tokens.prompt === "number") prompt += r.tokens.prompt;
-        if (typeof r.tokens.completion === "number") completion += r.tokens.completion;
-        anyUsage = true;
-      }
-    }
-    if (rows.length > 1 && anyUsage) {
-      const total = h("tr", "ohj-row ohj-total");
-      total.append(
-        h("td", null, "Total"),
-        h("td", "ohj-cell-title", `${rows.length} conversations`),
-        h("td"),
-        h("td"),
-        costCell(cost, { prompt, completion }),
-        h("td"),
-        h("td"),
-      );
-      frag.appendChild(total);
-    }
+    const total = panelTotal(rows);
+    if (total) frag.appendChild(total);
     tbody.replaceChildren(frag);
-    const waiting = rows.filter((r) => r.pending).length;
-    counts.textContent =
-      (waiting ? `${waiting} waiting for you · ` : "") + Object.entries(tally).map(([k, v]) => `${v} ${k}`).join(" · ");
+    counts.textContent = panelCounts(rows);
     wrap.style.display = rows.length ? "" : "none";
     empty.style.display = rows.length ? "none" : "";
     tick();
@@ -776,25 +810,17 @@ function renderPanel({ model, el }) {
     }
   }
 
-  function onMessage() {
-    const text = model.get("message") || "";
-    message.textContent = text;
-    message.style.display = text ? "" : "none";
-    launch.disabled = !!model.get("busy");
-    if (!model.get("busy") && !text) task.value = "";
-  }
-
   model.on("change:rows", renderRows);
-  model.on("change:message", onMessage);
-  model.on("change:busy", onMessage);
+  model.on("change:message", launcher.update);
+  model.on("change:busy", launcher.update);
   const timer = setInterval(tick, 1000);
   renderRows();
-  onMessage();
+  launcher.update();
   return () => {
     clearInterval(timer);
     model.off("change:rows", renderRows);
-    model.off("change:message", onMessage);
-    model.off("change:busy", onMessage);
+    model.off("change:message", launcher.update);
+    model.off("change:busy", launcher.update);
   };
 }
 

@@ -265,6 +265,10 @@ def test_approve_and_reject_from_the_widget(
         box = card.locator(".ohj-approval")
         box.locator(".ohj-pending-text", has_text=SCRIPT_COMMAND).wait_for(timeout=30000)
         assert card.locator(".ohj-pill").text_content() == "waiting"
+        # the feed says it in the pill's words, not the server's
+        card.locator(".ohj-ev-text", has_text="status: waiting for your approval").first.wait_for(
+            timeout=10000
+        )
         assert box.locator(".ohj-risk").text_content() == "LOW risk"
         assert box.locator(".ohj-pending-tool").text_content() == "terminal"
         assert "(cap $5.00)" in (card.locator(".ohj-cost").text_content() or "")
