@@ -125,7 +125,9 @@ def test_the_magic_returns_at_once_from_a_server_that_never_answers(
     try:
         started = time.monotonic()
         conv = sh.line("Fix the tests")
-        assert time.monotonic() - started < 1.5
+        # it did not wait for the server, whose answer would take the read timeout (minutes);
+        # how fast it returns is bench/ui.py's to measure
+        assert time.monotonic() - started < 10
         assert conv.status == "starting"
         eventually(lambda: silent.connections >= 1, 10)
         assert conv.widget.state["phase_line"] == "Starting: sending request"
