@@ -77,8 +77,28 @@ class Kernel:
                 out["data"].append(content["data"])
             elif kind == "status" and content["execution_state"] == "idle":
                 return out
-        self.dump_threads()
-        raise TimeoutError(f"cell did not finish: {code[:80]!r}")
+        replied = self._replied(msg_id)
+        if replied is None:
+            self.dump_threads()
+        raise TimeoutError(
+            f"cell did not finish: {code[:80]!r}; "
+            + (
+                "the kernel never replied (its threads are in the captured stderr)"
+                if replied is None
+                else f"the kernel replied {replied!r}, but its iopub said nothing more"
+            )
+        )
+
+    def _replied(self, msg_id: str) -> str | None:
+        """The status of the kernel's execute_reply to ``msg_id``, if it came (the shell
+        channel, unlike iopub, never drops a message)."""
+        while True:
+            try:
+                msg = self.kc.get_shell_msg(timeout=0.5)
+            except queue.Empty:
+                return None
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return str(msg["content"].get("status"))
 
     def dump_threads(self) -> None:
         """Have the kernel print every thread's stack to its stderr (see ``__init__``)."""
