@@ -461,6 +461,39 @@ function cardChanges(model) {
   };
 }
 
+// The agent's plan, as its task tracker last wrote it: a checklist, drawn again only when
+// the plan changes.
+const PLAN_MARK = { todo: "☐", in_progress: "◐", done: "☑" };
+
+function cardPlan() {
+  const box = h("div", "ohj-plan");
+  const label = h("div", "ohj-plan-label");
+  const list = h("ul", "ohj-plan-list");
+  box.append(label, list);
+  let drawn = null;
+
+  function update(s) {
+    const plan = Array.isArray(s.plan) ? s.plan : [];
+    const sig = JSON.stringify(plan);
+    if (sig === drawn) return;
+    drawn = sig;
+    const done = plan.filter((t) => t.status === "done").length;
+    label.textContent = `Plan: ${done} of ${plan.length} done`;
+    list.replaceChildren(
+      ...plan.map((t) => {
+        const status = PLAN_MARK[t.status] ? t.status : "todo";
+        const item = h("li", `ohj-plan-item ohj-plan-${status}`);
+        item.dataset.status = status;
+        item.append(h("span", "ohj-plan-mark", PLAN_MARK[status]), h("span", "ohj-plan-title", String(t.title || "")));
+        if (t.notes) item.title = String(t.notes);
+        return item;
+      }),
+    );
+    box.style.display = plan.length ? "" : "none";
+  }
+  return { nodes: [box], update };
+}
+
 // The final answer, once the run has ended.
 function cardAnswer() {
   const box = h("div", "ohj-result");
@@ -585,12 +618,13 @@ function renderCard({ model, el }) {
   const header = cardHeader();
   const notes = cardNotes();
   const feed = cardFeed(model);
+  const plan = cardPlan();
   const approval = cardApproval();
   const changes = cardChanges(model);
   const answer = cardAnswer();
   const actions = cardActions(model, approval);
-  const drawn = [header, notes, approval, answer, actions];
-  for (const part of [header, notes, feed, approval, changes, answer, actions]) root.append(...part.nodes);
+  const drawn = [header, notes, plan, approval, answer, actions];
+  for (const part of [header, notes, plan, feed, approval, changes, answer, actions]) root.append(...part.nodes);
 
   const tick = () => {
     const s = model.get("state") || {};

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from openhands_jupyter.sim import EDITED_FILE, SCRIPT_COMMAND, SCRIPT_OUTPUT, Simulator
+from openhands_jupyter.sim.scenarios import PLAN_TITLES
 
 from .support.browser import (
     ARTIFACTS,
@@ -290,5 +291,30 @@ def test_approve_and_reject_from_the_widget(
         assert box.is_hidden()
         assert sim.stats.agent_counts["agent.respond"] == responds + 2
         page.screenshot(path=str(ARTIFACTS / f"{server.app}-rejected.png"), full_page=True)
+    finally:
+        page.close()
+
+
+PLAN_CELLS = [APPROVAL_CELLS[0], "planned = %openhands Fix it step by step [sim:plan]"]
+
+
+def test_the_plan_shows_as_a_checklist(
+    server: JupyterServer, sim: Simulator, playwright_browser: Any
+) -> None:
+    page, name = _page(server, playwright_browser, "plan", PLAN_CELLS)
+    try:
+        open_notebook(page, server, name)
+        run_cells(page, [0, 1])
+        card = page.locator(".jp-OutputArea-output .ohj-card").first
+        plan = card.locator(".ohj-plan")
+        # a task under way is marked as such while the agent works on it
+        plan.locator(".ohj-plan-item[data-status=in_progress]").first.wait_for(timeout=30000)
+        assert card.locator(".ohj-pill").text_content() == "running"
+        label = f"Plan: {len(PLAN_TITLES)} of {len(PLAN_TITLES)} done"
+        plan.locator(".ohj-plan-label", has_text=label).wait_for(timeout=30000)
+        titles = plan.locator(".ohj-plan-title").all_text_contents()
+        assert titles == list(PLAN_TITLES)
+        assert plan.locator(".ohj-plan-item[data-status=done]").count() == len(PLAN_TITLES)
+        page.screenshot(path=str(ARTIFACTS / f"{server.app}-plan.png"), full_page=True)
     finally:
         page.close()

@@ -9,7 +9,7 @@ import pytest
 from openhands_jupyter import AuthenticationError, Conversation, NotFoundError, OpenHands
 from openhands_jupyter.tracking import Snapshot
 
-from .support.real.fake_llm import COMMAND, COMMAND_OUTPUT, TITLE, finish_message
+from .support.real.fake_llm import COMMAND, COMMAND_OUTPUT, PLAN, TITLE, finish_message
 from .support.real.fixtures import APP_KEY
 from .support.real.launcher import RealServer
 from .waiting import eventually, holds
@@ -137,6 +137,8 @@ def test_event_kinds_plans_reads_and_edits(oh: OpenHands) -> None:
     kinds = [(e.type, e.text.split(" ")[0]) for e in events if e.source == "agent"]
     # a task_tracker plan is not a shell command, and a file_editor view is not an edit
     assert ("plan", "plan") in kinds
+    # the plan as the agent last wrote it: both tasks done
+    assert [(t.title, t.status) for t in conv.plan] == [(t, "done") for t in PLAN]
     assert ("edit", "create") in kinds and ("read", "view") in kinds
     assert not any(e.type == "command" for e in events)
     assert not any(e.type == "error" for e in events), [e.text for e in events]

@@ -19,7 +19,7 @@ from .support.browser import (
     write_notebook,
 )
 from .support.kernel import Kernel
-from .support.real.fake_llm import COMMAND, finish_message
+from .support.real.fake_llm import COMMAND, PLAN, finish_message
 from .support.real.fixtures import APP_KEY
 from .support.real.launcher import RealServer
 from .waiting import eventually
@@ -79,7 +79,10 @@ def test_widget_in_jupyterlab_against_the_real_server(lab: JupyterServer) -> Non
     ARTIFACTS.mkdir(exist_ok=True)
     write_notebook(
         lab.nb_dir / "real.ipynb",
-        ["%load_ext openhands_jupyter", "conv = %openhands Wave hello [llm:command] [llm:slow=5]"],
+        [
+            "%load_ext openhands_jupyter",
+            "conv = %openhands Wave hello [llm:plan] [llm:command] [llm:slow=5]",
+        ],
     )
     with chromium_page() as page:
         open_notebook(page, lab, "real.ipynb")
@@ -89,6 +92,10 @@ def test_widget_in_jupyterlab_against_the_real_server(lab: JupyterServer) -> Non
         # the command is on screen while the pill still says running
         card.locator(".ohj-ev-text", has_text=COMMAND).first.wait_for(timeout=120000)
         assert card.locator(".ohj-pill").first.text_content() == "running"
+        # the plan the agent wrote first, as a checklist: its first task under way
+        card.locator(".ohj-plan-item[data-status=in_progress]", has_text=PLAN[0]).wait_for(
+            timeout=10000
+        )
         card.locator(".ohj-exit", has_text="exit 0").first.wait_for(timeout=10000)
         assert card.locator(".ohj-pill").first.text_content() == "running"
         page.screenshot(path=str(ARTIFACTS / "real-lab-running.png"), full_page=True)
@@ -102,6 +109,10 @@ def test_widget_in_jupyterlab_against_the_real_server(lab: JupyterServer) -> Non
             "() => (document.querySelector('.ohj-card .ohj-pill') || {}).textContent"
             " === 'finished'",
             timeout=30000,
+        )
+        # the plan as the agent last wrote it, before finishing: every task done
+        card.locator(".ohj-plan-label", has_text=f"Plan: {len(PLAN)} of {len(PLAN)} done").wait_for(
+            timeout=10000
         )
         page.screenshot(path=str(ARTIFACTS / "real-lab-finished.png"), full_page=True)
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .ids import parse_time
-from .models import Event, nonempty_str, scrub, usage_from_stats
+from .models import PLAN_STATUSES, Event, PlanItem, nonempty_str, scrub, usage_from_stats
 
 
 def events_from_v1(raw: Any, conversation_id: str | None) -> tuple[list[Event], list[str]]:
@@ -82,6 +82,42 @@ def risks_of(event: Event) -> dict[str, str]:
         return {}
     risks = _dict(event.raw.get("risks"))
     return {str(k): str(v).upper() for k, v in risks.items() if isinstance(v, str)}
+
+
+def plan_of(event: Event) -> tuple[PlanItem, ...] | None:
+    """The agent's whole task list as an event carries it (the task tracker's ``plan``, or
+    its answer, which holds the list after any command); ``None`` when it carries none."""
+    raw = event.raw or {}
+    if raw.get("kind") == "ObservationEvent":
+        obs = _dict(raw.get("observation"))
+        tracker = raw.get("tool_name") == "task_tracker" or str(obs.get("kind", "")).startswith(
+            "TaskTracker"
+        )
+        if not tracker or obs.get("is_error"):
+            return None
+        tasks = obs.get("task_list")
+    elif event.type == "plan":
+        # V1 keeps the tool's arguments in ``action``, V0 in ``args``
+        action = _dict(raw.get("action")) or _dict(raw.get("args"))
+        if str(action.get("command") or "plan") != "plan":
+            return None
+        tasks = action.get("task_list")
+    else:
+        return None
+    if not isinstance(tasks, list):
+        return None
+    items = []
+    for task in tasks:
+        task = _dict(task)
+        status = str(task.get("status") or "todo")
+        items.append(
+            PlanItem(
+                title=str(task.get("title") or ""),
+                status=status if status in PLAN_STATUSES else "todo",
+                notes=str(task.get("notes") or ""),
+            )
+        )
+    return tuple(items)
 
 
 def _parts_text(parts: Any) -> str:

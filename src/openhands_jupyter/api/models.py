@@ -317,6 +317,23 @@ class Event:
         }
 
 
+#: the statuses of a task in the agent's plan, in order
+PLAN_STATUSES = ("todo", "in_progress", "done")
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One task of the agent's plan (its task tracker's list): ``status`` is ``todo``,
+    ``in_progress`` or ``done``."""
+
+    title: str
+    status: str = "todo"
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"title": self.title, "status": self.status, "notes": self.notes}
+
+
 #: event types that are bookkeeping, not activity: kept out of feeds and ``events()`` (a
 #: ``risk`` event is a security analyzer's verdict, shown beside the actions it rates)
 HIDDEN_TYPES = frozenset({"stats", "ack", "risk"})

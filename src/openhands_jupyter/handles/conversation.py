@@ -15,7 +15,7 @@ from ..api import status as st
 from ..api.actions import PendingAction
 from ..api.backend import EventCursor
 from ..api.errors import ConflictError, InputError, NotFoundError, OpenHandsError
-from ..api.models import HIDDEN_TYPES, ConversationInfo, Event
+from ..api.models import HIDDEN_TYPES, ConversationInfo, Event, PlanItem
 from ..api.text import shorten, visible
 from ..tracking import Snapshot, Tracked, Tracker
 from ..tracking.commands import COMMANDS, STOP
@@ -47,6 +47,7 @@ def blocking(
 
 #: the commands a button may send (:meth:`Conversation.command_async`)
 COMMAND_NAMES = frozenset(COMMANDS)
+
 
 class Conversation(WorkspaceMixin, FollowMixin):
     """One conversation: its live status, its events and the commands that steer it.
@@ -154,6 +155,13 @@ class Conversation(WorkspaceMixin, FollowMixin):
     def feed(self) -> list[Event]:
         """The latest events the tracker has seen (bounded)."""
         return list(self._tracked.feed)
+
+    @property
+    def plan(self) -> list[PlanItem]:
+        """The agent's plan: its task tracker's list as the agent last wrote it, each task
+        with its ``title``, ``status`` (``todo``, ``in_progress``, ``done``) and ``notes``;
+        empty when it made none (followed live, or read with :meth:`events`)."""
+        return list(self._tracked.plan)
 
     @property
     def tracked(self) -> bool:

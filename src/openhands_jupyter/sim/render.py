@@ -78,6 +78,16 @@ def _last_action(conv: SimConversation, event: SimEvent) -> str | None:
     return None
 
 
+def plan_tasks(text: str) -> list[dict[str, str]]:
+    """A scripted plan, ``title=status;title=status`` (no status: todo), as the task
+    tracker's list."""
+    tasks = []
+    for part in text.split(";"):
+        title, _, status = part.partition("=")
+        tasks.append({"title": title.strip(), "notes": "", "status": status.strip() or "todo"})
+    return tasks
+
+
 def _text(text: str) -> list[dict[str, Any]]:
     return [{"cache_prompt": False, "type": "text", "text": text}]
 
@@ -174,15 +184,31 @@ def _v1_events(
             }
         ]
     if event.type == "plan":
-        tasks = [{"title": t, "notes": "", "status": "todo"} for t in event.text.split(";")]
-        return [
-            {
-                **base,
-                "kind": "ActionEvent",
-                **_tool_call(event, "task_tracker", {"command": "plan", "task_list": tasks}),
-                "action": {"command": "plan", "task_list": tasks, "kind": "TaskTrackerAction"},
-            }
-        ]
+        tasks = plan_tasks(event.text)
+        action_event = {
+            **base,
+            "kind": "ActionEvent",
+            **_tool_call(event, "task_tracker", {"command": "plan", "task_list": tasks}),
+            "action": {"command": "plan", "task_list": tasks, "kind": "TaskTrackerAction"},
+        }
+        # the tool's answer at once, with the list as the task tracker keeps it
+        answer = {
+            **base,
+            "id": str(uuid.uuid5(uuid.NAMESPACE_OID, event.id + "/answer")),
+            "source": "environment",
+            "kind": "ObservationEvent",
+            "tool_name": "task_tracker",
+            "tool_call_id": action_event["tool_call_id"],
+            "action_id": event.id,
+            "observation": {
+                "content": _text(f"Task list has been updated with {len(tasks)} item(s)."),
+                "is_error": False,
+                "command": "plan",
+                "task_list": tasks,
+                "kind": "TaskTrackerObservation",
+            },
+        }
+        return [action_event, answer]
     if event.type in ("read", "edit"):
         verb, _, path = (
             event.text.partition(" ") if event.type == "edit" else ("view", "", event.text)
@@ -304,7 +330,11 @@ def v0_event(event: SimEvent, stamp: str | None = None) -> dict[str, Any] | None
     if event.type == "read":
         return {**base, "action": "read", "args": {"path": event.text}}
     if event.type == "plan":
-        return {**base, "action": "task_tracking", "args": {"command": "plan"}}
+        return {
+            **base,
+            "action": "task_tracking",
+            "args": {"command": "plan", "task_list": plan_tasks(event.text)},
+        }
     if event.type == "output":
         return {
             **base,

@@ -33,7 +33,11 @@ NAMES = (
     "edits",
     "longcmd",
     "sneaky",
+    "plan",
 )
+#: the ``plan`` scenario's task list as the agent writes it again and again: each step
+#: moves one task on (``title=status``)
+PLAN_TITLES = ("Read the failing test", "Fix the code", "Run the tests")
 #: the ``longcmd`` scenario's command, and how long it runs (sim-seconds)
 LONG_COMMAND = "sleep 120 && echo slept-120"
 LONG_SECONDS = 120.0
@@ -174,6 +178,20 @@ def run_steps(scenario: str, task: str, step: float) -> list[Step]:
     if scenario == "sneaky":
         # a command whose text would rewrite a terminal line (it waits in confirmation mode)
         return [*running, look, Step(s, "event", "command", HOSTILE["terminal"]), *done]
+    if scenario == "plan":
+        # the plan is written first, then again as each task moves on
+        written = []
+        for moved in range(len(PLAN_TITLES) + 1):
+            states = [
+                "done" if i < moved else "in_progress" if i == moved else "todo"
+                for i in range(len(PLAN_TITLES))
+            ]
+            text = ";".join(f"{t}={s}" for t, s in zip(PLAN_TITLES, states, strict=True))
+            written.append(Step(s, "event", "plan", text))
+            if moved < len(PLAN_TITLES):
+                written.append(Step(s, "event", "command", f"echo step-{moved}"))
+                written.append(Step(s * 0.5, "event", "output", f"step-{moved}", "environment", 0))
+        return [*running, look, *written, *done]
     if scenario == "longcmd":
         # one command that runs for two minutes (its output comes when it ends)
         return [

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..api import status as st
-from ..api.events import risks_of
+from ..api.events import plan_of, risks_of
 from ..api.ids import later, parse_time
-from ..api.models import HIDDEN_TYPES, Event, Usage
+from ..api.models import HIDDEN_TYPES, Event, PlanItem, Usage
 from .changes import ChangeSet
 
 _keys = itertools.count(1)
@@ -64,6 +64,10 @@ class Heard:
     changes: ChangeSet = field(default_factory=ChangeSet)
     #: the agent has run at least once (an agent event, or a state that says running)
     has_run: bool = False
+    #: the agent's plan (its task tracker's list) as the newest event that carries it says,
+    #: and that event's server time (events come from several sources, out of order)
+    plan: tuple[PlanItem, ...] = ()
+    plan_time: str | None = None
 
     def begin_at(self, stamp: str) -> None:
         """A read of only the newest events left older ones out: if nothing was heard before
@@ -95,6 +99,7 @@ class Heard:
                     self.stats_usage = event.usage
                 continue
             self._match(event)
+            self._note_plan(event, stamp if isinstance(stamp, str) else None)
             if event.type == "risk":
                 self.risks.update(risks_of(event))
                 while len(self.risks) > 50:
@@ -110,6 +115,15 @@ class Heard:
         self._show(fresh)
         self.changes.note_events(fresh)
         return new
+
+    def _note_plan(self, event: Event, stamp: str | None) -> None:
+        items = plan_of(event)
+        if items is None:
+            return
+        if stamp is not None and self.plan_time is not None and stamp < self.plan_time:
+            return  # an older list, read late
+        self.plan = items
+        self.plan_time = stamp or self.plan_time
 
     def _show(self, events: list[Event]) -> None:
         """Add to the feed: at most its length in events and ``FEED_BYTES`` in text."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api.actions import PendingAction
-from ..api.models import Event
+from ..api.models import Event, PlanItem
 from ..api.workspace import FileChange
 
 
@@ -62,3 +62,5 @@ class Snapshot:
     max_cost: float | None = None
     git_provider: str | None = None
     """Where the repository is hosted (``github``, ``gitlab``, ``bitbucket``...), if known."""
+    plan: tuple[PlanItem, ...] = ()
+    """The agent's plan, its task tracker's list as last written (empty: none)."""

@@ -250,6 +250,7 @@ class Tracked(Heard):
             store_note=self.store_note,
             buttons=tuple(buttons(self.status, self.command)),
             git_provider=self.git_provider,
+            plan=self.plan,
             max_cost=self.request.max_cost if self.request else None,
         )
 
@@ -278,6 +279,7 @@ class Tracked(Heard):
             self.command_note,
             self.store_note,
             tuple(self.risks.get(k) for k in self.unmatched) if self.status == st.WAITING else (),
+            self.plan,
         )
 
 

@@ -173,6 +173,7 @@ class ConversationWidget(anywidget.AnyWidget):
             "tokens": tokens_state(snap),
             "changes": changes_state(snap),
             "pending": [a.to_dict() for a in snap.pending],
+            "plan": [item.to_dict() for item in snap.plan],
             # the command under way until the server confirms it, and the buttons to draw
             "doing": snap.doing or "",
             "command_note": snap.command_note or "",

@@ -5,8 +5,9 @@ The last user message picks the script with a marker:
 - no marker: call ``finish`` at once;
 - ``[llm:command]``: run ``echo hello-from-fake-llm`` in the terminal, then finish;
 - ``[llm:long=N]``: run a command that takes N seconds (``sleep N``), then finish;
-- ``[llm:plan]``: write a plan with the task tracker; ``[llm:edit]``: create a file with the
-  file editor; ``[llm:view]``: view that file;
+- ``[llm:plan]``: write a plan of two tasks with the task tracker first (``PLAN``: the first
+  under way), and again with both done before finishing; ``[llm:edit]``: create a file with
+  the file editor; ``[llm:view]``: view that file;
 - ``[llm:fail]``: answer 401 (a provider that refuses the key): the agent stops with an error;
 - ``[llm:slow=N]``: wait N seconds before every answer (the conversation stays running);
 - ``[llm:many=N]``: run N short commands (a run long enough to push its state change out of
@@ -37,6 +38,9 @@ from starlette.routing import Route
 
 from openhands_jupyter.sim.server import _Served
 
+#: the plan ``[llm:plan]`` writes, and its tasks' statuses the first time
+PLAN = ("Look around", "Report back")
+PLAN_START = ("in_progress", "todo")
 MARKER = re.compile(r"\[llm:([a-z_]+)(?:=([0-9.]+))?\]")
 COMMAND = "echo hello-from-fake-llm"
 COMMAND_OUTPUT = "hello-from-fake-llm"
@@ -120,7 +124,9 @@ def plan(
     shell = "execute_bash" if tools and "execute_bash" in tools else "terminal"
     script: list[dict[str, Any]] = []
     if "plan" in markers:
-        tasks = [{"title": "Look around", "notes": "", "status": "todo"}]
+        tasks = [
+            {"title": t, "notes": "", "status": s} for t, s in zip(PLAN, PLAN_START, strict=True)
+        ]
         script.append(
             {"name": "task_tracker", "arguments": {"command": "plan", "task_list": tasks}}
         )
@@ -179,6 +185,11 @@ def plan(
     if "view" in markers:
         args = {"command": "view", "path": EDITED_PATH, "security_risk": "LOW"}
         script.append({"name": "file_editor", "arguments": args})
+    if "plan" in markers:
+        tasks = [{"title": t, "notes": "", "status": "done"} for t in PLAN]
+        script.append(
+            {"name": "task_tracker", "arguments": {"command": "plan", "task_list": tasks}}
+        )
     script.append({"name": "finish", "arguments": {"message": finish_message(task)}})
     if steps_done >= len(script):
         return script[-1], delay
