@@ -22,6 +22,7 @@ from ..tracking.commands import COMMANDS, STOP
 from ..tracking.loops import reenter, running_loop
 from .files import Host, WorkspaceMixin
 from .following import FollowMixin
+from .notify import NotifyMixin
 
 T = TypeVar("T")
 C = TypeVar("C", bound="Conversation")
@@ -49,7 +50,7 @@ def blocking(
 COMMAND_NAMES = frozenset(COMMANDS)
 
 
-class Conversation(WorkspaceMixin, FollowMixin):
+class Conversation(WorkspaceMixin, FollowMixin, NotifyMixin):
     """One conversation: its live status, its events and the commands that steer it.
 
     Every blocking method has an ``*_async`` twin for use with ``await``.
