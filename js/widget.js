@@ -223,7 +223,7 @@ function changesSection(model) {
     const parts = [];
     if (n > files.length) parts.push(`The first ${files.length} are listed.`);
     if (typeof c.counted === "number") parts.push(`Lines are counted for the first ${c.counted}.`);
-    note.textContent = c.error || (c.read && !n ? "No files changed yet." : parts.join(" "));
+    note.textContent = c.error || c.note || (c.read && !n ? "No files changed yet." : parts.join(" "));
     note.style.display = note.textContent ? "" : "none";
     list.replaceChildren(...files.map(fileRow));
   }

@@ -230,3 +230,22 @@ def test_more_changed_files_than_one_read_takes_are_all_read_without_another_edi
     assert rounds == 3 and sorted(backend.diffs) == paths  # each file once
     assert [(f.path, f.added, f.removed) for f in found.files] == [(p, 1, 0) for p in paths]
     assert not found.wanted(float("inf")), "all read: nothing more until the next edit"
+
+
+def test_a_workspace_that_is_not_a_git_repository_says_so(sim_client: SimClient) -> None:
+    _sim, oh = sim_client()
+    conv = oh.start("Edit without git [sim:nogit]")
+    widget = ConversationWidget(conv)
+    conv.wait(timeout=30)
+    # git lists nothing, yet the agent edited a file: the section says why, and which file
+    state = eventually(lambda: widget.state["changes"]["note"] and widget.state["changes"])
+    assert state["read"] and state["files"] == [] and state["error"] == ""
+    assert EDITED_FILE in state["note"] and "not a git repository" in state["note"]
+    # a repository with the same edit lists it, and has nothing to say
+    listed = oh.start("Edit with git")
+    seen = ConversationWidget(listed)
+    listed.wait(timeout=30)
+    state = eventually(lambda: seen.state["changes"]["files"] and seen.state["changes"])
+    assert [f["path"] for f in state["files"]] == [EDITED_FILE] and state["note"] == ""
+    widget.close()
+    seen.close()

@@ -8,8 +8,16 @@ import pytest
 
 from openhands_jupyter import AuthenticationError, Conversation, NotFoundError, OpenHands
 from openhands_jupyter.tracking import Snapshot
+from openhands_jupyter.ui.widget import ConversationWidget
 
-from .support.real.fake_llm import COMMAND, COMMAND_OUTPUT, PLAN, TITLE, finish_message
+from .support.real.fake_llm import (
+    COMMAND,
+    COMMAND_OUTPUT,
+    EDITED_PATH,
+    PLAN,
+    TITLE,
+    finish_message,
+)
 from .support.real.fixtures import APP_KEY
 from .support.real.launcher import RealServer
 from .waiting import eventually, holds
@@ -132,7 +140,13 @@ def test_a_wrong_session_key_is_an_authentication_error(
 
 def test_event_kinds_plans_reads_and_edits(oh: OpenHands) -> None:
     conv = oh.start("Sort out the kinds [llm:plan] [llm:edit] [llm:view]")
+    widget = ConversationWidget(conv)
     conv.wait(timeout=180)
+    # its workspace is no git repository: git lists nothing, and the card says which file
+    # the agent edited instead of "No files changed yet"
+    changes = eventually(lambda: widget.state["changes"]["note"] and widget.state["changes"], 30)
+    assert changes["files"] == [] and EDITED_PATH in changes["note"], changes
+    widget.close()
     events = conv.events()
     kinds = [(e.type, e.text.split(" ")[0]) for e in events if e.source == "agent"]
     # a task_tracker plan is not a shell command, and a file_editor view is not an edit

@@ -34,6 +34,7 @@ NAMES = (
     "longcmd",
     "sneaky",
     "plan",
+    "nogit",
 )
 #: the ``plan`` scenario's task list as the agent writes it again and again: each step
 #: moves one task on (``title=status``)
@@ -103,7 +104,7 @@ def run_steps(scenario: str, task: str, step: float) -> list[Step]:
     ]
     edit = Step(s, "event", "edit", f"str_replace {EDITED_FILE}")
     done = finish_steps(finish_message(task), s)
-    if scenario in ("finish", "start_error"):
+    if scenario in ("finish", "start_error", "nogit"):
         return [*running, look, *cmd, edit, *done]
     if scenario == "error":
         return [

@@ -34,6 +34,9 @@ class SimTree:
     original: dict[str, str | None] = field(default_factory=dict)
     current: dict[str, str | None] = field(default_factory=dict)
     edits: int = 0
+    #: a git repository; a workspace that is not one has files but no changes to show, as
+    #: a real agent server answers for it
+    git: bool = True
 
     def _start(self, path: str) -> str | None:
         if path not in self.original:
@@ -62,6 +65,8 @@ class SimTree:
             self.current[path] = "".join(lines)
 
     def changes(self) -> list[dict[str, str]]:
+        if not self.git:
+            return []
         out = []
         for path in sorted(self.original):
             before, after = self.original[path], self.current[path]

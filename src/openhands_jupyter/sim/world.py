@@ -125,6 +125,7 @@ class World(Commands):
                 created=datetime.now(timezone.utc),
                 ready_at=now + self.scaled(total),
             )
+            conv.tree.git = scenario != "nogit"
             start = SimStartTask(conv.task_id, conv, phases, request, conv.created)
             self.tasks[start.id] = start
             self.conversations[conv.id] = conv

@@ -21,6 +21,8 @@ DIFFS_PER_REFRESH = 20
 MAX_COUNTED = 200
 #: diffs read at the same time
 CONCURRENCY = 4
+#: files the events showed edited, kept (the newest) to say what git does not show
+EDITED_KEPT = 20
 #: the diffs kept for the widget to show at once, in characters of text at most
 DIFF_CACHE = 8 * 1024 * 1024
 
@@ -59,6 +61,8 @@ class ChangeSet:
     version: int = 0
     #: requests these reads sent (the list, each diff, finding the project once)
     requests: int = 0
+    #: the files the events showed the agent editing (the newest ``EDITED_KEPT``)
+    edited: dict[str, None] = field(default_factory=dict)
 
     def note_events(self, events: list[Event]) -> bool:
         """Take new events; ``True`` when one of them is an edit."""
@@ -67,6 +71,10 @@ class ChangeSet:
             path = edited_path(event)
             if path is not None:
                 self.dirty.add(path)
+                self.edited.pop(path, None)
+                self.edited[path] = None
+                while len(self.edited) > EDITED_KEPT:
+                    del self.edited[next(iter(self.edited))]
                 edited = True
         if edited:
             self.stale = True

@@ -47,6 +47,8 @@ class Snapshot:
     """When more files changed than are counted: how many are (the first, by path)."""
     changes_error: str | None = None
     """Why the changes could not be read (paused, not offered, retrying)."""
+    edited: tuple[str, ...] = ()
+    """The files the events showed the agent editing (the newest few), whatever git says."""
     pending: tuple[PendingAction, ...] = ()
     """The actions waiting for the user's approval, while the status is waiting."""
     stopped_why: str | None = None

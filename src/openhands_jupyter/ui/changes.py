@@ -24,7 +24,22 @@ def changes_state(snap: Snapshot) -> dict[str, Any]:
         "counted": snap.changes_counted,
         "read": snap.changes_read,
         "error": snap.changes_error or "",
+        "note": not_in_git(snap),
     }
+
+
+def not_in_git(snap: Snapshot) -> str:
+    """What to say when git shows no change although the agent edited files: its workspace is
+    not a git repository, or the files are outside it or ignored (``""``: nothing to say)."""
+    if not snap.changes_read or snap.changes or snap.changes_error or not snap.edited:
+        return ""
+    shown = ", ".join(snap.edited[-3:])
+    more = len(snap.edited) - 3
+    names = shown + (f" and {more} more" if more > 0 else "")
+    return (
+        f"Git shows no changes, though the agent edited {names}: its workspace is not a git "
+        "repository, or these files are outside it or ignored. conv.read_file(path) reads one."
+    )
 
 
 def diff_message(
