@@ -23,6 +23,7 @@ from openhands_jupyter.ui.changes import DIFF_SHOWN
 from openhands_jupyter.ui.widget import ConversationWidget
 
 from .conftest import SimClient
+from .support.views import view
 from .test_widget_views import Sent
 from .waiting import eventually, holds, run_for, until
 
@@ -236,6 +237,7 @@ def test_a_workspace_that_is_not_a_git_repository_says_so(sim_client: SimClient)
     _sim, oh = sim_client()
     conv = oh.start("Edit without git [sim:nogit]")
     widget = ConversationWidget(conv)
+    view(widget)
     conv.wait(timeout=30)
     # git lists nothing, yet the agent edited a file: the section says why, and which file
     state = eventually(lambda: widget.state["changes"]["note"] and widget.state["changes"])
@@ -244,6 +246,7 @@ def test_a_workspace_that_is_not_a_git_repository_says_so(sim_client: SimClient)
     # a repository with the same edit lists it, and has nothing to say
     listed = oh.start("Edit with git")
     seen = ConversationWidget(listed)
+    view(seen)
     listed.wait(timeout=30)
     state = eventually(lambda: seen.state["changes"]["files"] and seen.state["changes"])
     assert [f["path"] for f in state["files"]] == [EDITED_FILE] and state["note"] == ""

@@ -15,6 +15,7 @@ from openhands_jupyter.tracking.heard import Heard
 from openhands_jupyter.ui.widget import ConversationWidget
 
 from .conftest import SimClient, fast_config
+from .support.views import view
 from .waiting import eventually
 
 TASKS = [
@@ -101,6 +102,7 @@ def test_the_plan_is_followed_live_and_shown_as_a_checklist(
     _sim, oh = sim_client(api=api, speed=5.0, config=fast_config(time_scale=1 / 5.0))
     conv = oh.start("Fix it with a plan [sim:plan]")
     widget = ConversationWidget(conv)
+    view(widget)
     plans: list[tuple[str, ...]] = []
 
     def note(snap: Snapshot) -> None:

@@ -20,6 +20,7 @@ from .support.real.fake_llm import (
 )
 from .support.real.fixtures import APP_KEY
 from .support.real.launcher import RealServer
+from .support.views import view
 from .waiting import eventually, holds
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(600)]
@@ -141,6 +142,7 @@ def test_a_wrong_session_key_is_an_authentication_error(
 def test_event_kinds_plans_reads_and_edits(oh: OpenHands) -> None:
     conv = oh.start("Sort out the kinds [llm:plan] [llm:edit] [llm:view]")
     widget = ConversationWidget(conv)
+    view(widget)  # on screen, however long the run takes
     conv.wait(timeout=180)
     # its workspace is no git repository: git lists nothing, and the card says which file
     # the agent edited instead of "No files changed yet"

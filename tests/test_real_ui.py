@@ -96,7 +96,8 @@ def test_widget_in_jupyterlab_against_the_real_server(lab: JupyterServer) -> Non
         card.locator(".ohj-plan-item[data-status=in_progress]", has_text=PLAN[0]).wait_for(
             timeout=10000
         )
-        card.locator(".ohj-exit", has_text="exit 0").first.wait_for(timeout=10000)
+        # its output (the agent's next step waits 5 s: still running then)
+        card.locator(".ohj-exit", has_text="exit 0").first.wait_for(timeout=60000)
         assert card.locator(".ohj-pill").first.text_content() == "running"
         page.screenshot(path=str(ARTIFACTS / "real-lab-running.png"), full_page=True)
         page.wait_for_function(

@@ -17,6 +17,7 @@ from .support.real.fake_llm import (
     finish_message,
 )
 from .support.real.launcher import RealServer
+from .support.views import view
 from .waiting import eventually
 
 pytestmark = [pytest.mark.real, pytest.mark.timeout(600)]
@@ -26,6 +27,7 @@ def test_changed_files_diffs_and_file_text(agent_oh: OpenHands, agent_server: Re
     oh = agent_oh
     conv = oh.start("Change the notes [llm:git]")
     widget = ConversationWidget(conv)
+    view(widget)  # on screen, however long the run takes
     conv.wait(timeout=240)
     assert conv.status == "finished", (conv.status, conv.detail)
     changes = conv.changes()

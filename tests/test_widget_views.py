@@ -16,15 +16,8 @@ from openhands_jupyter.ui import widget as widget_module
 from openhands_jupyter.ui.widget import FEED_LIMIT, ConversationWidget
 
 from .conftest import SimClient, fast_config
+from .support.views import view
 from .waiting import eventually, holds
-
-
-def _view(widget: ConversationWidget, shown: bool, view_id: str) -> None:
-    """What the browser's render (shown) and its cleanup (gone) send."""
-    content = {"view": "shown" if shown else "gone", "id": view_id}
-    widget._handle_msg(
-        {"content": {"data": {"method": "custom", "content": content}}, "buffers": []}
-    )
 
 
 class Sent:
@@ -57,7 +50,7 @@ def test_the_browser_gets_each_event_once_and_a_new_view_the_whole_feed(
     # event may still be on its way from the tracker's thread, hence the wait)
     ids = eventually(lambda: (got := sent.events()) == [e["id"] for e in widget.feed] and got)
     assert all(not m.get("reset") for m in sent.messages)
-    _view(widget, True, "view-1")  # a view appears (a re-run output, a second view)
+    view(widget, True, "view-1")  # a view appears (a re-run output, a second view)
     last = sent.messages[-1]
     assert last["reset"] and [e["id"] for e in last["feed"]] == ids
     assert last["limit"] == FEED_LIMIT
@@ -72,19 +65,19 @@ def test_a_widget_whose_views_are_gone_stops_being_watched(sim_client: SimClient
     widget = ConversationWidget(conv)
     tracked = conv._tracked
     eventually(lambda: tracked.visible)  # until a view says otherwise
-    _view(widget, True, "a")
-    _view(widget, True, "b")  # two views of one widget (the same output shown twice)
+    view(widget, True, "a")
+    view(widget, True, "b")  # two views of one widget (the same output shown twice)
     eventually(lambda: oh.tracker.open_sockets == 1)
-    _view(widget, False, "a")
+    view(widget, False, "a")
     assert tracked.visible  # one view is still on screen
-    _view(widget, False, "b")  # "Clear All Outputs": the last view is gone
+    view(widget, False, "b")  # "Clear All Outputs": the last view is gone
     eventually(lambda: not tracked.watched)
     eventually(lambda: oh.tracker.open_sockets == 0)
     sockets = sim.stats.agent_counts["agent.socket"]
     events_reads = sim.counts["v1.events"]
     # 20 s on the simulator's clock: no events read for what nobody sees
     holds(lambda: sim.counts["v1.events"] == events_reads, 1.0)
-    _view(widget, True, "c")  # shown again (the output re-rendered)
+    view(widget, True, "c")  # shown again (the output re-rendered)
     eventually(lambda: tracked.watched and oh.tracker.open_sockets == 1)
     eventually(lambda: sim.stats.agent_counts["agent.socket"] == sockets + 1)
     widget.close()
@@ -102,7 +95,7 @@ def test_a_widget_no_frontend_ever_renders_stops_counting_after_a_while(
     eventually(lambda: conv._tracked.visible)
     eventually(lambda: not conv._tracked.visible, 5)
     assert not widget.on_screen
-    _view(widget, True, "late")  # a view after all
+    view(widget, True, "late")  # a view after all
     eventually(lambda: conv._tracked.visible)
     widget.close()
     conv.stop()
@@ -114,7 +107,7 @@ def test_idle_widgets_cleared_from_the_screen_cost_no_event_reads(sim_client: Si
     convs = [oh.start(f"Idle {i} [sim:idle]") for i in range(10)]
     widgets = [ConversationWidget(c) for c in convs]
     for i, w in enumerate(widgets):
-        _view(w, True, f"v{i}")
+        view(w, True, f"v{i}")
     for conv in convs:
         conv.wait(timeout=30)
     time.sleep(0.5)  # the reads the ends asked for are done
@@ -123,7 +116,7 @@ def test_idle_widgets_cleared_from_the_screen_cost_no_event_reads(sim_client: Si
     shown = sim.counts["v1.events"] - before
     assert shown > 0
     for i, w in enumerate(widgets):
-        _view(w, False, f"v{i}")
+        view(w, False, f"v{i}")
     eventually(lambda: not any(c._tracked.watched for c in convs))
     cleared = sim.counts["v1.events"]
     holds(lambda: sim.counts["v1.events"] == cleared, 3.0, what="no reads once cleared")
