@@ -318,3 +318,45 @@ def test_the_plan_shows_as_a_checklist(
         page.screenshot(path=str(ARTIFACTS / f"{server.app}-plan.png"), full_page=True)
     finally:
         page.close()
+
+
+RESULT_CELLS = [
+    APPROVAL_CELLS[0],
+    "made = %openhands Report the scores [sim:report]\nmade.wait(timeout=60)",
+    "made.show('results/chart.svg')",
+    "made.show('results/report.html')",
+    "made.show('results/notes.md')",
+    "made.load('results/scores.csv')",
+]
+
+
+def test_shown_results_draw_and_run_nothing(
+    server: JupyterServer, sim: Simulator, playwright_browser: Any
+) -> None:
+    page, name = _page(server, playwright_browser, "results", RESULT_CELLS)
+    try:
+        open_notebook(page, server, name)
+        run_cells(page, list(range(len(RESULT_CELLS))), timeout=90000)
+        out = page.locator(".jp-OutputArea-output")
+        chart = out.locator("img[alt='chart.svg']")
+        chart.wait_for(timeout=10000)
+        assert page.evaluate("(img) => img.naturalWidth", chart.element_handle()) == 120
+        frame = out.locator("iframe[title='report.html']")
+        frame.wait_for(timeout=10000)
+        assert frame.get_attribute("sandbox") == ""
+        assert page.frame_locator("iframe[title='report.html']").locator("h1").text_content() == (
+            "Scores"
+        )
+        # the notes' Markdown is drawn; their tag is shown as text
+        out.locator("h1", has_text="Findings").wait_for(timeout=10000)
+        out.locator("text=<img src=x").first.wait_for(timeout=10000)
+        # the table as pandas draws it
+        out.locator("table.dataframe td", has_text="beta").wait_for(timeout=10000)
+        page.wait_for_timeout(500)  # any script would have run by now
+        ran = page.evaluate(
+            "() => [window.__ohj_svg, window.__ohj_report, window.__ohj_notes, window.__xss]"
+        )
+        assert ran == [None, None, None, None]
+        page.screenshot(path=str(ARTIFACTS / f"{server.app}-results.png"), full_page=True)
+    finally:
+        page.close()

@@ -48,14 +48,17 @@ def test_changed_files_diffs_and_file_text(agent_oh: OpenHands, agent_server: Re
     with pytest.raises(NotFoundError, match="There is no file"):
         conv.read_file("missing.txt")
     # the widget's Changes section: read after the edits and once after the end
-    state = eventually(
-        lambda: (
-            (c := widget.state["changes"])["count"] == len(expected)
-            and all(f["added"] is not None for f in c["files"])
-            and c
-        ),
-        60,
-    )
+    try:
+        state = eventually(
+            lambda: (
+                (c := widget.state["changes"])["count"] == len(expected)
+                and all(f["added"] is not None for f in c["files"])
+                and c
+            ),
+            60,
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: the widget shows {widget.state['changes']}") from None
     assert {f["path"] for f in state["files"]} == set(expected)
     widget.close()
 

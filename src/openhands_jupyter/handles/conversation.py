@@ -23,6 +23,7 @@ from ..tracking.loops import reenter, running_loop
 from .files import Host, WorkspaceMixin
 from .following import FollowMixin
 from .notify import NotifyMixin
+from .results import ResultsMixin
 
 T = TypeVar("T")
 C = TypeVar("C", bound="Conversation")
@@ -50,7 +51,7 @@ def blocking(
 COMMAND_NAMES = frozenset(COMMANDS)
 
 
-class Conversation(WorkspaceMixin, FollowMixin, NotifyMixin):
+class Conversation(WorkspaceMixin, ResultsMixin, FollowMixin, NotifyMixin):
     """One conversation: its live status, its events and the commands that steer it.
 
     Every blocking method has an ``*_async`` twin for use with ``await``.

@@ -35,7 +35,29 @@ NAMES = (
     "sneaky",
     "plan",
     "nogit",
+    "report",
 )
+#: the files the ``report`` scenario creates, and what is in them: a table in three forms, a
+#: chart, an HTML report and notes (the chart, the report and the notes carry markup that
+#: must never run in a notebook)
+RESULTS = {
+    "results/scores.csv": "name,score\nalpha,1\nbeta,2\n",
+    "results/scores.json": '[{"name": "alpha", "score": 1}, {"name": "beta", "score": 2}]',
+    "results/settings.json": '{"model": "sim", "steps": 3}',
+    "results/chart.svg": (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="120" height="40">'
+        '<rect width="60" height="40" fill="#1976d2"/>'
+        "<script>window.__ohj_svg = 1</script></svg>"
+    ),
+    "results/report.html": (
+        "<html><body><h1>Scores</h1><p>alpha 1, beta 2</p>"
+        "<script>window.parent.__ohj_report = 1</script></body></html>"
+    ),
+    "results/notes.md": (
+        "# Findings\n\n- alpha scored **1**\n- `x < y` holds\n\n"
+        '<img src=x onerror="window.__ohj_notes = 1">\n'
+    ),
+}
 #: the ``plan`` scenario's task list as the agent writes it again and again: each step
 #: moves one task on (``title=status``)
 PLAN_TITLES = ("Read the failing test", "Fix the code", "Run the tests")
@@ -179,6 +201,9 @@ def run_steps(scenario: str, task: str, step: float) -> list[Step]:
     if scenario == "sneaky":
         # a command whose text would rewrite a terminal line (it waits in confirmation mode)
         return [*running, look, Step(s, "event", "command", HOSTILE["terminal"]), *done]
+    if scenario == "report":
+        made = [Step(s * 0.5, "event", "edit", f"create {path}") for path in RESULTS]
+        return [*running, look, *made, *done]
     if scenario == "plan":
         # the plan is written first, then again as each task moves on
         written = []

@@ -51,7 +51,9 @@ class SimTree:
             return
         self.edits += 1
         now = self._start(path)
-        if verb == "create" or now is None:
+        if verb == "create" and path in sc.RESULTS:
+            self.current[path] = sc.RESULTS[path]
+        elif verb == "create" or now is None:
             count = sc.CREATED_LINES if path == sc.BIG_FILE else 3
             self.current[path] = "".join(f"line {i + 1} of {path}\n" for i in range(count))
         elif verb == "delete":
