@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from openhands_jupyter import AuthenticationError, Conversation, NotFoundError, OpenHands
+from openhands_jupyter.handles.results import shown
 from openhands_jupyter.tracking import Snapshot
 from openhands_jupyter.ui.widget import ConversationWidget
 
@@ -14,7 +15,9 @@ from .support.real.fake_llm import (
     COMMAND,
     COMMAND_OUTPUT,
     EDITED_PATH,
+    NOTES_PATH,
     PLAN,
+    REPORT_PATH,
     TITLE,
     finish_message,
 )
@@ -158,6 +161,16 @@ def test_event_kinds_plans_reads_and_edits(oh: OpenHands) -> None:
     assert ("edit", "create") in kinds and ("read", "view") in kinds
     assert not any(e.type == "command" for e in events)
     assert not any(e.type == "error" for e in events), [e.text for e in events]
+
+
+def test_results_load_and_show_from_the_real_workspace(oh: OpenHands) -> None:
+    conv = oh.start("Report the scores [llm:report]")
+    conv.wait(timeout=180)
+    assert conv.status == "finished", (conv.status, conv.detail)
+    table = conv.load(REPORT_PATH)
+    assert table.to_dict("list") == {"name": ["alpha", "beta"], "score": [1, 2]}
+    notes = shown(NOTES_PATH, conv.load(NOTES_PATH).encode())
+    assert "# Findings" in notes.data and "&lt;img" in notes.data and "<img" not in notes.data
 
 
 def test_resume_right_after_stop(oh: OpenHands) -> None:

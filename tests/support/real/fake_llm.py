@@ -8,6 +8,8 @@ The last user message picks the script with a marker:
 - ``[llm:plan]``: write a plan of two tasks with the task tracker first (``PLAN``: the first
   under way), and again with both done before finishing; ``[llm:edit]``: create a file with
   the file editor; ``[llm:view]``: view that file;
+- ``[llm:report]``: write a table (``REPORT_PATH``, ``REPORT_CSV``) and notes in Markdown
+  (``NOTES_PATH``) with the file editor;
 - ``[llm:fail]``: answer 401 (a provider that refuses the key): the agent stops with an error;
 - ``[llm:slow=N]``: wait N seconds before every answer (the conversation stays running);
 - ``[llm:many=N]``: run N short commands (a run long enough to push its state change out of
@@ -50,6 +52,11 @@ HOME_COMMAND = (
     'openhands@all-hands.dev && echo "HOME=$HOME"'
 )
 EDITED_PATH = f"/tmp/ohj-fake-llm-{uuid.uuid4().hex[:8]}.txt"
+REPORT_PATH = f"/tmp/ohj-fake-llm-{uuid.uuid4().hex[:8]}.csv"
+REPORT_CSV = "name,score\nalpha,1\nbeta,2\n"
+NOTES_PATH = f"/tmp/ohj-fake-llm-{uuid.uuid4().hex[:8]}.md"
+NOTES_MD = '# Findings\n\n<img src=x onerror="window.__ohj_notes = 1">\n'
+
 USAGE = {"prompt_tokens": 1200, "completion_tokens": 34, "total_tokens": 1234}
 #: what the server's settings charge per token, so that a run has a cost
 COST_PER_TOKEN = {"input_cost_per_token": 0.000003, "output_cost_per_token": 0.000015}
@@ -182,6 +189,10 @@ def plan(
     if "edit" in markers:
         args = {"command": "create", "path": EDITED_PATH, "file_text": "hello from the fake LLM\n"}
         script.append({"name": "file_editor", "arguments": {**args, "security_risk": "LOW"}})
+    if "report" in markers:
+        for path, text in ((REPORT_PATH, REPORT_CSV), (NOTES_PATH, NOTES_MD)):
+            args = {"command": "create", "path": path, "file_text": text, "security_risk": "LOW"}
+            script.append({"name": "file_editor", "arguments": args})
     if "view" in markers:
         args = {"command": "view", "path": EDITED_PATH, "security_risk": "LOW"}
         script.append({"name": "file_editor", "arguments": args})
