@@ -3,6 +3,7 @@ own ``session_api_key`` (a secret, sent only in the ``X-Session-API-Key`` header
 
 from __future__ import annotations
 
+import posixpath
 import re
 import threading
 import uuid
@@ -290,6 +291,18 @@ class AgentClient:
         except NotFoundError:
             raise NotFoundError(f"There is no file {path} in the agent's workspace.") from None
         return bytes(data)
+
+    async def upload(self, endpoint: AgentEndpoint, path: str, data: bytes) -> None:
+        """Write a file into the agent's workspace (``path`` absolute; replaced if there)."""
+        await self.transport(endpoint.base_url).request(
+            "POST",
+            "/api/file/upload",
+            params={"path": path},
+            files={"file": (posixpath.basename(path), data, "application/octet-stream")},
+            headers=endpoint.headers(),
+            idempotent=True,
+            gated=False,
+        )
 
     async def set_confirmation(self, endpoint: AgentEndpoint, on: bool) -> None:
         """Every action waits for the user (``AlwaysConfirm``), or none does."""

@@ -17,6 +17,16 @@ __all__ = ["Backend", "EventCursor", "StartRequest", "request_gate"]
 
 
 @dataclass(frozen=True)
+class Upload:
+    """A file sent into the agent's workspace before its task: its name in the upload folder,
+    its bytes, and what it is, in words, for the task."""
+
+    name: str
+    data: bytes = field(repr=False)
+    about: str = ""
+
+
+@dataclass(frozen=True)
 class StartRequest:
     """What to start: the task text and where the agent works."""
 
@@ -30,6 +40,14 @@ class StartRequest:
     confirm: bool = False
     #: stop the agent once its cost passes this many dollars
     max_cost: float | None = None
+    #: files sent into the workspace before the task (which then says where they are)
+    uploads: tuple[Upload, ...] = ()
+
+    @property
+    def deferred(self) -> bool:
+        """Started with no message: the task goes to the agent server once it is up (after
+        the confirmation policy, and the uploads)."""
+        return self.confirm or bool(self.uploads)
 
 
 @dataclass
@@ -183,10 +201,16 @@ class Backend(abc.ABC):
         """Give the conversation this title on the server (where the server allows it)."""
         raise UnsupportedError("This server cannot rename conversations.")
 
-    async def start_confirmed(self, info: ConversationInfo, task: str) -> None:
-        """For a conversation started with no message: set the confirmation policy, then send
-        the task."""
+    async def start_confirmed(
+        self, info: ConversationInfo, task: str, confirm: bool = True
+    ) -> None:
+        """For a conversation started with no message: set the confirmation policy (when
+        ``confirm``), then send the task."""
         raise UnsupportedError("This server does not offer confirmation mode.")
+
+    async def upload(self, info: ConversationInfo, path: str, data: bytes) -> None:
+        """Write ``data`` to ``path`` (absolute) in the agent's workspace."""
+        raise UnsupportedError("This server does not take files for the agent (V1 does).")
 
     async def respond(self, info: ConversationInfo, accept: bool, reason: str) -> None:
         """Approve or reject the actions waiting for confirmation."""

@@ -129,13 +129,19 @@ class Transport:
                 await asyncio.wrap_future(home.submit(self.aclose()))
 
     async def _exchange(
-        self, method: str, url: str, params: Any, json_body: Any, headers: dict[str, str] | None
+        self,
+        method: str,
+        url: str,
+        params: Any,
+        json_body: Any,
+        headers: dict[str, str] | None,
+        files: Any = None,
     ) -> httpx.Response:
         """One request and its whole answer, on the loop its transport belongs to."""
 
         async def here() -> httpx.Response:
             return await self._client().request(
-                method, url, params=params, json=json_body, headers=headers
+                method, url, params=params, json=json_body, headers=headers, files=files
             )
 
         home = self._home
@@ -155,6 +161,7 @@ class Transport:
         headers: dict[str, str] | None = None,
         expect_json: bool = True,
         gated: bool = True,
+        files: Any = None,
     ) -> Any:
         """Send one request and return its decoded JSON (or raw bytes when ``expect_json`` is off).
 
@@ -171,7 +178,7 @@ class Transport:
         while True:
             try:
                 return await self._send_once(
-                    method, url, params, json_body, headers, expect_json, gated
+                    method, url, params, json_body, headers, expect_json, gated, files
                 )
             except RateLimitError as exc:
                 if exc.retry_after is not None and exc.retry_after > self.max_retry_wait:
@@ -219,6 +226,7 @@ class Transport:
         headers: dict[str, str] | None,
         expect_json: bool,
         gated: bool = True,
+        files: Any = None,
     ) -> Any:
         if gated:
             await self._wait_if_held()
@@ -226,7 +234,7 @@ class Transport:
         done = await gate() if gate is not None else None
         try:
             response = await within(
-                self._exchange(method, url, params, json_body, headers), self.deadline
+                self._exchange(method, url, params, json_body, headers, files), self.deadline
             )
         except asyncio.TimeoutError:
             raise APIConnectionError(

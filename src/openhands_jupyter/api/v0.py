@@ -41,6 +41,8 @@ class V0Backend(Backend):
             raise UnsupportedError(
                 "This server does not offer confirmation mode for one conversation (V1 does)."
             )
+        if request.uploads:
+            raise UnsupportedError("This server does not take files for the agent (V1 does).")
         body: dict[str, Any] = {"initial_user_msg": request.task}
         if request.repository:
             body["repository"] = request.repository

@@ -36,7 +36,7 @@ def start_body(request: StartRequest) -> dict[str, Any]:
     agent server once the policy is set there (the app server takes the policy only from the
     user's settings, and the agent runs its first message at once)."""
     body: dict[str, Any] = {"trigger": "openhands_api"}
-    if not request.confirm:
+    if not request.deferred:
         body["initial_message"] = {
             "role": "user",
             "content": [{"type": "text", "text": request.task}],
@@ -267,10 +267,16 @@ class V1Backend(Backend):
             )
         return endpoint
 
-    async def start_confirmed(self, info: ConversationInfo, task: str) -> None:
+    async def start_confirmed(
+        self, info: ConversationInfo, task: str, confirm: bool = True
+    ) -> None:
         endpoint = self._agent(info, "take the task")
-        await self.agent.set_confirmation(endpoint, True)
+        if confirm:
+            await self.agent.set_confirmation(endpoint, True)
         await self.agent.send_message(endpoint, task)
+
+    async def upload(self, info: ConversationInfo, path: str, data: bytes) -> None:
+        await self.agent.upload(self._agent(info, "take files"), path, data)
 
     async def respond(self, info: ConversationInfo, accept: bool, reason: str) -> None:
         await self.agent.respond(self._agent(info, "answer"), accept, reason)

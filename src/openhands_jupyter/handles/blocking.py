@@ -70,11 +70,10 @@ class OpenHands:
     ) -> Conversation:
         """Start a conversation and follow it; returns as soon as the server accepted it
         (``background=True``: at once, see :meth:`AsyncOpenHands.start`)."""
-        self.aio.build_request(task, repository, branch, title, **extra)  # fail before anything
+        # every input is checked (and the data made ready) before anything is sent
+        request = self.aio.build_request(task, repository, branch, title, **extra)
         self._pin_tracker()
-        return self.aio.run_sync(
-            self.aio.start(task, repository, branch, title, background=background, **extra)
-        )
+        return self.aio.run_sync(self.aio.start_request(request, background=background))
 
     def start_many(self, tasks: Iterable[Any]) -> list[Conversation]:
         rows = list(task_rows(tasks))

@@ -38,6 +38,7 @@ from ..tracking.launching import SENDING
 from ..tracking.loops import BackgroundLoop, running_loop
 from .conversation import Conversation
 from .progress import ProgressPrinter
+from .uploads import uploads_for
 
 __all__ = ["CLOUD_URL", "AsyncOpenHands", "TrackerConfig", "in_kernel", "st"]
 
@@ -201,8 +202,17 @@ class AsyncOpenHands:
             raise InputError(f"confirm is True or False, not {confirm!r}.")
         max_cost = check_max_cost(extra.pop("max_cost", None))
         provider = extra.pop("git_provider", provider)
+        uploads = uploads_for(extra.pop("data", None), extra.pop("files", None))
         return StartRequest(
-            task, repo, branch, provider, title, extra, confirm=confirm, max_cost=max_cost
+            task,
+            repo,
+            branch,
+            provider,
+            title,
+            extra,
+            confirm=confirm,
+            max_cost=max_cost,
+            uploads=uploads,
         )
 
     # -- public API -----------------------------------------------------------------------------
@@ -220,6 +230,10 @@ class AsyncOpenHands:
         server cannot hold the caller): the handle says "sending the request" until then, and
         a refusal shows as its error."""
         request = self.build_request(task, repository, branch, title, **extra)
+        return await self.start_request(request, background)
+
+    async def start_request(self, request: StartRequest, background: bool = False) -> Conversation:
+        """:meth:`start` with a request :meth:`build_request` made."""
         tracked = Tracked(request=request)
         self.tracker.ensure_loop()
         if background:

@@ -276,11 +276,30 @@ def build_agent_app(
 
     async def download(request: Request) -> Response:
         """``/api/file/download``: a file from the workspace of the sandbox this key opens."""
+        found, _why = workspace(request, "agent.uploaded")
+        for conv, rel in found:
+            if rel in conv.tree.uploaded:
+                return Response(conv.tree.uploaded[rel], media_type="application/octet-stream")
         diff = workspace_diff(request, "agent.download", True, (404, "File not found"))
         if isinstance(diff, Response):
             return diff
         body = str(diff["modified"]).encode("utf-8")
         return Response(body, media_type="application/octet-stream")
+
+    async def upload(request: Request) -> Response:
+        """``/api/file/upload``: a file written into the workspace of the sandbox this key
+        opens (the agent server makes its folders)."""
+        found, why = workspace(request, "agent.upload")
+        if why:
+            return refused(why)
+        form = await request.form()
+        sent = form.get("file")
+        if sent is None or isinstance(sent, str):
+            return _err(422, "Field required: file")
+        data = await sent.read()
+        for conv, rel in found:
+            conv.tree.uploaded[rel] = data
+        return JSONResponse({"success": True})
 
     async def git_changes(request: Request) -> Response:
         found, why = workspace(request, "agent.git_changes")
@@ -371,6 +390,7 @@ def build_agent_app(
             Route("/alive", alive),
             Route("/health", alive),
             Route("/api/file/download", download),
+            Route("/api/file/upload", upload, methods=["POST"]),
             Route("/api/git/changes", git_changes),
             Route("/api/git/diff", git_diff),
             Route(f"{P}/events/search", route("agent.events", events_search)),

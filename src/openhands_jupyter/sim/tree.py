@@ -37,6 +37,8 @@ class SimTree:
     #: a git repository; a workspace that is not one has files but no changes to show, as
     #: a real agent server answers for it
     git: bool = True
+    #: files the client sent (``/api/file/upload``), by path in the project, as sent
+    uploaded: dict[str, bytes] = field(default_factory=dict)
 
     def _start(self, path: str) -> str | None:
         if path not in self.original:

@@ -5,10 +5,12 @@ conversation exists."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import posixpath
 import time
 
 from ..api import status as st
-from ..api.backend import Backend, request_gate
+from ..api.backend import Backend, StartRequest, request_gate
 from ..api.errors import (
     APIConnectionError,
     ConcurrencyLimitError,
@@ -21,6 +23,9 @@ from ..api.models import StartTask
 from .commands import SEND, Args, Under
 from .core import BUSY, CONVERSATION_FAULTS, TrackerCore
 from .state import Tracked
+
+#: where the notebook's data and files go, inside the agent's project
+UPLOAD_FOLDER = "notebook_data"
 
 #: the start phase of a start whose request is on its way (``start(background=True)``)
 SENDING = "SENDING_REQUEST"
@@ -237,6 +242,25 @@ class Launching(TrackerCore):
             self._set_status(tracked, st.STARTING)
         tracked.web_url = self._web_url(tracked)
 
+    async def _send_uploads(self, backend: Backend, tracked: Tracked, request: StartRequest) -> str:
+        """Send the request's files into the workspace's upload folder; return the task, saying
+        where each one is and what it is."""
+        if not request.uploads:
+            return request.task
+        info = tracked.info
+        assert info is not None
+        root = await backend.workspace_root(info)
+        folder = posixpath.join(root, UPLOAD_FOLDER)
+        lines = []
+        for upload in request.uploads:
+            path = posixpath.join(folder, upload.name)
+            await backend.upload(info, path, upload.data)
+            lines.append(f"- {path}: {upload.about}")
+        return (
+            f"{request.task}\n\nFrom the notebook, in the workspace (read them from there):\n"
+            + "\n".join(lines)
+        )
+
     async def _deliver_tasks(self, backend: Backend, waiting: list[Tracked]) -> None:
         """Conversations started in confirmation mode get their task once the agent server is
         up: first its policy (every action waits for the user), then the task, so that no
@@ -246,17 +270,22 @@ class Launching(TrackerCore):
             request = tracked.request
             if info is None or request is None or (info.sandbox_status or "") != "RUNNING":
                 continue
-            # the task is a message like any other: what comes after the server shows it is
-            # its answer (the socket can bring it before the request returns)
-            tracked.expect_echo(request.task)
             try:
-                await backend.start_confirmed(info, request.task)
+                task = await self._send_uploads(backend, tracked, request)
+                # the task is a message like any other: what comes after the server shows it
+                # is its answer (the socket can bring it before the request returns)
+                tracked.expect_echo(task)
+                await backend.start_confirmed(info, task, confirm=request.confirm)
             except CONVERSATION_FAULTS as exc:
                 tracked.expect_echo(None)
                 tracked.last_error = f"Retrying: the task could not be sent yet ({exc})"
                 self._publish(tracked)
                 continue
             tracked.delivered = True
+            if request.uploads:
+                # sent: the bytes are let go (what they were stays, for the task's text)
+                gone = tuple(dataclasses.replace(u, data=b"") for u in request.uploads)
+                tracked.request = dataclasses.replace(request, uploads=gone)
             if tracked.last_error and tracked.last_error.startswith("Retrying: the task"):
                 tracked.last_error = None
             tracked.command = Under(SEND, tracked.status, self._now(), Args(request.task))

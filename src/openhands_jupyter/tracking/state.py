@@ -119,9 +119,10 @@ class Tracked(Heard):
 
     @property
     def undelivered(self) -> bool:
-        """Started in confirmation mode and its task not sent yet (it is sent, after the
-        policy, once the agent server is up)."""
-        return bool(self.request and self.request.confirm and not self.delivered)
+        """Started with no message (confirmation mode, or files to send first) and its task
+        not sent yet: it is sent, after the policy and the files, once the agent server is
+        up."""
+        return bool(self.request and self.request.deferred and not self.delivered)
 
     @property
     def repository(self) -> str | None:
