@@ -289,3 +289,25 @@ def test_confirm_and_cost_cap_from_the_magic_and_its_settings(
     starts = sim.counts["v1.start"]
     assert sh.line("--max-cost lots Fix it") is None  # one line on stderr, nothing sent
     assert sim.counts["v1.start"] == starts
+
+
+def test_with_sends_variables_and_files_first(
+    shell: tuple[Shell, Simulator], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pandas as pd
+
+    sh, sim = shell
+    Path("notes.txt").write_text("remember the units\n")
+    sh.ip.user_ns["scores"] = pd.DataFrame({"score": [1, 2, 3]})
+    conv = sh.cell("--with scores,notes.txt", "Plot the scores")
+    conv.wait(timeout=30)
+    task = sim.world.conversations[conv.id].task
+    assert task.startswith("Plot the scores\n\nFrom the notebook, in the workspace")
+    assert "notebook_data/scores.parquet: the DataFrame `scores` as Parquet, 3 rows" in task
+    assert "notebook_data/notes.txt: the file notes.txt (19 bytes)" in task
+    # a name that is neither a variable nor a file: said in one line, nothing sent
+    before = sum(sim.counts.values())
+    assert sh.cell("--with nothing_here", "Never sent") is None
+    err = capsys.readouterr().err
+    assert "--with nothing_here: no variable or file by that name here." in err
+    assert sum(sim.counts.values()) == before

@@ -74,7 +74,9 @@ def test_what_cannot_go_is_said_before_anything_is_sent(
 
 def test_too_much_is_refused_with_its_size() -> None:
     big = pd.DataFrame({"x": range(200_000)})
-    with pytest.raises(InputError, match=r"That is \d+\.\d [kM]B to send; at most 1\.0 kB goes with one task"):
+    with pytest.raises(
+        InputError, match=r"That is \d+\.\d [kM]B to send; at most 1\.0 kB goes with one task"
+    ):
         uploads_for({"big": big}, None, limit=1024)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -106,6 +107,13 @@ class OpenHandsMagics(Magics, Settings):
     @argument("-r", "--repo", default=None, help="repository, owner/repo or its URL")
     @argument("-b", "--branch", default=None, help="branch to work on")
     @argument("--title", default=None, help="conversation title")
+    @argument(
+        "--with",
+        dest="with_",
+        default=None,
+        metavar="NAMES",
+        help="variables and files to send into the workspace first: df,config,data/train.csv",
+    )
     @argument("--wait", action="store_true", help="block this cell until the agent stops working")
     @argument("--timeout", type=float, default=None, help="with --wait: give up after SECONDS")
     @argument("--api-version", default=None, help="v1, v0 or auto for this client")
@@ -220,6 +228,7 @@ class OpenHandsMagics(Magics, Settings):
             max_cost = check_max_cost(
                 args.max_cost if args.max_cost is not None else values["max_cost"][0]
             )
+            data, files = self._with(args.with_)
         if not self._ensure_key():
             return None
         client = self.client()
@@ -249,11 +258,31 @@ class OpenHandsMagics(Magics, Settings):
             background=True,
             confirm=bool(args.confirm),
             max_cost=max_cost,
+            data=data,
+            files=files,
         )
         shown = self._show(conv)
         if args.wait:
             shown.wait(args.timeout)
         return shown
+
+    def _with(self, names: str | None) -> tuple[dict[str, Any] | None, list[str] | None]:
+        """``--with``'s names: the notebook's variables by name, else files or folders."""
+        if not names:
+            return None, None
+        namespace = getattr(self.shell, "user_ns", {}) or {}
+        data: dict[str, Any] = {}
+        files: list[str] = []
+        for name in (n.strip() for n in names.split(",")):
+            if not name:
+                continue
+            if name in namespace:
+                data[name] = namespace[name]
+            elif Path(name).expanduser().exists():
+                files.append(name)
+            else:
+                raise InputError(f"--with {name}: no variable or file by that name here.")
+        return data or None, files or None
 
     def _show(self, conv: Conversation) -> ShownConversation:
         from .shown import show
