@@ -3,7 +3,10 @@ with the SDK's default event batching, where the app server's event store lags t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
+import pandas as pd
 import pytest
 
 from openhands_jupyter import AuthenticationError, Conversation, NotFoundError, OpenHands
@@ -171,6 +174,23 @@ def test_results_load_and_show_from_the_real_workspace(oh: OpenHands) -> None:
     assert table.to_dict("list") == {"name": ["alpha", "beta"], "score": [1, 2]}
     notes = shown(NOTES_PATH, conv.load(NOTES_PATH).encode())
     assert "# Findings" in notes.data and "&lt;img" in notes.data and "<img" not in notes.data
+
+
+def test_data_goes_into_the_real_workspace_before_the_task(oh: OpenHands, tmp_path: Path) -> None:
+    scores = pd.DataFrame({"name": ["alpha", "beta"], "score": [1.5, 2.0]})
+    (tmp_path / "units.txt").write_text("scores are in points\n")
+    conv = oh.start("Look at the scores", data={"scores": scores}, files=[tmp_path / "units.txt"])
+    conv.wait(timeout=180)
+    assert conv.status == "finished", (conv.status, conv.detail)
+    # the agent got the task with where each thing is, as its first message
+    [first] = [e.text for e in conv.events() if e.type == "message" and e.source == "user"]
+    lines = first.splitlines()
+    assert lines[0] == "Look at the scores"
+    [table] = [ln[2:].split(":")[0] for ln in lines if "scores.parquet" in ln]
+    [units] = [ln[2:].split(":")[0] for ln in lines if "units.txt" in ln]
+    # and the files are there, as they were sent
+    pd.testing.assert_frame_equal(conv.load(table), scores)
+    assert conv.read_file(units) == "scores are in points\n"
 
 
 def test_resume_right_after_stop(oh: OpenHands) -> None:

@@ -292,6 +292,16 @@ class AgentClient:
             raise NotFoundError(f"There is no file {path} in the agent's workspace.") from None
         return bytes(data)
 
+    async def home(self, endpoint: AgentEndpoint) -> str:
+        """The home folder of the agent server's user."""
+        data = await self.transport(endpoint.base_url).request(
+            "GET", "/api/file/home", headers=endpoint.headers(), gated=False
+        )
+        home = data.get("home") if isinstance(data, dict) else None
+        if not isinstance(home, str) or not home.startswith("/"):
+            raise InvalidResponseError("The agent server did not say where its home is.")
+        return home
+
     async def upload(self, endpoint: AgentEndpoint, path: str, data: bytes) -> None:
         """Write a file into the agent's workspace (``path`` absolute; replaced if there)."""
         await self.transport(endpoint.base_url).request(

@@ -208,6 +208,10 @@ class Backend(abc.ABC):
         ``confirm``), then send the task."""
         raise UnsupportedError("This server does not offer confirmation mode.")
 
+    async def agent_home(self, info: ConversationInfo) -> str:
+        """The home folder of the agent server's user (an absolute path)."""
+        raise UnsupportedError("This server does not take files for the agent (V1 does).")
+
     async def upload(self, info: ConversationInfo, path: str, data: bytes) -> None:
         """Write ``data`` to ``path`` (absolute) in the agent's workspace."""
         raise UnsupportedError("This server does not take files for the agent (V1 does).")

@@ -275,6 +275,9 @@ class V1Backend(Backend):
             await self.agent.set_confirmation(endpoint, True)
         await self.agent.send_message(endpoint, task)
 
+    async def agent_home(self, info: ConversationInfo) -> str:
+        return await self.agent.home(self._agent(info, "take files"))
+
     async def upload(self, info: ConversationInfo, path: str, data: bytes) -> None:
         await self.agent.upload(self._agent(info, "take files"), path, data)
 

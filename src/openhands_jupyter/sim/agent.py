@@ -301,6 +301,13 @@ def build_agent_app(
             conv.tree.uploaded[rel] = data
         return JSONResponse({"success": True})
 
+    async def home(request: Request) -> Response:
+        """``/api/file/home``: the agent server user's home."""
+        counts("agent.home")
+        if request.headers.get("x-session-api-key") not in keys():
+            return _err(401, "Unauthorized")
+        return JSONResponse({"home": "/root", "favorites": [], "locations": []})
+
     async def git_changes(request: Request) -> Response:
         found, why = workspace(request, "agent.git_changes")
         if why:
@@ -391,6 +398,7 @@ def build_agent_app(
             Route("/health", alive),
             Route("/api/file/download", download),
             Route("/api/file/upload", upload, methods=["POST"]),
+            Route("/api/file/home", home),
             Route("/api/git/changes", git_changes),
             Route("/api/git/diff", git_diff),
             Route(f"{P}/events/search", route("agent.events", events_search)),

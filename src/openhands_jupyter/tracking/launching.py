@@ -250,6 +250,10 @@ class Launching(TrackerCore):
         info = tracked.info
         assert info is not None
         root = await backend.workspace_root(info)
+        if not root.startswith("/"):
+            # a project with no absolute path (a local process sandbox's is relative to the
+            # agent server's own folder, which it does not say): a folder in its home
+            root = posixpath.join(await backend.agent_home(info), f"openhands-{info.id[:12]}")
         folder = posixpath.join(root, UPLOAD_FOLDER)
         lines = []
         for upload in request.uploads:
