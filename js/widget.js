@@ -664,12 +664,16 @@ function renderCard({ model, el }) {
   };
 }
 
-function panelTable() {
+const PANEL_COLUMNS = ["Status", "Title", "Repository", "Elapsed", "Cost", "Link", "Actions"];
+// a fan-out's table: what each conversation changed and said instead of where it works
+const FANOUT_COLUMNS = ["Status", "Task", "Elapsed", "Cost", "Link", "Changed", "Answer", "Actions"];
+
+function panelTable(fanout) {
   const wrap = h("div", "ohj-table-wrap");
   const table = h("table", "ohj-table");
   const thead = h("thead");
   const hr = h("tr");
-  for (const label of ["Status", "Title", "Repository", "Elapsed", "Cost", "Link", "Actions"]) {
+  for (const label of fanout ? FANOUT_COLUMNS : PANEL_COLUMNS) {
     hr.appendChild(h("th", null, label));
   }
   thead.appendChild(hr);
@@ -729,7 +733,7 @@ function rowButton(model, label, action, key, enabled) {
 }
 
 // One conversation's row; its elapsed cell is returned to be ticked.
-function panelRow(model, r) {
+function panelRow(model, r, fanout) {
   const tr = h("tr", "ohj-row");
   tr.dataset.status = r.status;
   const pillCell = h("td");
@@ -764,12 +768,18 @@ function panelRow(model, r) {
     buttons.appendChild(rowButton(model, b.label, b.command, r.key, !!b.enabled && !r.doing));
   }
   buttons.appendChild(rowButton(model, "Untrack", "untrack", r.key, true));
-  tr.append(pillCell, titleCell, repoCell, elapsedCell, cost, linkCell, act);
+  if (fanout) {
+    const changed = h("td", r.changes === null || r.changes === undefined ? "ohj-none" : null, r.changes === null || r.changes === undefined ? "–" : String(r.changes));
+    const answer = h("td", "ohj-cell-answer", r.answer || "");
+    tr.append(pillCell, titleCell, elapsedCell, cost, linkCell, changed, answer, act);
+  } else {
+    tr.append(pillCell, titleCell, repoCell, elapsedCell, cost, linkCell, act);
+  }
   return { tr, elapsedCell };
 }
 
 // The total of cost and tokens over the rows, when there is more than one and any usage.
-function panelTotal(rows) {
+function panelTotal(rows, fanout) {
   let cost = 0;
   let prompt = 0;
   let completion = 0;
@@ -787,14 +797,14 @@ function panelTotal(rows) {
   }
   if (rows.length < 2 || !anyUsage) return null;
   const total = h("tr", "ohj-row ohj-total");
+  const before = fanout ? [h("td")] : [h("td"), h("td")];
+  const after = fanout ? [h("td"), h("td"), h("td"), h("td")] : [h("td"), h("td")];
   total.append(
     h("td", null, "Total"),
     h("td", "ohj-cell-title", `${rows.length} conversations`),
-    h("td"),
-    h("td"),
+    ...before,
     costCell(cost, { prompt, completion }),
-    h("td"),
-    h("td"),
+    ...after,
   );
   return total;
 }
@@ -809,13 +819,24 @@ function panelCounts(rows) {
 function renderPanel({ model, el }) {
   const root = h("div", "ohj-panel");
   el.appendChild(root);
-  const head = h("div", "ohj-panel-head", "OpenHands conversations");
+  const fanout = !!model.get("fanout");
+  const head = h("div", "ohj-panel-head", fanout ? "OpenHands fan-out" : "OpenHands conversations");
   const counts = h("span", "ohj-counts");
   head.appendChild(counts);
-  const { wrap, tbody } = panelTable();
-  const empty = h("div", "ohj-phase", "No tracked conversations yet: launch one below or with %openhands.");
+  const { wrap, tbody } = panelTable(fanout);
+  const empty = h("div", "ohj-phase", fanout ? "None of these conversations is followed any more." : "No tracked conversations yet: launch one below or with %openhands.");
   const launcher = panelForm(model);
-  root.append(head, wrap, empty, launcher.form, launcher.message);
+  root.append(head, wrap, empty);
+  if (fanout) {
+    const stopAll = h("button", "ohj-btn ohj-danger", "Stop all");
+    stopAll.type = "button";
+    stopAll.dataset.action = "stop_all";
+    stopAll.addEventListener("click", () => model.send({ action: "stop_all" }));
+    head.appendChild(stopAll);
+    root.append(launcher.message);
+  } else {
+    root.append(launcher.form, launcher.message);
+  }
 
   const elapsedCells = [];
 
@@ -824,11 +845,11 @@ function renderPanel({ model, el }) {
     elapsedCells.length = 0;
     const frag = document.createDocumentFragment();
     for (const r of rows) {
-      const { tr, elapsedCell } = panelRow(model, r);
+      const { tr, elapsedCell } = panelRow(model, r, fanout);
       elapsedCells.push([elapsedCell, r]);
       frag.appendChild(tr);
     }
-    const total = panelTotal(rows);
+    const total = panelTotal(rows, fanout);
     if (total) frag.appendChild(total);
     tbody.replaceChildren(frag);
     counts.textContent = panelCounts(rows);

@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from openhands_jupyter.sim import EDITED_FILE, SCRIPT_COMMAND, SCRIPT_OUTPUT, Simulator
+from openhands_jupyter.sim import (
+    EDITED_FILE,
+    SCRIPT_COMMAND,
+    SCRIPT_OUTPUT,
+    Simulator,
+    finish_message,
+)
 from openhands_jupyter.sim.scenarios import PLAN_TITLES
 
 from .support.browser import (
@@ -358,5 +364,35 @@ def test_shown_results_draw_and_run_nothing(
         )
         assert ran == [None, None, None, None]
         page.screenshot(path=str(ARTIFACTS / f"{server.app}-results.png"), full_page=True)
+    finally:
+        page.close()
+
+
+FANOUT_CELLS = [
+    APPROVAL_CELLS[0],
+    "from openhands_jupyter import OpenHands\n"
+    f"from openhands_jupyter.tracking import TrackerConfig\n"
+    f"oh = OpenHands(tracker_config=TrackerConfig(time_scale={1 / SPEED}), progress=False)\n"
+    "convs = oh.map('Review the {module} module', [{'module': m} for m in ('api', 'cli', 'db')])\n"
+    "convs",
+]
+
+
+def test_a_fanout_shows_as_its_own_table(
+    server: JupyterServer, sim: Simulator, playwright_browser: Any
+) -> None:
+    page, name = _page(server, playwright_browser, "fanout", FANOUT_CELLS)
+    try:
+        open_notebook(page, server, name)
+        run_cells(page, [0, 1])
+        table = page.locator(".jp-OutputArea-output .ohj-panel").first
+        table.locator(".ohj-panel-head", has_text="OpenHands fan-out").wait_for(timeout=30000)
+        assert table.locator("button[data-action=stop_all]").is_visible()
+        assert table.locator("form.ohj-form").count() == 0
+        for module in ("api", "cli", "db"):
+            answer = finish_message(f"Review the {module} module")
+            table.locator(".ohj-cell-answer", has_text=answer).wait_for(timeout=60000)
+        assert table.locator("tr.ohj-row:not(.ohj-total)").count() == 3
+        page.screenshot(path=str(ARTIFACTS / f"{server.app}-fanout.png"), full_page=True)
     finally:
         page.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -105,3 +106,24 @@ __all__ = [
     "__version__",
     "load_ipython_extension",
 ]
+
+
+def _show_sets_as_tables() -> None:
+    """In IPython, ``oh.map``'s conversations show as their live table (without
+    ``%load_ext`` too); nothing is imported for it outside IPython."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+    shell.display_formatter.ipython_display_formatter.for_type_by_name(
+        "openhands_jupyter.handles.fanout", "ConversationSet", _show_set
+    )
+
+
+def _show_set(conversations: Any) -> None:
+    from .ui.fanout import show
+
+    show(conversations)
+
+
+_show_sets_as_tables()

@@ -11,6 +11,7 @@ from ..api.secrets import Secret
 from ..tracking import Tracker, TrackerConfig
 from .client import AsyncOpenHands, left_out, start_kwargs, task_rows
 from .conversation import Conversation
+from .fanout import ConversationSet, tasks_from
 
 
 class OpenHands:
@@ -81,6 +82,24 @@ class OpenHands:
             self.aio.build_request(**start_kwargs(item))
         self._pin_tracker()
         return self.aio.run_sync(self.aio.start_many(rows))
+
+    def map(self, template: str, rows: Any, **options: Any) -> ConversationSet:
+        """Start one conversation per row: ``template`` with each row's ``{column}`` filled
+        (``rows``: a DataFrame or a list of dicts; ``options`` as for :meth:`start`). Returns
+        at once, every start in the launch queue; in a notebook the set shows as a live
+        table."""
+        tasks = tasks_from(template, task_rows(rows))
+        requests = [self.aio.build_request(task, **options) for task in tasks]
+        self._pin_tracker()
+
+        async def started() -> ConversationSet:
+            out = ConversationSet(
+                [await self.aio.start_request(r, background=True) for r in requests]
+            )
+            out.client = self
+            return out
+
+        return self.aio.run_sync(started())
 
     def get(self, conversation_id: str, *, track: bool = True) -> Conversation:
         cid = normalize_id(conversation_id)

@@ -358,6 +358,9 @@ MODES = {
 
 
 def load_ipython_extension(ipython: Any) -> None:
+    from .fanout import register
+
+    register(ipython)  # oh.map's conversations show as their table
     # IPython keeps a %config value even when the setting refused it: drop such values, or
     # every later %load_ext / %reload_ext would fail on them
     section = getattr(ipython, "config", {}).get("OpenHandsMagics") or {}

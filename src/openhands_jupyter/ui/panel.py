@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Coroutine
@@ -37,12 +38,23 @@ class Panel(anywidget.AnyWidget):
     rows: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)
     busy = traitlets.Bool(False).tag(sync=True)
+    #: a fan-out's table: these conversations only, with their changes and answers, a Stop
+    #: all button and no launch form
+    fanout = traitlets.Bool(False).tag(sync=True)
 
-    def __init__(self, client: OpenHands | AsyncOpenHands | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        client: OpenHands | AsyncOpenHands | None = None,
+        conversations: list[Conversation] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        if conversations is not None:
+            self.fanout = True
         if client is None:
             client = shared_client()
         self.client: AsyncOpenHands = client.aio if isinstance(client, OpenHands) else client
+        self._only = None if conversations is None else {c.key for c in conversations}
         self._rows: dict[int, dict[str, Any]] = {}
         self._subs: dict[int, Any] = {}
         self._started: dict[int, float] = {}
@@ -53,7 +65,11 @@ class Panel(anywidget.AnyWidget):
 
     # -- rows -----------------------------------------------------------------------------------
     def _sync_entries(self) -> None:
-        entries = {conv.key: conv for conv in self.client.tracked}
+        entries = {
+            conv.key: conv
+            for conv in self.client.tracked
+            if self._only is None or conv.key in self._only
+        }
         for key in list(self._subs):
             if key not in entries:
                 self._subs.pop(key)()
@@ -97,6 +113,8 @@ class Panel(anywidget.AnyWidget):
                 "started_at": started,
                 "ended_at": self._ended.get(key),
                 "queue_position": snap.queue_position,
+                "changes": len(snap.changes) if snap.changes_read else None,
+                "answer": (snap.result or "")[:200] if snap.status != st.WAITING else "",
             }
         )
         self._schedule_flush()
@@ -109,7 +127,8 @@ class Panel(anywidget.AnyWidget):
 
     def _flush(self) -> None:
         self._flush_pending = False
-        self.rows = sorted(self._rows.values(), key=lambda r: r["key"], reverse=True)
+        # the panel: newest first; a fan-out: in its rows' order
+        self.rows = sorted(self._rows.values(), key=lambda r: r["key"], reverse=not self.fanout)
 
     # -- actions --------------------------------------------------------------------------------
     def _conversation(self, key: Any) -> Conversation | None:
@@ -121,7 +140,10 @@ class Panel(anywidget.AnyWidget):
             return
         action = content.get("action")
         coro: Coroutine[Any, Any, Any]
-        if action == "launch":
+        if action == "stop_all":
+            targets = [c for c in self.client.tracked if self._only and c.key in self._only]
+            coro = _stop_all(targets)
+        elif action == "launch":
             self.busy = True
             self.message = ""
             coro = self.client.start(
@@ -186,3 +208,11 @@ class Panel(anywidget.AnyWidget):
             unsubscribe()
         self._subs.clear()
         super().close()
+
+
+async def _stop_all(conversations: list[Conversation]) -> None:
+    """Stop every one still at work; one that cannot be stopped now is left as it is."""
+    for conv in conversations:
+        if conv.status in st.ACTIVE:
+            with contextlib.suppress(OpenHandsError):
+                await conv.stop_async()
