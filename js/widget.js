@@ -494,6 +494,63 @@ function cardPlan() {
   return { nodes: [box], update };
 }
 
+// When it ends or waits for the user while the tab is hidden (the "notify" setting): a mark
+// in the tab's title, gone when the tab is back, and a browser notification once the browser
+// allows them (asked once, on a click: browsers ask only then).
+const TITLE_MARK = "● ";
+const NOTIFY_SAYS = {
+  finished: "finished",
+  error: "failed",
+  stuck: "is stuck",
+  idle: "waits for your answer",
+  waiting: "waits for your approval",
+};
+
+function notable(s) {
+  if (s.status === "waiting") return (s.pending || []).length ? "waiting" : null;
+  return NOTIFY_SAYS[s.status] ? s.status : null;
+}
+
+function cardNotify(model) {
+  const ask = h("button", "ohj-btn ohj-quiet ohj-notify-ask", "Allow notifications");
+  ask.type = "button";
+  const supported = () => typeof Notification !== "undefined";
+  let shownKey = notable(model.get("state") || {});
+
+  function update(s) {
+    ask.style.display =
+      model.get("notify") && supported() && Notification.permission === "default" ? "" : "none";
+    const key = notable(s);
+    if (key === shownKey) return;
+    shownKey = key;
+    if (!key || !model.get("notify") || !document.hidden) return;
+    if (!document.title.startsWith(TITLE_MARK)) document.title = TITLE_MARK + document.title;
+    if (supported() && Notification.permission === "granted") {
+      const label = String(s.title || s.task || "A conversation").slice(0, 200);
+      new Notification(`OpenHands: ${NOTIFY_SAYS[key]}`, { body: label, tag: `ohj-${label}` });
+    }
+  }
+  ask.addEventListener("click", () => {
+    Notification.requestPermission().then(() => update(model.get("state") || {}));
+  });
+  const back = () => {
+    if (!document.hidden && document.title.startsWith(TITLE_MARK)) {
+      document.title = document.title.slice(TITLE_MARK.length);
+    }
+  };
+  document.addEventListener("visibilitychange", back);
+  const onNotify = () => update(model.get("state") || {});
+  model.on("change:notify", onNotify);
+  return {
+    nodes: [ask],
+    update,
+    dispose: () => {
+      document.removeEventListener("visibilitychange", back);
+      model.off("change:notify", onNotify);
+    },
+  };
+}
+
 // The final answer, once the run has ended.
 function cardAnswer() {
   const box = h("div", "ohj-result");
@@ -623,8 +680,9 @@ function renderCard({ model, el }) {
   const changes = cardChanges(model);
   const answer = cardAnswer();
   const actions = cardActions(model, approval);
-  const drawn = [header, notes, plan, approval, answer, actions];
-  for (const part of [header, notes, plan, feed, approval, changes, answer, actions]) root.append(...part.nodes);
+  const notify = cardNotify(model);
+  const drawn = [header, notes, plan, approval, answer, actions, notify];
+  for (const part of [header, notify, notes, plan, feed, approval, changes, answer, actions]) root.append(...part.nodes);
 
   const tick = () => {
     const s = model.get("state") || {};
@@ -659,6 +717,7 @@ function renderCard({ model, el }) {
     model.off("change:action_error", update);
     feed.dispose();
     changes.dispose();
+    notify.dispose();
     window.removeEventListener("pagehide", leave);
     leave();
   };

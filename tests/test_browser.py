@@ -394,3 +394,53 @@ def test_a_fanout_shows_as_its_own_table(
             table.locator(".ohj-cell-answer", has_text=answer).wait_for(timeout=60000)
         assert table.locator("tr.ohj-row:not(.ohj-total)").count() == 3
         page.screenshot(path=str(ARTIFACTS / f"{server.app}-fanout.png"), full_page=True)
+
+
+NOTIFY_CELLS = [
+    APPROVAL_CELLS[0] + "\n%config OpenHandsMagics.notify = True",
+    "done = %openhands Tell me when it is done",
+]
+#: the browser's notifications and the tab's visibility, as a test drives them
+NOTIFY_STUB = """
+window.__notes = [];
+window.__hidden = true;
+Object.defineProperty(document, "hidden", { get: () => window.__hidden, configurable: true });
+window.Notification = class {
+  constructor(title, options) { window.__notes.push([title, (options || {}).body]); }
+  static requestPermission() {
+    window.Notification.permission = "granted";
+    return Promise.resolve("granted");
+  }
+};
+window.Notification.permission = "default";
+"""
+
+
+def test_a_hidden_tab_is_told_when_a_conversation_ends(
+    server: JupyterServer, sim: Simulator, playwright_browser: Any
+) -> None:
+    page, name = _page(server, playwright_browser, "notify", NOTIFY_CELLS)
+    try:
+        page.add_init_script(NOTIFY_STUB)
+        open_notebook(page, server, name)
+        title = page.title()
+        run_cells(page, [0, 1])
+        card = page.locator(".jp-OutputArea-output .ohj-card").first
+        # the setting is on and the browser has not been asked: one click asks it
+        card.locator(".ohj-notify-ask").click(timeout=10000)
+        page.wait_for_function("() => Notification.permission === 'granted'", timeout=5000)
+        assert card.locator(".ohj-notify-ask").is_hidden()
+        # it ends while the tab is hidden: a notification, and a mark in the tab's title
+        page.wait_for_function("() => window.__notes.length > 0", timeout=60000)
+        notes = page.evaluate("() => window.__notes")
+        assert notes == [["OpenHands: finished", "Tell me when it is done"]], notes
+        assert page.title().startswith("● ")
+        # back on the tab: the mark goes
+        page.evaluate(
+            "() => { window.__hidden = false;"
+            " document.dispatchEvent(new Event('visibilitychange')); }"
+        )
+        page.wait_for_function("() => !document.title.startsWith('● ')", timeout=5000)
+        assert page.title() == title or not page.title().startswith("● ")
+    finally:
+        page.close()

@@ -116,6 +116,7 @@ def shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[She
             "default_repository",
             "default_branch",
             "max_cost",
+            "notify",
         ):
             setattr(sh.magics, name, None)
 
@@ -311,3 +312,21 @@ def test_with_sends_variables_and_files_first(
     err = capsys.readouterr().err
     assert "--with nothing_here: no variable or file by that name here." in err
     assert sum(sim.counts.values()) == before
+
+
+def test_notify_is_off_until_set_and_reaches_the_widget(
+    shell: tuple[Shell, Simulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openhands_jupyter.settings import effective, flag
+
+    sh, _sim = shell
+    assert effective({})["notify"] == (False, "default")
+    monkeypatch.setenv("OPENHANDS_NOTIFY", "yes")
+    assert effective({})["notify"] == (True, "OPENHANDS_NOTIFY")
+    monkeypatch.setenv("OPENHANDS_NOTIFY", "off")
+    assert effective({})["notify"] == (False, "OPENHANDS_NOTIFY")
+    with pytest.raises(ValueError, match="not a yes or no"):
+        flag("maybe")
+    sh.ip.run_line_magic("config", "OpenHandsMagics.notify = True")
+    conv = sh.line("Tell me")
+    assert conv.widget.notify is True

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from traitlets import Float, Int, TraitError, TraitType, Unicode
+from traitlets import Bool, Float, Int, TraitError, TraitType, Unicode
 from traitlets.config import Configurable
 
 from .api.errors import InputError
@@ -87,6 +87,12 @@ class Settings(Configurable):
         allow_none=True,
         help="Stop each conversation started here once it has cost this many dollars.",
     ).tag(config=True, default=None, pyproject=True, above=0)
+    notify = Bool(
+        None,
+        allow_none=True,
+        help="When a conversation ends or waits for you while its notebook's tab is hidden: a "
+        "browser notification (the browser asks once) and a mark in the tab's title.",
+    ).tag(config=True, default=False, env="OPENHANDS_NOTIFY", pyproject=True)
     time_scale = LimitedFloat(
         1.0, help="Multiply every tracker interval (for simulators and tests)."
     ).tag(config=True, above=0)
@@ -108,13 +114,33 @@ DEFAULTS: dict[str, Any] = {
 ENVIRONMENT = {
     name: trait.metadata["env"] for name, trait in TRAITS.items() if "env" in trait.metadata
 }
-#: the type each setting's value is read as (from the environment or pyproject.toml)
-KINDS: dict[str, type] = {
-    name: (float if isinstance(trait, Float) else int if isinstance(trait, Int) else str)
-    for name, trait in TRAITS.items()
-}
+
+
+def flag(value: Any) -> bool:
+    """A yes or no from the environment (1, true, yes, on / 0, false, no, off) or TOML."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a yes or no: {value!r}")
+
+
+flag.__name__ = "true or false"
+
+
+def _kind(trait: TraitType[Any, Any]) -> Callable[[Any], Any]:
+    if isinstance(trait, Bool):
+        return flag
+    return float if isinstance(trait, Float) else int if isinstance(trait, Int) else str
+
+
+#: how each setting's value is read (from the environment or pyproject.toml)
+KINDS: dict[str, Callable[[Any], Any]] = {name: _kind(trait) for name, trait in TRAITS.items()}
 #: what pyproject.toml may set
-PYPROJECT: dict[str, type] = {
+PYPROJECT: dict[str, Callable[[Any], Any]] = {
     name: KINDS[name] for name, trait in TRAITS.items() if trait.metadata.get("pyproject")
 }
 

@@ -69,3 +69,9 @@ SHARED = Shared()
 def shared_client() -> OpenHands:
     """The client behind ``%openhands`` (built from the current settings)."""
     return SHARED.get()
+
+
+def setting(name: str) -> Any:
+    """A setting's value in force for the magic (``%config``, environment, pyproject.toml or
+    default)."""
+    return effective(SHARED.configured)[name][0]

@@ -7,6 +7,7 @@ from typing import Any
 from IPython.display import display
 
 from ..handles.conversation import Conversation
+from .shared import setting
 from .widget import ConversationWidget
 
 
@@ -26,7 +27,7 @@ class ShownConversation(Conversation):
 def show(conv: Conversation, shell: Any = None) -> ShownConversation:
     """Display a live widget for ``conv`` and return a handle that will not display it twice."""
     shown = ShownConversation.of(conv)
-    widget = shown.widget = ConversationWidget(shown)
+    widget = shown.widget = ConversationWidget(shown, notify=bool(setting("notify")))
     handle = display(widget, display_id=True)
     if handle is not None:
         # when it ends, refresh the output so a saved notebook's text says how it ended

@@ -80,6 +80,9 @@ class ConversationWidget(anywidget.AnyWidget):
     action_error = traitlets.Unicode("").tag(sync=True)
     #: what the user opened (diffs by path, the whole feed): every view of it shows the same
     view_state = traitlets.Dict().tag(sync=True)
+    #: a browser notification and a mark in the tab's title when it ends or waits for the
+    #: user while the tab is hidden (the ``notify`` setting)
+    notify = traitlets.Bool(False).tag(sync=True)
 
     def __init__(self, conversation: Conversation, **kwargs: Any) -> None:
         super().__init__(**kwargs)
