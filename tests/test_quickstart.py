@@ -54,6 +54,14 @@ def test_quickstart_runs_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert "approving: [LOW risk] file_editor: str_replace src/app/api.py" in joined
     assert f"finished - {finish_message('Clean up the build directory')}" in joined
     assert "This conversation:" in joined
+    # data in, a result out: the agent got the DataFrame, and its table came back as one
+    assert re.search(r"name\s+score\s*\n0\s+alpha\s+1\s*\n1\s+beta\s+2", joined), joined
+    shown = [
+        str(out.get("data", {}).get("text/markdown", ""))
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+    ]
+    assert any("# Findings" in s and "&lt;img" in s for s in shown)
     assert os.environ.get("OPENHANDS_BASE_URL") is None
 
 
