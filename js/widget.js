@@ -138,7 +138,19 @@ function diffStore(model) {
       store.asked.set(path, store.seq);
       model.send({ diff: path, all: !!all, seq: store.seq });
     };
+    // files shown inline (an image, an HTML page, Markdown), by path: what Python sent
+    store.views = new Map();
+    store.view = (path) => {
+      store.views.set(path, { loading: true });
+      model.send({ view_file: path });
+      for (const fn of store.listeners) fn();
+    };
     model.on("msg:custom", (msg) => {
+      if (msg && typeof msg.file_view === "string") {
+        store.views.set(msg.file_view, msg);
+        for (const fn of store.listeners) fn();
+        return;
+      }
       if (!msg || typeof msg.diff_of !== "string") return;
       if (store.asked.get(msg.diff_of) !== msg.seq) return;
       store.byPath.set(msg.diff_of, msg);
@@ -162,6 +174,29 @@ function diffLine(line) {
 
 // The Changes section: each changed file with its status and line counts; a click opens its
 // coloured diff (asked of Python then, cut to the first lines until "Show all").
+// what a click on "View" shows of a changed file, none of it able to run: an image as a
+// picture, an HTML page in a frame that allows nothing, anything else as text
+const VIEWABLE = /\.(png|jpe?g|gif|webp|svg|html?|md|markdown)$/i;
+
+function fileView(path, shown) {
+  const box = h("div", "ohj-file-view");
+  if (shown.loading) box.appendChild(h("div", "ohj-changes-note", "Reading the file…"));
+  else if (shown.error) box.appendChild(h("div", "ohj-action-error", shown.error));
+  else if (shown.kind === "image") {
+    const img = h("img", "ohj-file-image");
+    img.alt = path;
+    img.src = `data:${shown.mime};base64,${shown.data}`;
+    box.appendChild(img);
+  } else if (shown.kind === "html") {
+    const frame = h("iframe", "ohj-file-frame");
+    frame.setAttribute("sandbox", "");
+    frame.title = path;
+    frame.srcdoc = String(shown.data || "");
+    box.appendChild(frame);
+  } else box.appendChild(h("pre", "ohj-file-text", String(shown.data || "")));
+  return box;
+}
+
 function changesSection(model) {
   const box = h("div", "ohj-changes");
   const head = h("div", "ohj-changes-head");
@@ -192,6 +227,20 @@ function changesSection(model) {
       for (const fn of store.listeners) fn();
     });
     li.appendChild(row);
+    if (VIEWABLE.test(file.path) && file.status !== "deleted") {
+      const shown = store.views.get(file.path);
+      const viewBtn = h("button", "ohj-linkbtn ohj-view-file", shown ? "Hide" : "View");
+      viewBtn.type = "button";
+      viewBtn.dataset.path = file.path;
+      viewBtn.addEventListener("click", () => {
+        if (store.views.has(file.path)) {
+          store.views.delete(file.path);
+          for (const fn of store.listeners) fn();
+        } else store.view(file.path);
+      });
+      li.appendChild(viewBtn);
+      if (shown) li.appendChild(fileView(file.path, shown));
+    }
     if (isOpen) {
       if (!store.byPath.has(file.path) && !store.asked.has(file.path)) ask(file.path, false);
       const got = store.byPath.get(file.path);

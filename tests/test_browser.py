@@ -363,6 +363,16 @@ def test_shown_results_draw_and_run_nothing(
         out.locator("text=<img src=x").first.wait_for(timeout=10000)
         # the table as pandas draws it
         out.locator("table.dataframe td", has_text="beta").wait_for(timeout=10000)
+        # the card's Changes section shows such a file inline in one click, the same way
+        card = page.locator(".jp-OutputArea-output .ohj-card").first
+        for path, drawn in [
+            ("results/chart.svg", "img.ohj-file-image"),
+            ("results/report.html", "iframe.ohj-file-frame[sandbox='']"),
+            ("results/notes.md", "pre.ohj-file-text"),
+        ]:
+            card.locator(f"button.ohj-view-file[data-path='{path}']").click(timeout=30000)
+            card.locator(drawn).first.wait_for(timeout=10000)
+        assert "<img src=x" in (card.locator("pre.ohj-file-text").text_content() or "")
         page.wait_for_timeout(500)  # any script would have run by now
         ran = page.evaluate(
             "() => [window.__ohj_svg, window.__ohj_report, window.__ohj_notes, window.__xss]"

@@ -110,6 +110,10 @@ class WorkspaceMixin:
         backend, info, root = await self._where()
         return await backend.read_file(info, root, path)
 
+    async def read_bytes_async(self, path: str) -> bytes:
+        """A file from the agent's workspace, as bytes (see :meth:`read_file`)."""
+        return await self._read_bytes(_checked(path))
+
     async def read_file_async(self, path: str) -> str:
         """See :meth:`read_file`."""
         data = await self._read_bytes(_checked(path))

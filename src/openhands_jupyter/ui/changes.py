@@ -58,3 +58,39 @@ def diff_message(
             "seq": seq if isinstance(seq, int) else None,
         }
     )
+
+
+#: what the Changes section shows of a file inline, by suffix, and the most it reads
+VIEWABLE = {
+    ".png": ("image", "image/png"),
+    ".jpg": ("image", "image/jpeg"),
+    ".jpeg": ("image", "image/jpeg"),
+    ".gif": ("image", "image/gif"),
+    ".webp": ("image", "image/webp"),
+    ".svg": ("image", "image/svg+xml"),
+    ".html": ("html", "text/html"),
+    ".htm": ("html", "text/html"),
+    ".md": ("text", "text/markdown"),
+    ".markdown": ("text", "text/markdown"),
+}
+VIEW_LIMIT = 5 * 1024 * 1024
+
+
+def view_message(path: str, data: bytes | None, error: str = "") -> Any:
+    """The answer to the browser's request to show ``path`` inline: an image as base64 (drawn
+    in an <img>), an HTML page as text (drawn in a sandboxed frame), Markdown as text."""
+    import base64
+    from pathlib import PurePosixPath
+
+    kind, mime = VIEWABLE.get(PurePosixPath(path).suffix.lower(), ("text", "text/plain"))
+    out: dict[str, Any] = {"file_view": path, "kind": kind, "mime": mime, "error": error}
+    if data is not None and not error:
+        if len(data) > VIEW_LIMIT:
+            out["error"] = (
+                f"{path} is over {VIEW_LIMIT // (1024 * 1024)} MB: conv.show(path) shows it."
+            )
+        elif kind == "image":
+            out["data"] = base64.b64encode(data).decode("ascii")
+        else:
+            out["data"] = data.decode("utf-8", errors="replace")
+    return comm_safe(out)

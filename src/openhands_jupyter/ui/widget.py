@@ -18,7 +18,7 @@ from ..api.text import comm_safe, money, shorten, visible
 from ..handles.conversation import COMMAND_NAMES, Conversation
 from ..tracking import Snapshot
 from .assets import asset
-from .changes import changes_state, diff_message
+from .changes import changes_state, diff_message, view_message
 from .links import pr_links
 
 FEED_LIMIT = 200
@@ -264,6 +264,9 @@ class ConversationWidget(anywidget.AnyWidget):
         if isinstance(content, dict) and isinstance(content.get("diff"), str):
             self._send_diff(content["diff"], bool(content.get("all")), content.get("seq"))
             return
+        if isinstance(content, dict) and isinstance(content.get("view_file"), str):
+            self._send_view(content["view_file"])
+            return
         action = content.get("action") if isinstance(content, dict) else None
         if action not in LOCAL_ACTIONS and action not in COMMAND_NAMES:
             return
@@ -303,6 +306,20 @@ class ConversationWidget(anywidget.AnyWidget):
                 self.send(diff_message(path, f.result(), everything, seq))
 
         conv.in_background(conv.diff_async(path), done)
+
+    def _send_view(self, path: str) -> None:
+        """Answer the browser's request to show a changed file inline (read off the kernel's
+        thread; an error as a line of text)."""
+
+        def done(f: Any) -> None:
+            exc = None if f.cancelled() else f.exception()
+            if f.cancelled() or exc is not None:
+                why = str(exc) if isinstance(exc, OpenHandsError) else "the file could not be read"
+                self.send(view_message(path, None, error=why))
+            else:
+                self.send(view_message(path, f.result()))
+
+        self.conversation.in_background(self.conversation.read_bytes_async(path), done)
 
     def _done(self, action: str, future: Any) -> None:
         error = ""
