@@ -187,6 +187,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     from .support.real.fixtures import stop_early
 
     stop_early()
+    fake_llm = sys.modules.get(f"{__package__}.support.real.fake_llm")
+    if fake_llm is not None:
+        fake_llm.remove_files()
     problems = _left_behind(session)
     if problems:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")

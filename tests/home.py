@@ -51,7 +51,7 @@ def fingerprint(home: Path | None = None) -> dict[str, str]:
 
 #: what the agents' tools leave in the temporary folder when nothing says where (the file
 #: editor's history, the browser's downloads), and the real servers' own folders
-LITTER = ("oh_editor_history_", "browser-use-downloads-", "ohj-real-")
+LITTER = ("oh_editor_history_", "browser-use-downloads-", "ohj-real-", "ohj-fake-llm-")
 
 
 def litter(servers: bool = True) -> set[str]:

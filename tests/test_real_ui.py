@@ -19,7 +19,14 @@ from .support.browser import (
     write_notebook,
 )
 from .support.kernel import Kernel
-from .support.real.fake_llm import COMMAND, PLAN, finish_message
+from .support.real.fake_llm import (
+    COMMAND,
+    NOTES_PATH,
+    PLAN,
+    REPORT_PATH,
+    TITLE,
+    finish_message,
+)
 from .support.real.fixtures import APP_KEY
 from .support.real.launcher import RealServer
 from .waiting import eventually
@@ -153,3 +160,51 @@ def test_approve_then_stop_in_jupyterlab_during_a_long_command(
             timeout=10000,
         )
         page.screenshot(path=str(ARTIFACTS / "real-lab-stopped.png"), full_page=True)
+
+
+#: the browser's notifications and the tab's visibility, as the test drives them
+NOTIFY_STUB = """
+window.__notes = [];
+window.__hidden = true;
+Object.defineProperty(document, "hidden", { get: () => window.__hidden, configurable: true });
+window.Notification = class {
+  constructor(title, options) { window.__notes.push([title, (options || {}).body]); }
+  static requestPermission() { return Promise.resolve("granted"); }
+};
+window.Notification.permission = "granted";
+"""
+
+
+@pytest.mark.browser
+@BROWSER_MARKS[1]
+def test_data_in_results_out_and_a_notification_in_jupyterlab(lab: JupyterServer) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    cells = [
+        "%load_ext openhands_jupyter\n%config OpenHandsMagics.notify = True",
+        "import pandas as pd\nscores = pd.DataFrame({'name': ['alpha', 'beta'], 'score': [1, 2]})",
+        "%%openhands --with scores\nReport the scores [llm:report] [llm:slow=2]",
+        "report = _\nreport.wait(timeout=240)\nreport.load(" + repr(REPORT_PATH) + ")",
+        "report.show(" + repr(NOTES_PATH) + ")",
+        "print([e.text for e in report.events() if e.type == 'message' and e.source == 'user'])",
+    ]
+    write_notebook(lab.nb_dir / "workspace.ipynb", cells)
+    with chromium_page() as page:
+        page.add_init_script(NOTIFY_STUB)
+        open_notebook(page, lab, "workspace.ipynb")
+        run_cells(page, list(range(len(cells))), timeout=300000)
+        out = page.locator(".jp-OutputArea-output")
+        # the agent was told where the DataFrame went, in its first message
+        out.locator("text=scores.parquet: the DataFrame `scores` as Parquet").first.wait_for(
+            timeout=10000
+        )
+        # the table it wrote came back as a DataFrame, its notes drawn, their tag as text
+        out.locator("table.dataframe td", has_text="beta").wait_for(timeout=10000)
+        out.locator("h1", has_text="Findings").wait_for(timeout=10000)
+        out.locator("text=<img src=x").first.wait_for(timeout=10000)
+        # it finished while the tab was hidden: one notification, and the tab's title marked
+        notes = page.evaluate("() => window.__notes")
+        assert [n[0] for n in notes] == ["OpenHands: finished"], notes
+        assert notes[0][1] in (TITLE, "Report the scores [llm:report] [llm:slow=2]"), notes
+        assert page.title().startswith("● ")
+        assert page.evaluate("() => window.__ohj_notes") is None
+        page.screenshot(path=str(ARTIFACTS / "real-lab-workspace.png"), full_page=True)

@@ -28,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -43,6 +45,13 @@ from openhands_jupyter.sim.server import _Served
 #: the plan ``[llm:plan]`` writes, and its tasks' statuses the first time
 PLAN = ("Look around", "Report back")
 PLAN_START = ("in_progress", "todo")
+
+
+def remove_files() -> None:
+    """Remove what the scripted agent wrote (at the end of the test session)."""
+    shutil.rmtree(FILES, ignore_errors=True)
+
+
 MARKER = re.compile(r"\[llm:([a-z_]+)(?:=([0-9.]+))?\]")
 COMMAND = "echo hello-from-fake-llm"
 COMMAND_OUTPUT = "hello-from-fake-llm"
@@ -51,10 +60,13 @@ HOME_COMMAND = (
     "git config --global user.name openhands && git config --global user.email "
     'openhands@all-hands.dev && echo "HOME=$HOME"'
 )
-EDITED_PATH = f"/tmp/ohj-fake-llm-{uuid.uuid4().hex[:8]}.txt"
-REPORT_PATH = f"/tmp/ohj-fake-llm-{uuid.uuid4().hex[:8]}.csv"
+#: where the scripted agent writes its files: a folder of this test process's own, removed
+#: when its session ends (``remove_files``)
+FILES = tempfile.mkdtemp(prefix="ohj-fake-llm-")
+EDITED_PATH = f"{FILES}/edited-{uuid.uuid4().hex[:8]}.txt"
+REPORT_PATH = f"{FILES}/report-{uuid.uuid4().hex[:8]}.csv"
 REPORT_CSV = "name,score\nalpha,1\nbeta,2\n"
-NOTES_PATH = f"/tmp/ohj-fake-llm-{uuid.uuid4().hex[:8]}.md"
+NOTES_PATH = f"{FILES}/notes-{uuid.uuid4().hex[:8]}.md"
 NOTES_MD = '# Findings\n\n<img src=x onerror="window.__ohj_notes = 1">\n'
 
 USAGE = {"prompt_tokens": 1200, "completion_tokens": 34, "total_tokens": 1234}
