@@ -23,6 +23,7 @@ from .support.browser import (
     BROWSER_MARKS,
     JupyterServer,
     launch_browser,
+    notify_stub,
     open_notebook,
     run_cells,
     write_notebook,
@@ -410,20 +411,6 @@ NOTIFY_CELLS = [
     APPROVAL_CELLS[0] + "\n%config OpenHandsMagics.notify = True",
     "done = %openhands Tell me when it is done",
 ]
-#: the browser's notifications and the tab's visibility, as a test drives them
-NOTIFY_STUB = """
-window.__notes = [];
-window.__hidden = true;
-Object.defineProperty(document, "hidden", { get: () => window.__hidden, configurable: true });
-window.Notification = class {
-  constructor(title, options) { window.__notes.push([title, (options || {}).body]); }
-  static requestPermission() {
-    window.Notification.permission = "granted";
-    return Promise.resolve("granted");
-  }
-};
-window.Notification.permission = "default";
-"""
 
 
 def test_a_hidden_tab_is_told_when_a_conversation_ends(
@@ -431,7 +418,7 @@ def test_a_hidden_tab_is_told_when_a_conversation_ends(
 ) -> None:
     page, name = _page(server, playwright_browser, "notify", NOTIFY_CELLS)
     try:
-        page.add_init_script(NOTIFY_STUB)
+        page.add_init_script(notify_stub("default"))
         open_notebook(page, server, name)
         title = page.title()
         run_cells(page, [0, 1])

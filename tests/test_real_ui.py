@@ -14,6 +14,7 @@ from .support.browser import (
     BROWSER_MARKS,
     JupyterServer,
     chromium_page,
+    notify_stub,
     open_notebook,
     run_cells,
     write_notebook,
@@ -162,19 +163,6 @@ def test_approve_then_stop_in_jupyterlab_during_a_long_command(
         page.screenshot(path=str(ARTIFACTS / "real-lab-stopped.png"), full_page=True)
 
 
-#: the browser's notifications and the tab's visibility, as the test drives them
-NOTIFY_STUB = """
-window.__notes = [];
-window.__hidden = true;
-Object.defineProperty(document, "hidden", { get: () => window.__hidden, configurable: true });
-window.Notification = class {
-  constructor(title, options) { window.__notes.push([title, (options || {}).body]); }
-  static requestPermission() { return Promise.resolve("granted"); }
-};
-window.Notification.permission = "granted";
-"""
-
-
 @pytest.mark.browser
 @BROWSER_MARKS[1]
 def test_data_in_results_out_and_a_notification_in_jupyterlab(lab: JupyterServer) -> None:
@@ -189,7 +177,7 @@ def test_data_in_results_out_and_a_notification_in_jupyterlab(lab: JupyterServer
     ]
     write_notebook(lab.nb_dir / "workspace.ipynb", cells)
     with chromium_page() as page:
-        page.add_init_script(NOTIFY_STUB)
+        page.add_init_script(notify_stub("granted"))
         open_notebook(page, lab, "workspace.ipynb")
         run_cells(page, list(range(len(cells))), timeout=300000)
         out = page.locator(".jp-OutputArea-output")

@@ -282,3 +282,23 @@ def chromium_page(height: int = 900) -> Iterator[Any]:
             yield browser.new_page(viewport={"width": 1280, "height": height})
         finally:
             browser.close()
+
+
+def notify_stub(permission: str = "default") -> str:
+    """A page script (``page.add_init_script``) that makes the tab hidden until
+    ``window.__hidden`` is set false, and records the notifications shown in
+    ``window.__notes`` (``[title, body]`` each); the browser's permission starts as
+    ``permission``, and asking grants it."""
+    return f"""
+window.__notes = [];
+window.__hidden = true;
+Object.defineProperty(document, "hidden", {{ get: () => window.__hidden, configurable: true }});
+window.Notification = class {{
+  constructor(title, options) {{ window.__notes.push([title, (options || {{}}).body]); }}
+  static requestPermission() {{
+    window.Notification.permission = "granted";
+    return Promise.resolve("granted");
+  }}
+}};
+window.Notification.permission = {permission!r};
+"""
