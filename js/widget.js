@@ -543,40 +543,28 @@ function cardPlan() {
   return { nodes: [box], update };
 }
 
-// When it ends or waits for the user while the tab is hidden (the "notify" setting): a mark
-// in the tab's title, gone when the tab is back, and a browser notification once the browser
-// allows them (asked once, on a click: browsers ask only then).
+// When it needs the user while the tab is hidden (the "notify" setting; Python says when, in
+// state.attention): a mark in the tab's title, gone when the tab is back, and a browser
+// notification once the browser allows them (asked once, on a click: browsers ask only then).
 const TITLE_MARK = "● ";
-const NOTIFY_SAYS = {
-  finished: "finished",
-  error: "failed",
-  stuck: "is stuck",
-  idle: "waits for your answer",
-  waiting: "waits for your approval",
-};
-
-function notable(s) {
-  if (s.status === "waiting") return (s.pending || []).length ? "waiting" : null;
-  return NOTIFY_SAYS[s.status] ? s.status : null;
-}
 
 function cardNotify(model) {
   const ask = h("button", "ohj-btn ohj-quiet ohj-notify-ask", "Allow notifications");
   ask.type = "button";
   const supported = () => typeof Notification !== "undefined";
-  let shownKey = notable(model.get("state") || {});
+  let shownKey = (model.get("state") || {}).attention || "";
 
   function update(s) {
     ask.style.display =
       model.get("notify") && supported() && Notification.permission === "default" ? "" : "none";
-    const key = notable(s);
+    const key = s.attention || "";
     if (key === shownKey) return;
     shownKey = key;
     if (!key || !model.get("notify") || !document.hidden) return;
     if (!document.title.startsWith(TITLE_MARK)) document.title = TITLE_MARK + document.title;
     if (supported() && Notification.permission === "granted") {
       const label = String(s.title || s.task || "A conversation").slice(0, 200);
-      new Notification(`OpenHands: ${NOTIFY_SAYS[key]}`, { body: label, tag: `ohj-${label}` });
+      new Notification(`OpenHands: ${key}`, { body: label, tag: `ohj-${label}` });
     }
   }
   ask.addEventListener("click", () => {

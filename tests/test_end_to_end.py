@@ -22,7 +22,9 @@ def _drive(oh: OpenHands, sim: Simulator, seen: list[str], v1: bool = True) -> N
     assert conv.status in ("starting", "queued")
     conv.wait(timeout=20)
     assert conv.status == "finished"
-    assert "starting" in seen and "running" in seen
+    # a short run on a busy machine may go from starting to finished between two reads
+    assert seen[0] == "starting" and seen[-1] == "finished", seen
+    assert set(seen) <= {"starting", "running", "finished"}, seen
     assert conv.id is not None and len(conv.id) == 32
     assert conv.repository == "octo/app" and conv.branch == "main"
     assert conv.url == f"{sim.url}/conversations/{conv.id}"

@@ -81,9 +81,10 @@ def test_two_hundred_rows_stay_within_the_request_budget() -> None:
     ):
         convs = oh.map("Long task {i}", rows)
         assert len(convs) == 200
-        # 80 sim-seconds: never more than 60 requests in a minute, and the starts go on
+        # 80 sim-seconds: never more than 60 requests in a minute, and the starts go on (the
+        # server sees them when they arrive: a minute less 0.1 s of delivery on a busy machine)
         holds(
-            lambda: max_in_window([r.at for r in sim.stats.log], 60.0 / SPEED) <= 60,
+            lambda: max_in_window([r.at for r in sim.stats.log], 60.0 / SPEED - 0.1) <= 60,
             4.0,
             0.2,
         )

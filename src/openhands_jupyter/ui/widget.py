@@ -176,6 +176,8 @@ class ConversationWidget(anywidget.AnyWidget):
             "tokens": tokens_state(snap),
             "changes": changes_state(snap),
             "pending": [a.to_dict() for a in snap.pending],
+            # what a notification says when it needs the user (the notify setting)
+            "attention": attention(snap),
             "plan": [item.to_dict() for item in snap.plan],
             # the command under way until the server confirms it, and the buttons to draw
             "doing": snap.doing or "",
@@ -354,3 +356,21 @@ class ConversationWidget(anywidget.AnyWidget):
         if not closed:
             self.conversation.watch_changes(False)
         super().close()
+
+
+#: what a notification says of a conversation that needs the user, by status
+ATTENTION = {
+    st.FINISHED: "finished",
+    st.ERROR: "failed",
+    st.STUCK: "is stuck",
+    st.IDLE: "waits for your answer",
+    st.WAITING: "waits for your approval",
+}
+
+
+def attention(snap: Snapshot) -> str:
+    """Why the user may want to look now (``""``: no need): it ended, or it waits for them
+    (for an approval once the actions that wait are known)."""
+    if snap.status == st.WAITING and not snap.pending:
+        return ""
+    return ATTENTION.get(snap.status, "")
