@@ -548,6 +548,24 @@ function cardPlan() {
 // notification once the browser allows them (asked once, on a click: browsers ask only then).
 const TITLE_MARK = "● ";
 
+// The mark stays until the tab is back: JupyterLab and Notebook 7 write the title again (on a
+// save, a switch of tab), so a watcher on the <title> puts it back while it is wanted.
+function markTitle(on) {
+  const w = window;
+  w.__ohjTitleMarked = on;
+  const apply = () => {
+    const t = document.title;
+    if (w.__ohjTitleMarked && !t.startsWith(TITLE_MARK)) document.title = TITLE_MARK + t;
+    if (!w.__ohjTitleMarked && t.startsWith(TITLE_MARK)) document.title = t.slice(TITLE_MARK.length);
+  };
+  const title = document.querySelector("title");
+  if (on && title && !w.__ohjTitleWatch && typeof MutationObserver !== "undefined") {
+    w.__ohjTitleWatch = new MutationObserver(apply);
+    w.__ohjTitleWatch.observe(title, { childList: true, characterData: true, subtree: true });
+  }
+  apply();
+}
+
 function cardNotify(model) {
   const ask = h("button", "ohj-btn ohj-quiet ohj-notify-ask", "Allow notifications");
   ask.type = "button";
@@ -561,7 +579,7 @@ function cardNotify(model) {
     if (key === shownKey) return;
     shownKey = key;
     if (!key || !model.get("notify") || !document.hidden) return;
-    if (!document.title.startsWith(TITLE_MARK)) document.title = TITLE_MARK + document.title;
+    markTitle(true);
     if (supported() && Notification.permission === "granted") {
       const label = String(s.title || s.task || "A conversation").slice(0, 200);
       new Notification(`OpenHands: ${key}`, { body: label, tag: `ohj-${label}` });
@@ -571,9 +589,7 @@ function cardNotify(model) {
     Notification.requestPermission().then(() => update(model.get("state") || {}));
   });
   const back = () => {
-    if (!document.hidden && document.title.startsWith(TITLE_MARK)) {
-      document.title = document.title.slice(TITLE_MARK.length);
-    }
+    if (!document.hidden && window.__ohjTitleMarked) markTitle(false);
   };
   document.addEventListener("visibilitychange", back);
   const onNotify = () => update(model.get("state") || {});

@@ -372,7 +372,7 @@ def test_shown_results_draw_and_run_nothing(
             ("results/notes.md", "pre.ohj-file-text"),
         ]:
             card.locator(f"button.ohj-view-file[data-path='{path}']").click(timeout=30000)
-            card.locator(drawn).first.wait_for(timeout=10000)
+            card.locator(drawn).first.wait_for(timeout=30000)
         assert "<img src=x" in (card.locator("pre.ohj-file-text").text_content() or "")
         page.wait_for_timeout(500)  # any script would have run by now
         ran = page.evaluate(

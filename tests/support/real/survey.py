@@ -64,7 +64,14 @@ class Survey:
     """Runs the questions against one server (``headers``: its app-server key)."""
 
     def __init__(self, base_url: str, headers: dict[str, str]) -> None:
-        self.c = httpx.Client(base_url=base_url, headers=headers, timeout=60)
+        # a connection per request: a kept-alive one the server closes as it is reused would
+        # end a survey with "Server disconnected" (seen on a busy machine), which is no answer
+        self.c = httpx.Client(
+            base_url=base_url,
+            headers=headers,
+            timeout=60,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
         self.headers = headers
         self.answers: dict[str, Any] = {}
 
