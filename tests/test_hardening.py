@@ -262,7 +262,7 @@ def test_a_failing_socket_backs_off(hostile: Any, mode: str) -> None:
 
 # -- 5. memory bounded in bytes; JSON nested deep -----------------------------------------
 #: a client in a process of its own (the servers run in the test's): how much it grew while
-#: 30 frames of 15 MB came, and how much text its feed holds
+#: 20 frames of 15 MB came, and how much text its feed holds
 CLIENT = """
 import gc, json, sys, threading, tracemalloc
 from openhands_jupyter import OpenHands
@@ -281,7 +281,7 @@ with OpenHands(None, sys.argv[1], tracker_config=TrackerConfig(time_scale=0.05),
 
     def heard(s):
         seen.update(e.id for e in s.new_events if e.id.startswith("big-"))
-        if len(seen) >= 30:
+        if len(seen) >= 20:
             came.set()
 
     conv.subscribe(heard)
@@ -316,7 +316,9 @@ def test_big_frames_keep_the_client_small(hostile: Any) -> None:
                 "content": [{"type": "text", "text": "x" * (15 * 1024 * 1024)}],
             },
         )
-        for i in range(30)
+        # 300 MB in all, ten times what the client may hold (30 frames did not all arrive
+        # within 150 s on a machine busy with other test runs)
+        for i in range(20)
     ]
     # glibc's allocator raises its mmap threshold after big frees, and then keeps freed heap
     # memory: a fixed threshold makes the resident size tell what is still held
