@@ -26,6 +26,7 @@ The finish message is ``Done: <first line of the user message, markers removed>`
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import re
 import shutil
@@ -48,8 +49,12 @@ PLAN_START = ("in_progress", "todo")
 
 
 def remove_files() -> None:
-    """Remove what the scripted agent wrote (at the end of the test session)."""
+    """Remove what the scripted agent wrote (at the end of the test session, or of any other
+    process that used it, such as a benchmark)."""
     shutil.rmtree(FILES, ignore_errors=True)
+
+
+atexit.register(remove_files)
 
 
 MARKER = re.compile(r"\[llm:([a-z_]+)(?:=([0-9.]+))?\]")
