@@ -90,3 +90,14 @@ def test_two_hundred_rows_stay_within_the_request_budget() -> None:
         )
         assert {c.status for c in convs} <= {"queued", "starting", "running", "finished"}
         assert any(c.status != "queued" for c in convs)
+
+
+def test_data_given_to_map_goes_with_every_row(sim_client: SimClient) -> None:
+    sim, oh = sim_client()
+    convs = oh.map("Look at {i}", [{"i": 1}, {"i": 2}], data={"cfg": {"a": 1}})
+    for conv in convs:
+        conv.wait(timeout=30)
+        assert (
+            "notebook_data/cfg.json: `cfg` as JSON (dict)" in sim.world.conversations[conv.id].task
+        )
+    assert sim.stats.agent_counts["agent.upload"] == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,6 +13,7 @@ from ..tracking import Tracker, TrackerConfig
 from .client import AsyncOpenHands, left_out, start_kwargs, task_rows
 from .conversation import Conversation
 from .fanout import ConversationSet, tasks_from
+from .uploads import uploads_for
 
 
 class OpenHands:
@@ -89,7 +91,12 @@ class OpenHands:
         at once, every start in the launch queue; in a notebook the set shows as a live
         table."""
         tasks = tasks_from(template, task_rows(rows))
-        requests = [self.aio.build_request(task, **options) for task in tasks]
+        # the data and files go with every row: made ready once, not once per row
+        uploads = uploads_for(options.pop("data", None), options.pop("files", None))
+        requests = [
+            dataclasses.replace(self.aio.build_request(task, **options), uploads=uploads)
+            for task in tasks
+        ]
         self._pin_tracker()
 
         async def started() -> ConversationSet:

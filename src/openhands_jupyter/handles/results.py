@@ -137,12 +137,12 @@ class ResultsMixin:
 
     if TYPE_CHECKING:
 
-        async def _read_bytes(self, path: str) -> bytes: ...
+        async def read_bytes_async(self, path: str) -> bytes: ...
 
     async def load_async(self, path: str) -> Any:
         """See :meth:`load`."""
         path = _checked(path)
-        return loaded(path, await self._read_bytes(path))
+        return loaded(path, await self.read_bytes_async(path))
 
     def load(self, path: str) -> Any:
         """A file from the agent's workspace (relative to its project, or absolute) as a
@@ -156,4 +156,4 @@ class ResultsMixin:
         (in a sandboxed frame: its scripts do not run), a Markdown file (its HTML shown as
         text), or any other file's text."""
         path = _checked(path)
-        _ipython().display(shown(path, self._host.run_sync(self._read_bytes(path))))
+        _ipython().display(shown(path, self._host.run_sync(self.read_bytes_async(path))))
