@@ -22,6 +22,7 @@ from .support.browser import (
     ARTIFACTS,
     BROWSER_MARKS,
     JupyterServer,
+    click_settled,
     launch_browser,
     notify_stub,
     open_notebook,
@@ -371,7 +372,7 @@ def test_shown_results_draw_and_run_nothing(
             ("results/report.html", "iframe.ohj-file-frame[sandbox='']"),
             ("results/notes.md", "pre.ohj-file-text"),
         ]:
-            card.locator(f"button.ohj-view-file[data-path='{path}']").click(timeout=30000)
+            click_settled(page, card.locator(f"button.ohj-view-file[data-path='{path}']"))
             card.locator(drawn).first.wait_for(timeout=30000)
         assert "<img src=x" in (card.locator("pre.ohj-file-text").text_content() or "")
         page.wait_for_timeout(500)  # any script would have run by now

@@ -247,6 +247,16 @@ def run_cells(page: Any, indices: list[int], timeout: float = 30000) -> None:
             ) from error
 
 
+def click_settled(page: Any, target: Any, timeout: float = 30000) -> None:
+    """Click ``target`` as a person does: scrolled into view, then clicked once the page has
+    drawn the scroll. (Headless Chromium routes a click made in the same frame as the scroll
+    by the layout from before it: with a sandboxed frame on the page the click can land in
+    the frame, and the button never hears it.)"""
+    target.scroll_into_view_if_needed(timeout=timeout)
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    target.click(timeout=timeout)
+
+
 _browser_home: Path | None = None
 
 
