@@ -90,3 +90,30 @@ def test_without_pyarrow_a_dataframe_goes_as_csv(monkeypatch: pytest.MonkeyPatch
     [upload] = uploads_for({"scores": SCORES}, None)
     assert upload.name == "scores.csv" and upload.data.decode().splitlines()[0] == "name,score"
     assert "as CSV, 2 rows × 2 columns" in upload.about
+
+
+def test_a_polars_dataframe_goes_as_parquet_with_its_schema(
+    sim_client: SimClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pl = pytest.importorskip("polars")
+    frame = pl.DataFrame({"name": ["alpha", "beta"], "score": [1.5, 2.0]})
+    sim, oh = sim_client()
+    conv = oh.start("Summarise the scores", data={"scores": frame})
+    conv.wait(timeout=30)
+    assert conv.status == "finished", (conv.status, conv.detail)
+    world = sim.world.conversations[conv.id]  # type: ignore[index]
+    assert (
+        "- /workspace/project/notebook_data/scores.parquet: the DataFrame `scores` as Parquet, "
+        "2 rows × 2 columns (name String, score Float64)"
+    ) in world.task.splitlines()
+    pd.testing.assert_frame_equal(conv.load("notebook_data/scores.parquet"), SCORES)
+    # polars writes Parquet itself: no pyarrow needed on the way in
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a)
+    )
+    [upload] = uploads_for({"scores": frame}, None)
+    assert upload.name == "scores.parquet"
+    assert pl.read_parquet(upload.data).equals(frame)

@@ -49,18 +49,16 @@ def _frame(name: str, value: Any, kind: str) -> Upload:
     else:
         columns = [f"{c} {t}" for c, t in value.schema.items()]
     buffer = io.BytesIO()
-    if _has_pyarrow():
+    if kind == "polars":
+        # polars writes Parquet itself, pyarrow or not
         suffix, form = "parquet", "Parquet"
-        if kind == "pandas":
-            value.to_parquet(buffer)
-        else:
-            value.write_parquet(buffer)
+        value.write_parquet(buffer)
+    elif _has_pyarrow():
+        suffix, form = "parquet", "Parquet"
+        value.to_parquet(buffer)
     else:
         suffix, form = "csv", "CSV"
-        if kind == "pandas":
-            value.to_csv(buffer, index=False)
-        else:
-            value.write_csv(buffer)
+        value.to_csv(buffer, index=False)
     shown = ", ".join(columns[:50]) + (
         f" and {len(columns) - 50} more" if len(columns) > 50 else ""
     )
