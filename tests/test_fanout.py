@@ -55,6 +55,20 @@ def test_stop_all_stops_those_at_work(sim_client: SimClient) -> None:
     assert convs.stop_all() == 0  # nothing at work any more
 
 
+def test_the_tables_stop_all_stops_its_rows_only(sim_client: SimClient) -> None:
+    _sim, oh = sim_client()
+    other = oh.start("Not part of it [sim:long]")
+    convs = oh.map("Keep going on {n} [sim:long]", [{"n": 1}, {"n": 2}])
+    table = fanout_table(convs)
+    eventually(lambda: all(c.status == "running" for c in [*convs, other]), 30)
+    table._handle_custom(table, {"action": "stop_all"}, [])  # the table's Stop all button
+    eventually(lambda: all(c.status == "paused" for c in convs), 30)
+    assert other.status == "running"
+    eventually(lambda: not table.busy and not table.message, 10)
+    other.stop()
+    table.close()
+
+
 def test_a_template_no_row_can_fill_is_said_before_anything_is_sent(
     sim_client: SimClient,
 ) -> None:

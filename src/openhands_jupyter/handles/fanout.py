@@ -37,6 +37,20 @@ def tasks_from(template: str, rows: Iterable[Any]) -> list[str]:
     return out
 
 
+async def stop_at_work(conversations: Iterable[Conversation]) -> int:
+    """Ask every one of ``conversations`` still at work to stop (Stop all, in Python and in
+    the table); returns how many were asked."""
+    asked = 0
+    for conv in conversations:
+        if conv.status in st.ACTIVE:
+            try:
+                await conv.stop_async()
+            except OpenHandsError:
+                continue
+            asked += 1
+    return asked
+
+
 class ConversationSet(list[Conversation]):
     """The conversations ``map`` started, in the rows' order. In a notebook it shows as a live
     table; ``to_dataframe()`` gives its state now, ``stop_all()`` stops those at work."""
@@ -66,16 +80,11 @@ class ConversationSet(list[Conversation]):
 
     def stop_all(self) -> int:
         """Stop every conversation still at work (a queued one is not started); returns how
-        many were asked. One that cannot be stopped now is left as it is."""
-        asked = 0
-        for conv in self:
-            if conv.status in st.ACTIVE or conv.status == st.WAITING:
-                try:
-                    conv.stop()
-                except OpenHandsError:
-                    continue
-                asked += 1
-        return asked
+        many were asked. One that cannot be stopped now (one waiting for an approval: nothing
+        runs there) is left as it is."""
+        if not self:
+            return 0
+        return self[0]._host.run_sync(stop_at_work(self))
 
     def __repr__(self) -> str:
         counts: dict[str, int] = {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
 from collections.abc import Coroutine
@@ -18,6 +17,7 @@ from ..api.text import comm_safe, shorten, visible
 from ..handles.blocking import OpenHands
 from ..handles.client import AsyncOpenHands
 from ..handles.conversation import COMMAND_NAMES, Conversation
+from ..handles.fanout import stop_at_work
 from ..tracking import Snapshot
 from .assets import asset
 from .shared import shared_client
@@ -142,7 +142,7 @@ class Panel(anywidget.AnyWidget):
         coro: Coroutine[Any, Any, Any]
         if action == "stop_all":
             targets = [c for c in self.client.tracked if self._only and c.key in self._only]
-            coro = _stop_all(targets)
+            coro = stop_at_work(targets)
         elif action == "launch":
             self.busy = True
             self.message = ""
@@ -208,11 +208,3 @@ class Panel(anywidget.AnyWidget):
             unsubscribe()
         self._subs.clear()
         super().close()
-
-
-async def _stop_all(conversations: list[Conversation]) -> None:
-    """Stop every one still at work; one that cannot be stopped now is left as it is."""
-    for conv in conversations:
-        if conv.status in st.ACTIVE:
-            with contextlib.suppress(OpenHandsError):
-                await conv.stop_async()
