@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import json
 import random
 import threading
@@ -51,6 +52,18 @@ def backoff_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
     """Exponential backoff with full jitter: a random delay in [base*2^n / 2, base*2^n]."""
     ceiling = float(min(cap, base * (2**attempt)))
     return ceiling / 2 + random.random() * ceiling / 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Outgoing:
+    """What one request sends: the same on every try."""
+
+    method: str
+    url: str
+    params: Any = None
+    json_body: Any = None
+    headers: dict[str, str] | None = None
+    files: Any = None
 
 
 class Transport:
@@ -128,20 +141,17 @@ class Transport:
             with contextlib.suppress(Exception):
                 await asyncio.wrap_future(home.submit(self.aclose()))
 
-    async def _exchange(
-        self,
-        method: str,
-        url: str,
-        params: Any,
-        json_body: Any,
-        headers: dict[str, str] | None,
-        files: Any = None,
-    ) -> httpx.Response:
+    async def _exchange(self, out: Outgoing) -> httpx.Response:
         """One request and its whole answer, on the loop its transport belongs to."""
 
         async def here() -> httpx.Response:
             return await self._client().request(
-                method, url, params=params, json=json_body, headers=headers, files=files
+                out.method,
+                out.url,
+                params=out.params,
+                json=out.json_body,
+                headers=out.headers,
+                files=out.files,
             )
 
         home = self._home
@@ -173,13 +183,12 @@ class Transport:
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "DELETE")
         budget = self.max_retries if retries is None else retries
+        out = Outgoing(method, url, params, json_body, headers, files)
         attempt = 0
         fresh = False
         while True:
             try:
-                return await self._send_once(
-                    method, url, params, json_body, headers, expect_json, gated, files
-                )
+                return await self._send_once(out, expect_json, gated)
             except RateLimitError as exc:
                 if exc.retry_after is not None and exc.retry_after > self.max_retry_wait:
                     # a long wait is the caller's to schedule (the tracker waits and says
@@ -217,25 +226,14 @@ class Transport:
         while (held := self._held_until - time.monotonic()) > 0:
             await asyncio.sleep(held)
 
-    async def _send_once(
-        self,
-        method: str,
-        url: str,
-        params: Any,
-        json_body: Any,
-        headers: dict[str, str] | None,
-        expect_json: bool,
-        gated: bool = True,
-        files: Any = None,
-    ) -> Any:
+    async def _send_once(self, out: Outgoing, expect_json: bool, gated: bool = True) -> Any:
+        method, url = out.method, out.url
         if gated:
             await self._wait_if_held()
         gate = request_gate.get() if gated else None
         done = await gate() if gate is not None else None
         try:
-            response = await within(
-                self._exchange(method, url, params, json_body, headers, files), self.deadline
-            )
+            response = await within(self._exchange(out), self.deadline)
         except asyncio.TimeoutError:
             raise APIConnectionError(
                 f"{self.base_url} took more than {self.deadline:g} s to answer "
