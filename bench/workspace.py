@@ -1,7 +1,7 @@
 """The notebook as the agent's workspace: the simulator beside a real OpenHands 1.11.0 server.
 
-Run: ``.venv/bin/python -m bench.workspace [--only sim|real] [--mb 100]``. Prints a table and
-writes ``bench/results/workspace.json``. Measured on this machine:
+Run: ``.venv/bin/python -m bench.workspace [--only sim|real|map] [--mb 100] [--real-rows 10]``.
+Prints a table and writes ``bench/results/workspace.json``. Measured on this machine:
 
 - upload: a DataFrame of about ``--mb`` MB made ready (Parquet) and sent into a running
   conversation's workspace through its agent server, p50 of three;
@@ -9,7 +9,9 @@ writes ``bench/results/workspace.json``. Measured on this machine:
   fake LLM handing over its task_tracker call on the real server) to that plan in what a
   widget on screen shows (its tracker snapshot), p50/p95;
 - ``oh.map`` over 200 rows: app-server requests in each minute of the tracker's clock, against
-  its budget of 60 (the simulator only: 200 real conversations are more than this machine runs).
+  its budget of 60, on the simulator; on the real server (200 real conversations are more than
+  this machine runs) over ``--real-rows`` rows: the app-server requests in each minute until
+  every row has finished, and how long that took.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 
@@ -141,6 +144,43 @@ def map_rate(rows: int = 200, speed: float = 20.0) -> dict[str, Any]:
     return {"rows": rows, "requests_per_minute": per_minute, "budget": 60, "not_queued": started}
 
 
+class Counting(httpx.AsyncHTTPTransport):
+    """The client's HTTP transport, noting when each request to ``host`` went."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__()
+        self.host = host
+        self.stamps: list[float] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.netloc.decode() == self.host:
+            self.stamps.append(time.monotonic())
+        return await super().handle_async_request(request)
+
+
+def map_rate_real(server: RealServer, rows: int) -> dict[str, Any]:
+    counting = Counting(httpx.URL(server.url).netloc.decode())
+    with OpenHands(None, server.url, transport=counting, progress=False) as oh:
+        began = time.monotonic()
+        convs = oh.map("Say hello to {i}", [{"i": i} for i in range(rows)])
+        for conv in convs:
+            conv.wait(timeout=600)
+        took = time.monotonic() - began
+        finished = sum(c.status == "finished" for c in convs)
+        oh.tracker.close()
+    stamps = [t - began for t in counting.stamps if t - began < took]
+    per_minute = [
+        sum(1 for t in stamps if k * 60 <= t < (k + 1) * 60) for k in range(int(took // 60) + 1)
+    ]
+    return {
+        "rows": rows,
+        "finished": finished,
+        "seconds": round(took, 1),
+        "requests_per_minute": per_minute,
+        "budget": 60,
+    }
+
+
 async def measure(server: Server, mb: int, runs: int) -> dict[str, Any]:
     out = {"upload": await upload(server, mb), "plan": await plan_to_shown(server, runs)}
     log(server.name, json.dumps(out))
@@ -149,19 +189,22 @@ async def measure(server: Server, mb: int, runs: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["sim", "real"])
+    parser.add_argument("--only", choices=["sim", "real", "map"])
     parser.add_argument("--mb", type=int, default=100)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--real-rows", type=int, default=10)
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     results: dict[str, Any] = {}
-    if args.only != "real":
+    if args.only not in ("real", "map"):
         with Simulator(speed=1.0) as sim:
             results["simulator"] = asyncio.run(measure(Sim(sim), args.mb, args.runs))
         results["map_200_rows"] = map_rate()
     if args.only != "sim":
         with RealServer() as real:
-            results["real"] = asyncio.run(measure(Real(real), args.mb, min(args.runs, 3)))
+            if args.only != "map":
+                results["real"] = asyncio.run(measure(Real(real), args.mb, min(args.runs, 3)))
+            results["map_real"] = map_rate_real(real, args.real_rows)
     print(f"{'':28} {'simulator':>22} {'real 1.11.0':>22}")
     sim_r, real_r = results.get("simulator"), results.get("real")
 
@@ -181,6 +224,13 @@ def main() -> None:
         print(
             f"oh.map over {m['rows']} rows: {m['requests_per_minute']} requests in each of the "
             f"first 3 minutes (budget {m['budget']}); {m['not_queued']} started by then"
+        )
+    if "map_real" in results:
+        m = results["map_real"]
+        print(
+            f"oh.map over {m['rows']} rows on the real server: {m['finished']} finished in "
+            f"{m['seconds']:g} s; {m['requests_per_minute']} app-server requests in each minute "
+            f"(budget {m['budget']})"
         )
     (OUT / "workspace.json").write_text(json.dumps(results, indent=2))
 

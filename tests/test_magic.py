@@ -113,6 +113,7 @@ def shell(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[She
             "poll_interval",
             "budget_per_minute",
             "max_concurrent",
+            "sandbox_starts",
             "default_repository",
             "default_branch",
             "max_cost",

@@ -12,6 +12,7 @@ import pytest
 from openhands_jupyter import AuthenticationError, Conversation, NotFoundError, OpenHands
 from openhands_jupyter.handles.results import shown
 from openhands_jupyter.tracking import Snapshot
+from openhands_jupyter.ui.fanout import fanout_table
 from openhands_jupyter.ui.widget import ConversationWidget
 
 from .support.real.fake_llm import (
@@ -191,6 +192,35 @@ def test_data_goes_into_the_real_workspace_before_the_task(oh: OpenHands, tmp_pa
     # and the files are there, as they were sent
     pd.testing.assert_frame_equal(conv.load(table), scores)
     assert conv.read_file(units) == "scores are in points\n"
+
+
+def test_map_runs_one_conversation_per_row(oh: OpenHands) -> None:
+    rows = pd.DataFrame({"name": ["ana", "bo", "cy"]})
+    convs = oh.map("Say hello to {name}", rows)
+    table = fanout_table(convs)
+    for conv in convs:
+        conv.wait(timeout=300)
+    frame = convs.to_dataframe()
+    assert list(frame["status"]) == ["finished"] * 3, [(c.status, c.detail) for c in convs]
+    assert list(frame["answer"]) == [finish_message(f"Say hello to {n}") for n in rows["name"]]
+    assert len(set(frame["id"])) == 3
+    # the table shows each row's answer
+    eventually(lambda: sorted(r["answer"] for r in table.rows) == sorted(frame["answer"]), 60)
+    table.close()
+
+
+def test_a_fanout_on_a_fresh_server_makes_one_sandbox_at_a_time() -> None:
+    # no sandbox runs yet: rows started together would each make one, on one port (9 of 10
+    # failed with a 401 before starts waited for each other's sandbox)
+    with (
+        RealServer(session_api_key=APP_KEY) as server,
+        OpenHands(base_url=server.url, session_api_key=APP_KEY, progress=False) as fresh,
+    ):
+        convs = fresh.map("Say hello to {n}", [{"n": n} for n in range(4)])
+        for conv in convs:
+            conv.wait(timeout=300)
+        assert [c.status for c in convs] == ["finished"] * 4, [c.detail for c in convs]
+        assert [c.result for c in convs] == [finish_message(f"Say hello to {n}") for n in range(4)]
 
 
 def test_resume_right_after_stop(oh: OpenHands) -> None:

@@ -89,7 +89,10 @@ def test_budget_holds_for_99_running_conversations() -> None:
     with (
         Simulator(speed=SPEED, scenario="long") as sim,
         OpenHands(
-            None, sim.url, tracker_config=fast_config(budget_per_minute=60), progress=False
+            None,
+            sim.url,
+            tracker_config=fast_config(budget_per_minute=60, sandbox_starts=None),
+            progress=False,
         ) as oh,
     ):
         convs = oh.start_many([f"long task {i}" for i in range(99)])
@@ -142,7 +145,8 @@ def test_server_errors_back_off_and_recover(sim_client: SimClient) -> None:
 
 
 def test_queued_launches_start_in_order_when_slots_free(sim_client: SimClient) -> None:
-    sim, oh = sim_client(max_concurrent=2)
+    # the server's limit of 2 (its 429s) alone: no start waits for another's sandbox
+    sim, oh = sim_client(max_concurrent=2, config=fast_config(sandbox_starts=None))
     convs = oh.start_many([f"job {i}" for i in range(5)])
     assert [c.status for c in convs[:2]] == ["starting", "starting"]
     assert [c.status for c in convs[2:]] == ["queued"] * 3

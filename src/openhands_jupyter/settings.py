@@ -76,6 +76,12 @@ class Settings(Configurable):
         allow_none=True,
         help="Conversations to run at once before queueing (default: the server decides).",
     ).tag(config=True, default=None, pyproject=True, least=1)
+    sandbox_starts = LimitedInt(
+        None,
+        allow_none=True,
+        help="Starts that may wait for a new sandbox at once on a self-hosted server (default "
+        "1: its process sandbox gives sandboxes made together one port; OpenHands Cloud: any).",
+    ).tag(config=True, default=1, pyproject=True, least=1)
     default_repository = Unicode(
         None, allow_none=True, help="Repository used when --repo is not given."
     ).tag(config=True, default=None, pyproject=True)

@@ -6,6 +6,7 @@ import asyncio
 import builtins
 import concurrent.futures
 import contextlib
+import dataclasses
 import os
 import threading
 import warnings
@@ -34,6 +35,7 @@ from ..api.validate import (
 from ..constants import CLOUD_URL
 from ..settings import from_environment
 from ..tracking import Tracked, Tracker, TrackerConfig
+from ..tracking.config import SANDBOX_STARTS
 from ..tracking.launching import SENDING
 from ..tracking.loops import BackgroundLoop, running_loop
 from .conversation import Conversation
@@ -92,10 +94,13 @@ class AsyncOpenHands:
             base_url or from_environment("base_url") or CLOUD_URL, allow_insecure=allow_insecure
         )
         self.api_version = check_api_version(api_version or from_environment("api_version"))
-        config = tracker_config or TrackerConfig(
-            poll_interval=poll_interval,
-            budget_per_minute=budget_per_minute,
-            max_concurrent=max_concurrent,
+        config = self._for_server(
+            tracker_config
+            or TrackerConfig(
+                poll_interval=poll_interval,
+                budget_per_minute=budget_per_minute,
+                max_concurrent=max_concurrent,
+            )
         )
         self.transport = Transport(
             self.base_url,
@@ -355,8 +360,16 @@ class AsyncOpenHands:
         """How this client follows conversations: cadence, budget, concurrency."""
         return self.tracker.config
 
+    def _for_server(self, config: TrackerConfig) -> TrackerConfig:
+        """The settings as this server needs them: OpenHands Cloud makes its sandboxes on
+        machines of its own, so starts need not wait for each other's sandbox there."""
+        if is_cloud(self.base_url) and config.sandbox_starts == SANDBOX_STARTS:
+            return dataclasses.replace(config, sandbox_starts=None)
+        return config
+
     def reconfigure(self, settings: TrackerConfig) -> None:
         """Follow with new settings: what it follows, its sockets and its budget stay."""
+        settings = self._for_server(settings)
         if settings != self.tracker.config:
             self.tracker.reconfigure(settings)
 

@@ -57,6 +57,8 @@ class SimConversation:
     visible_v1: bool = False
     deleted: bool = False
     start_error: bool = False
+    #: its sandbox was made while another was (``port_clash``): its start ends in ERROR
+    clashed: bool = False
     buffer: list[SimEvent] = field(default_factory=list)
     buffer_since: float | None = None
     agent_title: str | None = None

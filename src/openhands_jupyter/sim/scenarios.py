@@ -18,6 +18,8 @@ SCRIPTED_NOTE = (
     "Simulator: this activity is scripted (the same steps for every task); no agent or model runs."
 )
 START_ERROR_DETAIL = "500: Sandbox failed to start within 120s: {sandbox_id}"
+#: what 1.11.0 says of a start whose sandbox got another's port (``port_clash``)
+PORT_CLASH_DETAIL = "Client error '401 Unauthorized' for url '{agent_url}/api/conversations'"
 NAMES = (
     "finish",
     "delete",

@@ -88,6 +88,9 @@ class Simulator:
     user can do, 404 for a pause of an unknown conversation, and a run capacity: the next
     ``world.runs_refused`` runs get 429). ``store_refuses`` is an app server whose store
     refuses the agent server's events (1.11.0 in front of a 1.58 agent server): it has none.
+    ``port_clash`` is a self-hosted server's process sandbox (1.11.0): sandboxes made at the
+    same moment get the same port, and a start whose sandbox began while another was being
+    made ends in ERROR (its agent server refuses the other's key: 401).
     """
 
     def __init__(
@@ -125,6 +128,7 @@ class Simulator:
         condenser_cost: float = 0.0,
         agent_version: str = "1.34",
         store_refuses: bool = False,
+        port_clash: bool = False,
         clock: Now | None = None,
     ) -> None:
         self.port = port
@@ -148,6 +152,7 @@ class Simulator:
             raise ValueError(f"agent_version is one of {', '.join(AGENT_VERSIONS)}")
         self.world.agent_version = agent_version
         self.world.store_refuses = store_refuses
+        self.world.port_clash = port_clash
         self.config = SimConfig(
             world=self.world,
             api=api,

@@ -67,6 +67,9 @@ class World(Commands):
         #: the app server's store refuses the agent server's events (a 1.11 app server in
         #: front of a 1.58 agent server answers its webhooks 422): it keeps none of them
         self.store_refuses = False
+        #: sandboxes made at the same moment clash (a process sandbox's one port): see
+        #: ``Simulator(port_clash=...)``
+        self.port_clash = False
         self.step = step
         self.null_period = null_period
         self.default_scenario = default_scenario
@@ -126,11 +129,21 @@ class World(Commands):
                 ready_at=now + self.scaled(total),
             )
             conv.tree.git = scenario != "nogit"
+            if self.port_clash and shared is None:
+                conv.clashed = any(self._making_sandbox(t, now) for t in self.tasks.values())
             start = SimStartTask(conv.task_id, conv, phases, request, conv.created)
             self.tasks[start.id] = start
             self.conversations[conv.id] = conv
             self.order.append(conv.id)
             return start
+
+    def _making_sandbox(self, task: SimStartTask, now: float) -> bool:
+        """Whether ``task``'s sandbox is being made (its agent server has no port yet)."""
+        makes = any(phase == "WAITING_FOR_SANDBOX" for phase, _ in task.phases)
+        if not makes or task.status in ("READY", "ERROR") or task.conversation.deleted:
+            return False
+        self._advance_task(task, now)
+        return task.status in ("WORKING", "WAITING_FOR_SANDBOX")
 
     def _shared_sandbox(self) -> SimConversation | None:
         """A running sandbox a new conversation joins (``ADD_TO_ANY``)."""
@@ -164,6 +177,12 @@ class World(Commands):
                 task.status = phase
                 return
             elapsed -= duration
+        if conv.clashed:
+            task.status = "ERROR"
+            task.detail = sc.PORT_CLASH_DETAIL.format(agent_url=self.agent_url)
+            conv.sandbox_status = "ERROR"
+            conv.start_error = True
+            return
         if conv.scenario == "start_error":
             task.status = "ERROR"
             task.detail = sc.START_ERROR_DETAIL.format(sandbox_id=conv.sandbox_id)

@@ -8,6 +8,9 @@ from ..api.errors import InputError
 from ..settings import check
 from .clock import Clock
 
+#: how many starts may wait for a new sandbox at once on a self-hosted server
+SANDBOX_STARTS = 1
+
 
 @dataclass(frozen=True)
 class TrackerConfig:
@@ -29,6 +32,10 @@ class TrackerConfig:
     budget_per_minute: int = 60
     max_per_second: int = 10
     max_concurrent: int | None = None
+    sandbox_starts: int | None = SANDBOX_STARTS
+    """How many of this client's starts may wait for a new sandbox at once (``None``: any).
+    A self-hosted server's process sandbox gives sandboxes made at the same moment the same
+    port, and all but one of those starts fail; the client sets ``None`` for OpenHands Cloud."""
     max_backoff: float = 60.0
     feed_size: int = 200
     live_events: bool = True
@@ -40,7 +47,13 @@ class TrackerConfig:
 
     def __post_init__(self) -> None:
         # the user's settings are held to their limits (one definition: settings.py)
-        for name in ("poll_interval", "budget_per_minute", "max_concurrent", "time_scale"):
+        for name in (
+            "poll_interval",
+            "budget_per_minute",
+            "max_concurrent",
+            "sandbox_starts",
+            "time_scale",
+        ):
             check(name, getattr(self, name))
         for name in ("start_interval", "start_max_interval", "idle_interval", "paused_interval"):
             if not getattr(self, name) > 0:

@@ -29,18 +29,44 @@ UPLOAD_FOLDER = "notebook_data"
 
 #: the start phase of a start whose request is on its way (``start(background=True)``)
 SENDING = "SENDING_REQUEST"
+#: the start phases before the conversation's sandbox runs
+SANDBOX_PHASES = frozenset({"WORKING", "WAITING_FOR_SANDBOX"})
+#: why a start waits in the queue
+FULL = "Waiting for a free slot (max_concurrent reached)."
+SANDBOX_WAIT = (
+    "Waiting for the sandbox of the start before it: this server makes one at a time "
+    "(sandbox_starts)."
+)
 MAX_START_ATTEMPTS = 4
 
 
 class Launching(TrackerCore):
     """Starts conversations: the queue, start verification, start tasks and confirmed-mode tasks."""
 
-    def _capacity_left(self) -> bool:
+    def _waits_for(self) -> str | None:
+        """Why a new start may not be sent now (``None``: it may)."""
         limit = self.config.max_concurrent
-        if limit is None:
-            return True
-        busy = sum(1 for t in self.entries.values() if t.status in BUSY and t not in self.queue)
-        return busy + self._launching < limit
+        if limit is not None:
+            busy = sum(1 for t in self.entries.values() if t.status in BUSY and t not in self.queue)
+            if busy + self._launching >= limit:
+                return FULL
+        sandboxes = self.config.sandbox_starts
+        if sandboxes is not None:
+            making = sum(1 for t in self.entries.values() if self._making_sandbox(t))
+            if making + self._launching >= sandboxes:
+                return SANDBOX_WAIT
+        return None
+
+    def _capacity_left(self) -> bool:
+        return self._waits_for() is None
+
+    def _making_sandbox(self, tracked: Tracked) -> bool:
+        return (
+            tracked.status == st.STARTING
+            and tracked.conversation_id is None
+            and tracked.start_phase in SANDBOX_PHASES
+            and tracked not in self.queue
+        )
 
     def _renumber(self) -> None:
         for i, queued in enumerate(self.queue, 1):
@@ -51,8 +77,10 @@ class Launching(TrackerCore):
         refuses outright (bad input, auth); queues on the concurrency or rate limit; after an
         answer that leaves it unknown whether the start happened, checks before sending again."""
         with self._lock:
-            if self.queue or not self._capacity_left():
-                self._enqueue(tracked)
+            # behind others in the queue: waiting for what they wait for
+            why = (self.queue[-1].detail or FULL) if self.queue else self._waits_for()
+            if why is not None:
+                self._enqueue(tracked, reason=why)
                 return
             self._launching += 1
         try:
@@ -85,7 +113,7 @@ class Launching(TrackerCore):
     def _enqueue(self, tracked: Tracked, *, front: bool = False, reason: str | None = None) -> None:
         with self._lock:
             self._set_status(tracked, st.QUEUED)
-            tracked.detail = reason or "Waiting for a free slot (max_concurrent reached)."
+            tracked.detail = reason or FULL
             if front:
                 self.queue.appendleft(tracked)
             else:
@@ -218,9 +246,11 @@ class Launching(TrackerCore):
             else:
                 tracked.misses = 0
                 self._apply_start(tracked, task)
-            # someone watching wants to see the agent's first steps: keep asking every
-            # start_interval (one request covers every start task); else slow down
-            growth = 1.0 if tracked.watched else cfg.start_growth
+            # someone watching wants to see the agent's first steps, or a queued start waits
+            # for this one's sandbox: keep asking every start_interval (one request covers
+            # every start task); else slow down
+            waited_on = bool(self.queue) and self._making_sandbox(tracked)
+            growth = 1.0 if tracked.watched or waited_on else cfg.start_growth
             tracked.start_delay = min(tracked.start_delay * growth, cfg.s(cfg.start_max_interval))
             tracked.next_due = now + (tracked.start_delay if tracked.conversation_id is None else 0)
             self._publish(tracked)
@@ -230,15 +260,17 @@ class Launching(TrackerCore):
 
     def _apply_start(self, tracked: Tracked, task: StartTask) -> None:
         tracked.start_task_id = tracked.start_task_id or task.id
+        if tracked.start_phase in SANDBOX_PHASES and task.status not in SANDBOX_PHASES:
+            self._slot_freed = True  # its sandbox runs: the next start may make one
         tracked.start_phase = task.status
         if task.failed:
             self._set_status(tracked, st.ERROR)
             tracked.detail = task.detail or "The conversation failed to start."
-        elif task.ready and task.app_conversation_id:
-            tracked.conversation_id = task.app_conversation_id
-            tracked.start_phase = None
-            self._set_status(tracked, st.STARTING)
         else:
+            tracked.detail = None  # (what it waited for in the queue is over)
+            if task.ready and task.app_conversation_id:
+                tracked.conversation_id = task.app_conversation_id
+                tracked.start_phase = None
             self._set_status(tracked, st.STARTING)
         tracked.web_url = self._web_url(tracked)
 

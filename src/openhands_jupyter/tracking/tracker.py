@@ -102,6 +102,8 @@ class Tracker(Registry, Launching, Reconcile, Reading, LiveHosting, Policies, Co
             )
         if self.queue:
             due = min(due, self._queue_next_try if self.config.max_concurrent is None else now + 1)
+            if self._slot_freed:
+                due = now
         return due
 
     async def _tick(self, now: float) -> None:
