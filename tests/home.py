@@ -10,6 +10,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .support.real.tags import RUN
+
 #: files compared by content
 FILES = (".gitconfig", ".config/git/config", ".bash_history", ".python_history")
 #: folders compared by what is in them
@@ -50,8 +52,13 @@ def fingerprint(home: Path | None = None) -> dict[str, str]:
 
 
 #: what the agents' tools leave in the temporary folder when nothing says where (the file
-#: editor's history, the browser's downloads), and the real servers' own folders
-LITTER = ("oh_editor_history_", "browser-use-downloads-", "ohj-real-", "ohj-fake-llm-")
+#: editor's history, the browser's downloads), and this run's real servers' own folders
+LITTER = (
+    "oh_editor_history_",
+    "browser-use-downloads-",
+    f"ohj-real-{RUN}-",
+    f"ohj-fake-llm-{RUN}-",
+)
 
 
 def litter(servers: bool = True) -> set[str]:
@@ -61,7 +68,7 @@ def litter(servers: bool = True) -> set[str]:
         names = os.listdir(tempfile.gettempdir())
     except OSError:
         return set()
-    kinds = LITTER if servers else tuple(k for k in LITTER if k != "ohj-real-")
+    kinds = LITTER if servers else tuple(k for k in LITTER if not k.startswith("ohj-real-"))
     return {name for name in names if name.startswith(kinds)}
 
 

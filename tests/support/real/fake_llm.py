@@ -43,6 +43,8 @@ from starlette.routing import Route
 
 from openhands_jupyter.sim.server import _Served
 
+from .tags import run_tag
+
 #: the plan ``[llm:plan]`` writes, and its tasks' statuses the first time
 PLAN = ("Look around", "Report back")
 PLAN_START = ("in_progress", "todo")
@@ -67,7 +69,7 @@ HOME_COMMAND = (
 )
 #: where the scripted agent writes its files: a folder of this test process's own, removed
 #: when its session ends (``remove_files``)
-FILES = tempfile.mkdtemp(prefix="ohj-fake-llm-")
+FILES = tempfile.mkdtemp(prefix=f"ohj-fake-llm-{run_tag()}-")
 EDITED_PATH = f"{FILES}/edited-{uuid.uuid4().hex[:8]}.txt"
 REPORT_PATH = f"{FILES}/report-{uuid.uuid4().hex[:8]}.csv"
 REPORT_CSV = "name,score\nalpha,1\nbeta,2\n"

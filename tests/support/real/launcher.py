@@ -40,6 +40,7 @@ from typing import Any
 import httpx
 
 from .fake_llm import COST_PER_TOKEN, FakeLLM
+from .tags import run_tag
 
 V1_VERSION = "1.11.0"
 V0_VERSION = "1.6.0"
@@ -375,7 +376,7 @@ class RealServer:
         )
         if self.llm is None:
             self.llm = FakeLLM().start()
-        self.dir = Path(tempfile.mkdtemp(prefix="ohj-real-"))
+        self.dir = Path(tempfile.mkdtemp(prefix=f"ohj-real-{run_tag()}-"))
         mods = self.dir / "mods"
         mods.mkdir()
         (mods / "ohj_real_app.py").write_text(textwrap.dedent(_APP_MODULE))
