@@ -129,7 +129,8 @@ def test_soak_thousand_conversations_bounded_memory() -> None:
             sim.url,
             api_version="v1",
             progress=False,
-            tracker_config=_config(budget_per_minute=600, feed_size=feed_size),
+            # a thousand at once (no start waits for another's sandbox)
+            tracker_config=_config(budget_per_minute=600, feed_size=feed_size, sandbox_starts=None),
         ) as oh,
     ):
         base = _held()

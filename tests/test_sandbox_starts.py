@@ -58,3 +58,13 @@ def test_cloud_starts_do_not_wait_and_a_chosen_limit_is_kept() -> None:
     chosen = TrackerConfig(sandbox_starts=3)
     with OpenHands(key, CLOUD_URL, tracker_config=chosen, progress=False) as cloud:
         assert cloud.tracker.config.sandbox_starts == 3
+
+
+def test_a_start_that_waited_in_the_queue_keeps_the_settings(sim_client: SimClient) -> None:
+    _sim, oh = sim_client(config=fast_config(feed_size=5))
+    first, second = oh.start_many(["Count to 1", "Count to 2"])
+    for conv in (first, second):
+        conv.wait(timeout=60)
+    assert second.status == "finished"
+    # the one that waited holds no more of the feed than the one that did not
+    assert len(first.feed) == len(second.feed) == 5

@@ -222,6 +222,13 @@ class TrackerCore:
         if self._wake is not None:
             self._wake.set()
 
+    def _held_here(self, tracked: Tracked) -> None:
+        """What every conversation this tracker holds gets from its settings, whether it is
+        followed at once or queued first: its feed's length, its link and its start cadence."""
+        tracked.feed = deque(tracked.feed, maxlen=self.config.feed_size)
+        tracked.web_url = self._web_url(tracked)
+        tracked.start_delay = self.config.s(self.config.start_interval)
+
     def wake(self) -> None:
         """Let the loop look again now (nothing once the client is closed: a widget or a
         callback may still ask after it)."""

@@ -119,6 +119,7 @@ class Launching(TrackerCore):
             else:
                 self.queue.append(tracked)
             self._renumber()
+            self._held_here(tracked)
             self.entries[tracked.key] = tracked
             tracked.tracking = True
             if self._queue_next_try <= self._now():

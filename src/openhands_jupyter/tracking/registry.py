@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections import deque
 from collections.abc import Callable
 
 from ..api import status as st
@@ -18,11 +17,9 @@ class Registry(TrackerCore):
     def track(self, tracked: Tracked) -> None:
         """Follow a conversation (or a start task) until it ends."""
         with self._lock:
-            tracked.feed = deque(tracked.feed, maxlen=self.config.feed_size)
+            self._held_here(tracked)
             tracked.tracking = True
-            tracked.web_url = self._web_url(tracked)
             tracked.next_due = 0.0
-            tracked.start_delay = self.config.s(self.config.start_interval)
             if tracked.status in st.FINAL and tracked.conversation_id and not tracked.feed:
                 # attached after its end: read its last events for the feed and the answer, as
                 # after an end seen live (until the finish message shows, a few times at most)
